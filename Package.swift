@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Native dependencies come from Debian packages (see Deploy/setup.sh):
+// librdkafka-dev, libopenblas-dev, libpng-dev, libprotobuf-c-dev, protobuf-c-compiler.
+let package = Package(
+    name: "Segflow",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "segflow", targets: ["segflow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: one module map per C library.
+        .systemLibrary(name: "CRdKafka", path: "Shared/CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Shared/CPNG", pkgConfig: "libpng16",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
+                       providers: [.apt(["libprotobuf-c-dev"])]),
+
+        // Libraries.
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], path: "Shared/Tensor"),
+        .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
+        .target(name: "Imaging", dependencies: ["CPNG"], path: "Shared/Imaging"),
+        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
+
+        // Executables (thin).
+        .executableTarget(name: "segflow", dependencies: [
+            "ServiceKit", "Tensor", "Checkpoint", "Imaging",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Services/segflow"),
+
+        // Tests.
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensor"], path: "Tests/CheckpointTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

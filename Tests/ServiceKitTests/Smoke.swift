@@ -1,0 +1,2 @@
+import XCTest
+final class ServiceKitSmokeTests: XCTestCase { func testNothingYet() {} }

@@ -1,1 +1,130 @@
 import COpenBLAS
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Chooses the OpenBLAS compute core before any math runs.
+///
+/// Debian's OpenBLAS 0.3.21 is a DYNAMIC_ARCH build that picks its kernels from CPUID
+/// when the library loads. On CPUs newer than the library it can fail to recognise the
+/// model and fall back to a generic SSE3 core (Prescott), about 5× slower than the
+/// AVX-512 kernels the CPU supports. `OPENBLAS_CORETYPE` overrides the choice, but the
+/// library reads it in its load-time constructor, so setting it inside `main` is too
+/// late: the process must be re-executed with the variable set.
+///
+/// Rules (DESIGN.md, Numerics):
+/// - A value the user or the machine has set is never overridden.
+/// - We intervene only when the library reports a core without AVX2 kernels on a CPU
+///   that has AVX2 or AVX-512; a library that recognised the CPU keeps its own choice.
+/// - Re-execution happens at most once (guarded by `SEGFLOW_BLAS_DETECTED_CORE`).
+public enum BLASRuntime {
+    /// Environment variable OpenBLAS reads at load time.
+    public static let coreTypeVariable = "OPENBLAS_CORETYPE"
+    /// Set by Segflow on re-exec: the core the library had detected by itself.
+    public static let detectedCoreVariable = "SEGFLOW_BLAS_DETECTED_CORE"
+    /// Testing aid: pretend the library detected this core (lets tests exercise the
+    /// re-exec path on machines whose OpenBLAS recognises the CPU).
+    public static let pretendDetectedVariable = "SEGFLOW_BLAS_PRETEND_DETECTED_CORE"
+
+    /// OpenBLAS core names (dynamic.c `corename[]`) whose SGEMM kernels use AVX2/FMA or better.
+    static let avx2Cores: Set<String> = ["haswell", "zen", "excavator", "skylakex", "cooperlake", "sapphirerapids"]
+
+    public struct CPUFeatures: Sendable, Equatable {
+        public var avx2: Bool
+        public var fma: Bool
+        public var avx512: Bool   // F + CD + BW + DQ + VL, what OpenBLAS's SkylakeX kernels need
+
+        public init(avx2: Bool, fma: Bool, avx512: Bool) {
+            self.avx2 = avx2; self.fma = fma; self.avx512 = avx512
+        }
+
+        /// Parses the `flags` line of /proc/cpuinfo.
+        public init(cpuinfoFlags flags: Set<String>) {
+            avx2 = flags.contains("avx2")
+            fma = flags.contains("fma")
+            avx512 = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+        }
+
+        public static func current() -> CPUFeatures {
+            guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+                  let colon = line.firstIndex(of: ":") else {
+                return CPUFeatures(avx2: false, fma: false, avx512: false)
+            }
+            return CPUFeatures(cpuinfoFlags: Set(line[line.index(after: colon)...].split(separator: " ").map(String.init)))
+        }
+
+        /// The best OpenBLAS 0.3.21 core for these features, or nil if nothing beats generic.
+        public var preferredCore: String? {
+            if avx512 { return "SkylakeX" }
+            if avx2 && fma { return "Haswell" }
+            return nil
+        }
+    }
+
+    public enum Decision: Equatable, Sendable {
+        /// The user or machine set OPENBLAS_CORETYPE: respected as is.
+        case respectUserSetting(String)
+        /// Already re-executed once; never loop.
+        case alreadySelected(detected: String)
+        /// The library's own choice is good (or the CPU offers nothing better).
+        case keepLibraryChoice(String)
+        /// Re-execute with OPENBLAS_CORETYPE set to `core`.
+        case reexec(core: String, detected: String)
+    }
+
+    /// Pure decision function; see the type's documentation for the rules.
+    public static func decide(environment: [String: String], detectedCore: String, cpu: CPUFeatures) -> Decision {
+        if let set = environment[coreTypeVariable], !set.isEmpty {
+            if let detected = environment[detectedCoreVariable] { return .alreadySelected(detected: detected) }
+            return .respectUserSetting(set)
+        }
+        if let detected = environment[detectedCoreVariable] { return .alreadySelected(detected: detected) }
+        let detected = environment[pretendDetectedVariable] ?? detectedCore
+        guard !avx2Cores.contains(detected.lowercased()), let better = cpu.preferredCore else {
+            return .keepLibraryChoice(detected)
+        }
+        return .reexec(core: better, detected: detected)
+    }
+
+    /// The core the loaded library is running.
+    public static var loadedCoreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Call first thing in `main` of every executable. Either returns (the current core is
+    /// the one to use) or replaces the process with itself, `OPENBLAS_CORETYPE` set.
+    public static func selectCoreOrReexec() {
+        let env = ProcessInfo.processInfo.environment
+        let decision = decide(environment: env, detectedCore: loadedCoreName, cpu: .current())
+        guard case let .reexec(core, detected) = decision else { return }
+        setenv(coreTypeVariable, core, 1)
+        setenv(detectedCoreVariable, detected, 1)
+        fflush(nil)  // flush every C stream: nothing buffered may be lost by exec
+        // /proc/self/exe is the running binary even if argv[0] is relative or was renamed.
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // exec failed: carry on with the slow core rather than not at all, but say so.
+        let message = "segflow: warning: could not re-exec with \(coreTypeVariable)=\(core) (errno \(errno)); "
+            + "running on OpenBLAS core \(detected)\n"
+        FileHandle.standardError.write(message.data(using: .utf8)!)
+        unsetenv(coreTypeVariable)
+        unsetenv(detectedCoreVariable)
+    }
+
+    /// A one-line account of how the core was chosen, for diagnostics and benchmarks.
+    public static var selectionSummary: String {
+        let env = ProcessInfo.processInfo.environment
+        let core = loadedCoreName
+        if let detected = env[detectedCoreVariable] {
+            return "\(core) (selected by segflow: OpenBLAS detected \(detected), a generic core)"
+        }
+        if let set = env[coreTypeVariable], !set.isEmpty {
+            return "\(core) (\(coreTypeVariable)=\(set) set by the user or machine; respected)"
+        }
+        return "\(core) (detected by OpenBLAS)"
+    }
+}

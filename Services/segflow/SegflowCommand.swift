@@ -1,0 +1,13 @@
+import ArgumentParser
+
+struct SegflowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segflow",
+        abstract: "Promptable image segmentation (SAM, LiteMedSAM, MobileSAM, CLIPSeg) on CPU, served over Kafka.",
+        discussion: """
+            Run `segflow doctor` first on a new machine: it shows the OpenBLAS core in use, \
+            checks SGEMM against a reference and measures its speed.
+            """,
+        subcommands: [DoctorCommand.self]
+    )
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// What `segflow doctor` reports; Codable so tests and tooling read the JSON form.
+public struct DoctorReport: Codable, Sendable {
+    public var blasCore: String
+    public var blasSelection: String
+    public var detectedCoreBeforeSelection: String?
+    public var coreTypeEnvironment: String?
+    public var blasThreads: Int
+    public var cpuAVX2: Bool
+    public var cpuAVX512: Bool
+    public var sgemmGFLOPS: Double
+    public var gemmSize: Int
+    public var gemmChecks: [BLASDiagnostics.GEMMCheck]
+    public var gemmChecksPassed: Bool
+
+    public static func collect(gemmSize: Int) -> DoctorReport {
+        let env = ProcessInfo.processInfo.environment
+        let cpu = BLASRuntime.CPUFeatures.current()
+        let checks = BLASDiagnostics.verifyGEMM()
+        return DoctorReport(
+            blasCore: BLASRuntime.loadedCoreName,
+            blasSelection: BLASRuntime.selectionSummary,
+            detectedCoreBeforeSelection: env[BLASRuntime.detectedCoreVariable],
+            coreTypeEnvironment: env[BLASRuntime.coreTypeVariable],
+            blasThreads: BLASRuntime.threads,
+            cpuAVX2: cpu.avx2, cpuAVX512: cpu.avx512,
+            sgemmGFLOPS: BLASDiagnostics.measureGFLOPS(size: gemmSize),
+            gemmSize: gemmSize,
+            gemmChecks: checks,
+            gemmChecksPassed: checks.allSatisfy(\.passed))
+    }
+
+    public var text: String {
+        let worst = gemmChecks.map(\.relativeError).max() ?? 0
+        return """
+            OpenBLAS core:   \(blasSelection)
+            threads:         \(blasThreads)
+            CPU:             AVX2 \(cpuAVX2 ? "yes" : "no"), AVX-512 \(cpuAVX512 ? "yes" : "no")
+            SGEMM check:     \(gemmChecksPassed ? "ok" : "FAILED") (\(gemmChecks.count) cases, worst relative error \(String(format: "%.2e", worst)), tolerance \(String(format: "%.0e", BLASDiagnostics.gemmRelativeTolerance)))
+            SGEMM speed:     \(String(format: "%.1f", sgemmGFLOPS)) GFLOP/s (\(gemmSize)³, median of 5)
+            """
+    }
+}

@@ -1,0 +1,53 @@
+import COpenBLAS
+
+/// Diagnostics about the OpenBLAS library actually loaded in this process.
+///
+/// Benchmarks and service start-up logs print these so a slow run can be traced to the
+/// generic fallback core (Debian's OpenBLAS 0.3.21 does not know recent Intel CPUs).
+/// Choosing the core (OPENBLAS_CORETYPE) is done elsewhere, before the library loads.
+public enum BLASInfo {
+    /// The kernel family OpenBLAS selected, e.g. "Haswell", "SkylakeX", "Prescott".
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// Number of threads OpenBLAS uses for one BLAS call.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// The build configuration string (version, threading model, max threads).
+    public static var config: String {
+        guard let c = openblas_get_config() else { return "unknown" }
+        return String(cString: c)
+    }
+}
+
+/// Thin row-major wrapper over `cblas_sgemm`: C = alpha · op(A) · op(B) + beta · C.
+///
+/// `op(A)` is `m×k`, `op(B)` is `k×n`, C is `m×n`. Transposes are passed to BLAS as
+/// flags, never materialised. `lda/ldb/ldc` are row strides of the stored matrices.
+@inline(__always)
+func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+           alpha: Float = 1,
+           a: UnsafePointer<Float>, lda: Int,
+           b: UnsafePointer<Float>, ldb: Int,
+           beta: Float = 0,
+           c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        // BLAS handles k == 0 as C = beta·C, but some builds reject lda < 1; do it here.
+        for i in 0..<m {
+            let row = c + i * ldc
+            for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+        }
+        return
+    }
+    precondition(m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max),
+                 "gemm dimension exceeds 32-bit BLAS integer")
+    cblas_sgemm(CblasRowMajor,
+                transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k),
+                alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
+                beta, c, blasint(max(ldc, 1)))
+}

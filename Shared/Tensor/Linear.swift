@@ -1,0 +1,106 @@
+import COpenBLAS
+
+extension Ops {
+    /// `x · weightᵀ + bias` over the last axis, PyTorch `nn.Linear` layout.
+    ///
+    /// `x: [..., in]`, `weight: [out, in]`, `bias: [out]` → `[..., out]`. All leading
+    /// axes are folded into one GEMM (`M = prod(leading)`), and the weight transpose is a
+    /// BLAS flag, so this is exactly one `sgemm` call regardless of rank.
+    /// ref: torch.nn.functional.linear
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        precondition(x.rank >= 1 && weight.rank == 2 && x.shape.last == weight.shape[1],
+                     "linear: x \(x.shape) incompatible with weight \(weight.shape)")
+        let inF = weight.shape[1], outF = weight.shape[0]
+        let m = x.count / max(inF, 1)
+        if let bias { precondition(bias.shape == [outF], "linear: bias \(bias.shape), expected [\(outF)]") }
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outF
+        var out = Tensor(zeros: outShape)
+        out.data.withUnsafeMutableBufferPointer { o in
+            guard let op = o.baseAddress else { return }
+            var beta: Float = 0
+            if let bias {
+                // Pre-fill rows with the bias and accumulate with beta = 1: saves a pass.
+                bias.data.withUnsafeBufferPointer { b in
+                    for r in 0..<m { (op + r * outF).update(from: b.baseAddress!, count: outF) }
+                }
+                beta = 1
+            }
+            x.data.withUnsafeBufferPointer { xp in
+                weight.data.withUnsafeBufferPointer { wp in
+                    guard let xa = xp.baseAddress, let wa = wp.baseAddress else { return }
+                    sgemm(transA: false, transB: true, m: m, n: outF, k: inF,
+                          a: xa, lda: inF, b: wa, ldb: inF, beta: beta, c: op, ldc: outF)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Batched matrix product with NumPy broadcasting over the leading (batch) axes.
+    ///
+    /// `a: [..., M, K]` (or `[..., K, M]` with `transposeA`), `b: [..., K, N]` (or
+    /// `[..., N, K]` with `transposeB`) → `[broadcast(...), M, N]`, scaled by `alpha`.
+    /// Transposes go to BLAS as flags, so `q · kᵀ` never copies `k`.
+    /// When `b` has no batch axes and `a` is not transposed, all of `a`'s batch is folded
+    /// into the M dimension of a single GEMM (the common `activations · weight` case).
+    /// ref: torch.matmul (rank ≥ 2 operands)
+    public static func matmul(_ a: Tensor, _ b: Tensor,
+                              transposeA: Bool = false, transposeB: Bool = false,
+                              alpha: Float = 1) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank >= 2, got \(a.shape) and \(b.shape)")
+        let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let m = transposeA ? ac : ar, k = transposeA ? ar : ac
+        let kb = transposeB ? bc : br, n = transposeB ? br : bc
+        precondition(k == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let aBatch = Array(a.shape.dropLast(2)), bBatch = Array(b.shape.dropLast(2))
+        let batch = broadcastShape(aBatch, bBatch)
+        let nb = batch.reduce(1, *)
+        var out = Tensor(zeros: batch + [m, n])
+        let aOff = batchOffsets(aBatch, in: batch, matrixSize: ar * ac)
+        let bOff = batchOffsets(bBatch, in: batch, matrixSize: br * bc)
+        a.data.withUnsafeBufferPointer { ap in
+            b.data.withUnsafeBufferPointer { bp in
+                out.data.withUnsafeMutableBufferPointer { op in
+                    guard let aa = ap.baseAddress, let ba = bp.baseAddress, let oa = op.baseAddress else { return }
+                    if bBatch.isEmpty && !transposeA {
+                        sgemm(transA: false, transB: transposeB, m: nb * m, n: n, k: k, alpha: alpha,
+                              a: aa, lda: ac, b: ba, ldb: bc, c: oa, ldc: n)
+                        return
+                    }
+                    for i in 0..<nb {
+                        sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                              a: aa + aOff[i], lda: ac, b: ba + bOff[i], ldb: bc, c: oa + i * m * n, ldc: n)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Element offset of each broadcast batch index's matrix inside an operand whose own
+    /// batch shape is `own` (right-aligned against `full`, size-1 axes repeat).
+    static func batchOffsets(_ own: [Int], in full: [Int], matrixSize: Int) -> [Int] {
+        odometerOffsets(shape: full, strides: broadcastStrides(own, to: full).map { $0 * matrixSize })
+    }
+
+    /// `Σ idx[d]·strides[d]` for every multi-index of `shape`, in row-major order.
+    static func odometerOffsets(shape: [Int], strides: [Int]) -> [Int] {
+        let total = shape.reduce(1, *)
+        var offs = [Int](repeating: 0, count: total)
+        var idx = [Int](repeating: 0, count: shape.count)
+        var o = 0
+        for i in 0..<total {
+            offs[i] = o
+            var d = shape.count - 1
+            while d >= 0 {
+                idx[d] += 1; o += strides[d]
+                if idx[d] < shape[d] { break }
+                o -= strides[d] * shape[d]; idx[d] = 0
+                d -= 1
+            }
+        }
+        return offs
+    }
+}

@@ -27,11 +27,12 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS"], path: "Shared/Tensor"),
         .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
         .target(name: "Imaging", dependencies: ["CPNG"], path: "Shared/Imaging"),
+        .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
-            "ServiceKit", "Tensor", "Checkpoint", "Imaging",
+            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
 
@@ -41,6 +42,8 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensor"], path: "Tests/CheckpointTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+        .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -58,6 +58,9 @@ segflow_png_reader *segflow_png_reader_create(const uint8_t *data, size_t size) 
         return NULL;
     }
     png_set_read_fn(r->png, r, segflow_read);
+    // A bad CRC on an ancillary chunk is an error, not a skipped chunk: PIL
+    // refuses such files ("broken PNG file"), and so does the reference pipeline.
+    png_set_crc_action(r->png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     return r;
 }
 

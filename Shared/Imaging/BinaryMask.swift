@@ -26,6 +26,18 @@ public struct BinaryMask: Sendable, Equatable {
         self.init(uncheckedWidth: gray.width, height: gray.height, bits: gray.pixels.map { $0 > threshold ? 1 : 0 })
     }
 
+    /// Reads a mask PNG (any colour type) decoded as `PNG.decodeRGB`; a pixel is
+    /// foreground when it is not black. For gray and palette masks that equals
+    /// pycocotools/PIL usage `np.array(Image.open(f)) > 0`.
+    public init(png bytes: [UInt8], options: PNG.DecodeOptions = PNG.DecodeOptions()) throws(ImagingError) {
+        let rgb = try PNG.decodeRGB(bytes, options: options)
+        var bits = [UInt8](repeating: 0, count: rgb.width * rgb.height)
+        for p in bits.indices where rgb.pixels[p * 3] | rgb.pixels[p * 3 + 1] | rgb.pixels[p * 3 + 2] != 0 {
+            bits[p] = 1
+        }
+        self.init(uncheckedWidth: rgb.width, height: rgb.height, bits: bits)
+    }
+
     /// Thresholds logits (e.g. SAM's mask output, foreground where logit > 0).
     public init(width: Int, height: Int, logits: [Float], threshold: Float = 0) throws(ImagingError) {
         let expected = try checkedByteCount(width: width, height: height, channels: 1)

@@ -26,7 +26,9 @@ let package = Package(
         // Libraries.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], path: "Shared/Tensor"),
         .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
-        .target(name: "Imaging", dependencies: ["CPNG"], path: "Shared/Imaging"),
+        // C shim so libpng's setjmp/longjmp error path never crosses Swift frames.
+        .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
         .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
 
@@ -41,7 +43,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensor"], path: "Tests/CheckpointTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),

@@ -1,2 +1,0 @@
-import XCTest
-final class ImagingSmokeTests: XCTestCase { func testNothingYet() {} }

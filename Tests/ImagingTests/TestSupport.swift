@@ -1,0 +1,107 @@
+import Foundation
+import Imaging
+import XCTest
+
+/// Fixture access and small PNG-building helpers shared by the test files.
+enum Fixtures {
+    static func url(_ name: String) throws -> URL {
+        guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures") else {
+            throw XCTSkip("fixture \(name) missing from bundle") as Error
+        }
+        return url
+    }
+
+    static func bytes(_ name: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: url(name)))
+    }
+
+    struct PNGCase: Decodable {
+        let png: String
+        let rgb: String
+        let width: Int
+        let height: Int
+        let pil_mode: String
+    }
+
+    struct RLECase: Decodable {
+        let png: String
+        let height: Int
+        let width: Int
+        let counts: String
+        let uncompressed: [Int]
+        let area: Int
+        let bbox: [Int]
+    }
+
+    static func pngCases() throws -> [String: PNGCase] {
+        try JSONDecoder().decode([String: PNGCase].self, from: Data(contentsOf: url("png_cases.json")))
+    }
+
+    static func rleCases() throws -> [String: RLECase] {
+        try JSONDecoder().decode([String: RLECase].self, from: Data(contentsOf: url("rle_cases.json")))
+    }
+
+    /// Every fixture PNG, sorted by name so derived random tests are deterministic.
+    static func allPNGs() throws -> [(name: String, bytes: [UInt8])] {
+        try pngCases().keys.sorted().map { ($0, try bytes("\($0).png")) }
+    }
+}
+
+/// Builds PNG streams chunk by chunk, with correct CRCs, for hostile-input tests.
+enum PNGBuilder {
+    static let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes { c = crcTable[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        return c ^ 0xFFFF_FFFF
+    }
+
+    static func be32(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    }
+
+    static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(type.utf8) + data
+        return be32(UInt32(data.count)) + body + be32(crc32(body))
+    }
+
+    /// zlib.compress(bytes(16)) — a valid stream of 16 zero bytes.
+    static let tinyZlib: [UInt8] = [120, 156, 99, 96, 64, 5, 0, 0, 16, 0, 1]
+
+    /// Wraps raw scanlines in a zlib stream of one stored block (no compression),
+    /// so tests can state exact samples without a zlib dependency.
+    static func zlibStored(_ raw: [UInt8]) -> [UInt8] {
+        precondition(raw.count < 65536)
+        var a: UInt32 = 1, b: UInt32 = 0
+        for byte in raw { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
+        let len = UInt16(raw.count), nlen = ~len
+        return [0x78, 0x01, 0x01, UInt8(len & 0xFF), UInt8(len >> 8), UInt8(nlen & 0xFF), UInt8(nlen >> 8)]
+            + raw + PNGBuilder.be32(b << 16 | a)
+    }
+
+    static func png(width: UInt32, height: UInt32, bitDepth: UInt8 = 8, colorType: UInt8 = 2,
+                    idat: [UInt8] = tinyZlib) -> [UInt8] {
+        let ihdr = be32(width) + be32(height) + [bitDepth, colorType, 0, 0, 0]
+        return PNG.signature + chunk("IHDR", ihdr) + chunk("IDAT", idat) + chunk("IEND", [])
+    }
+}
+
+/// Asserts that `body` either succeeds or throws an `ImagingError` (any other
+/// error type fails the test; a crash fails the whole run).
+func assertSucceedsOrImagingError(_ label: @autoclosure () -> String, _ body: () throws -> Void,
+                                  file: StaticString = #filePath, line: UInt = #line) -> ImagingError? {
+    do {
+        try body()
+        return nil
+    } catch let error as ImagingError {
+        return error
+    } catch {
+        XCTFail("\(label()): unexpected error type \(type(of: error)): \(error)", file: file, line: line)
+        return nil
+    }
+}

@@ -25,6 +25,7 @@ postprocessing are exactly segment_anything's.
 """
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def tiny_vit_sam():
     img_size, patch, dim = 128, 16, 32
     enc = ImageEncoderViT(
         img_size=img_size, patch_size=patch, in_chans=3, embed_dim=48, depth=3, num_heads=3,
-        mlp_ratio=4.0, out_chans=dim, qkv_bias=True, norm_layer=torch.nn.LayerNorm,
+        mlp_ratio=4.0, out_chans=dim, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
         act_layer=torch.nn.GELU, use_abs_pos=True, use_rel_pos=True, rel_pos_zero_init=False,
         window_size=3, global_attn_indexes=(2,))
     pe = PromptEncoder(embed_dim=dim, image_embedding_size=(img_size // patch, img_size // patch),

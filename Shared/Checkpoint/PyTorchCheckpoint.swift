@@ -33,7 +33,7 @@ extension StateDict {
         let pickle = ByteReader(UnsafeRawBufferPointer(rebasing: bytes.buffer[pickleRange]),
                                 context: "pickle \(prefix)data.pkl", origin: pickleRange.lowerBound)
 
-        var unpickler = Unpickler(pickle) { (dtype, key, elementCount) throws(CheckpointError) -> StorageRef in
+        let entries = try Self.tensors(fromPickle: pickle) { (dtype, key, elementCount) throws(CheckpointError) -> StorageRef in
             let record = prefix + "data/" + key
             let range = try zip.dataRange(of: record)
             let (expected, overflow) = elementCount.multipliedReportingOverflow(by: dtype.byteSize)
@@ -43,6 +43,14 @@ extension StateDict {
             }
             return StorageRef(key: key, dtype: dtype, elementCount: elementCount, fileOffset: range.lowerBound)
         }
+        try self.init(format: .pytorch, entries: entries, metadata: [:], bytes: bytes)
+    }
+
+    /// Runs the restricted unpickler and turns every tensor it finds into a validated
+    /// layout. `resolveStorage` maps persistent ids to bytes of the file.
+    static func tensors(fromPickle pickle: ByteReader, resolveStorage: @escaping StorageResolver)
+        throws(CheckpointError) -> [(name: String, layout: TensorLayout)] {
+        var unpickler = Unpickler(pickle, resolveStorage: resolveStorage)
         let root = try unpickler.load()
 
         var found: [(name: String, ref: TensorRef)] = []
@@ -57,7 +65,7 @@ extension StateDict {
                 storageElements: t.storage.elementCount, storageByteOffset: t.storage.fileOffset)
             entries.append((name, layout))
         }
-        try self.init(format: .pytorch, entries: entries, metadata: [:], bytes: bytes)
+        return entries
     }
 
     /// Collects tensors from nested dicts/lists, joining keys with '.'; other values

@@ -79,8 +79,10 @@ public final class StateDict: Sendable {
         if lead.starts(with: [0x50, 0x4b, 0x03, 0x04]) || lead.starts(with: [0x50, 0x4b, 0x05, 0x06]) {
             return .pytorch
         }
-        if lead.first == 0x80 { throw .legacyPyTorchFormat }
+        // Checked before the pickle test: a 128…255-byte header length starts with 0x80 too.
         if lead.count > 8 && lead[8] == UInt8(ascii: "{") { return .safetensors }
+        // PROTO 2, then LONG1 of MAGIC_NUMBER 0x1950a86a20f9469cfc6c (or any protocol-2 pickle).
+        if lead.starts(with: [0x80, 0x02]) { throw .legacyPyTorchFormat }
         throw .unknownFormat(leadingBytes: lead)
     }
 

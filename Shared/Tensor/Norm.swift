@@ -2,8 +2,12 @@ import Foundation
 
 extension Ops {
     /// Layer normalisation over the last axis with optional affine `weight`/`bias` of
-    /// shape `[C]`. Two-pass (mean, then centred variance) so large-mean activations do
-    /// not lose precision the way `E[x²] − E[x]²` does. Biased variance, like torch.
+    /// shape `[C]`. Biased variance, like torch.
+    ///
+    /// Statistics and the normalisation itself run in Double: in Float32 the rounding of
+    /// the mean (½ulp of |mean|) is amplified by 1/std, so rows with a large mean and a
+    /// small spread (common after residual adds) lose digits. Double costs little here
+    /// because the op is memory-bound, and makes the result a few ulp from exact.
     /// ref: torch.nn.functional.layer_norm(normalized_shape=[C])
     public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) -> Tensor {
         let c = x.shape.last ?? 0
@@ -12,21 +16,24 @@ extension Ops {
         var out = x
         guard c > 0 else { return out }
         let rows = x.count / c
-        let w = weight?.data, b = bias?.data
+        let w = weight?.data ?? [Float](repeating: 1, count: c), b = bias?.data ?? [Float](repeating: 0, count: c)
+        let epsD = Double(eps)
         out.data.withUnsafeMutableBufferPointer { o in
             let box = SendablePointer(o.baseAddress!)
             parallelFor(rows, costPerItem: 4 * c) { r in
                 // Each iteration normalises its own row: disjoint writes.
                 let row = box.base + r * c
-                var s: Float = 0
-                for j in 0..<c { s += row[j] }
-                let mean = s / Float(c)
-                var v: Float = 0
-                for j in 0..<c { let d = row[j] - mean; v += d * d }
-                let inv = 1 / (v / Float(c) + eps).squareRoot()
-                for j in 0..<c { row[j] = (row[j] - mean) * inv }
-                if let w { w.withUnsafeBufferPointer { wp in for j in 0..<c { row[j] *= wp[j] } } }
-                if let b { b.withUnsafeBufferPointer { bp in for j in 0..<c { row[j] += bp[j] } } }
+                var s = 0.0
+                for j in 0..<c { s += Double(row[j]) }
+                let mean = s / Double(c)
+                var v = 0.0
+                for j in 0..<c { let d = Double(row[j]) - mean; v += d * d }
+                let inv = 1 / (v / Double(c) + epsD).squareRoot()
+                w.withUnsafeBufferPointer { wp in
+                    b.withUnsafeBufferPointer { bp in
+                        for j in 0..<c { row[j] = Float((Double(row[j]) - mean) * inv * Double(wp[j]) + Double(bp[j])) }
+                    }
+                }
             }
         }
         return out
@@ -34,7 +41,8 @@ extension Ops {
 
     /// SAM's channels-first LayerNorm2d: normalise each pixel of an NCHW tensor over C.
     /// Loops run over contiguous H·W planes (accumulating per-pixel sums across
-    /// channels) instead of striding through C for every pixel.
+    /// channels) instead of striding through C for every pixel. Statistics in Double
+    /// for the same reason as `layerNorm`.
     /// ref: segment_anything/modeling/common.py LayerNorm2d.forward
     public static func layerNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) -> Tensor {
         precondition(x.rank == 4, "layerNorm2d expects NCHW, got \(x.shape)")
@@ -42,7 +50,8 @@ extension Ops {
         precondition(weight.shape == [c] && bias.shape == [c], "layerNorm2d: weight \(weight.shape) bias \(bias.shape) for C=\(c)")
         var out = x
         guard hw > 0 && c > 0 else { return out }
-        var mean = [Float](repeating: 0, count: hw), inv = [Float](repeating: 0, count: hw)
+        var mean = [Double](repeating: 0, count: hw), inv = [Double](repeating: 0, count: hw)
+        let epsD = Double(eps), invC = 1 / Double(c)
         out.data.withUnsafeMutableBufferPointer { o in
             weight.data.withUnsafeBufferPointer { wp in
                 bias.data.withUnsafeBufferPointer { bp in
@@ -51,17 +60,16 @@ extension Ops {
                             for b in 0..<n {
                                 let img = o.baseAddress! + b * c * hw
                                 for p in 0..<hw { mu[p] = 0; iv[p] = 0 }
-                                for ch in 0..<c { let pl = img + ch * hw; for p in 0..<hw { mu[p] += pl[p] } }
-                                let invC = 1 / Float(c)
+                                for ch in 0..<c { let pl = img + ch * hw; for p in 0..<hw { mu[p] += Double(pl[p]) } }
                                 for p in 0..<hw { mu[p] *= invC }
                                 for ch in 0..<c {
                                     let pl = img + ch * hw
-                                    for p in 0..<hw { let d = pl[p] - mu[p]; iv[p] += d * d }
+                                    for p in 0..<hw { let d = Double(pl[p]) - mu[p]; iv[p] += d * d }
                                 }
-                                for p in 0..<hw { iv[p] = 1 / (iv[p] * invC + eps).squareRoot() }
+                                for p in 0..<hw { iv[p] = 1 / (iv[p] * invC + epsD).squareRoot() }
                                 for ch in 0..<c {
-                                    let pl = img + ch * hw, w = wp[ch], bb = bp[ch]
-                                    for p in 0..<hw { pl[p] = (pl[p] - mu[p]) * iv[p] * w + bb }
+                                    let pl = img + ch * hw, w = Double(wp[ch]), bb = Double(bp[ch])
+                                    for p in 0..<hw { pl[p] = Float((Double(pl[p]) - mu[p]) * iv[p] * w + bb) }
                                 }
                             }
                         }

@@ -1,2 +1,0 @@
-import XCTest
-final class CheckpointSmokeTests: XCTestCase { func testNothingYet() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class TensorSmokeTests: XCTestCase { func testNothingYet() {} }

@@ -321,3 +321,25 @@ public final class Sam: Sendable {
         return Ops.interpolateBilinear(x, size: Size2(emb.originalSize.height, emb.originalSize.width))
     }
 }
+
+extension SamPrediction {
+    /// Stability of mask `i`: IoU between the masks thresholded at +offset and -offset.
+    /// ref: segment_anything/utils/amg.py calculate_stability_score
+    public func stabilityScore(_ i: Int, offset: Float = 1.0) -> Float {
+        let n = logits.shape[1] * logits.shape[2]
+        var inter = 0, union = 0
+        logits.data.withUnsafeBufferPointer { p in
+            for j in (i * n)..<((i + 1) * n) {
+                let v = p[j]
+                if v > Sam.maskThreshold + offset { inter += 1 }
+                if v > Sam.maskThreshold - offset { union += 1 }
+            }
+        }
+        return union == 0 ? 0 : Float(inter) / Float(union)
+    }
+
+    /// Index of the mask with the highest predicted IoU.
+    public var bestMaskIndex: Int {
+        iouPredictions.indices.max(by: { iouPredictions[$0] < iouPredictions[$1] }) ?? 0
+    }
+}

@@ -105,20 +105,6 @@ extension Ops {
         return out
     }
 
-    /// Serial in-place softmax of contiguous rows (the caller has already split work).
-    @inline(__always)
-    static func softmaxRows(row0: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let row = row0 + r * cols
-            var m = -Float.infinity
-            for j in 0..<cols { m = max(m, row[j]) }
-            var s: Float = 0
-            for j in 0..<cols { let e = Foundation.exp(row[j] - m); row[j] = e; s += e }
-            let inv = 1 / s
-            for j in 0..<cols { row[j] *= inv }
-        }
-    }
-
     /// Relative-position embeddings for every (query, key) pair along one axis:
     /// `[qSize, kSize, C]` from a table `[L, C]`. If `L ≠ 2·max(q,k)−1` the table is first
     /// resized with 1-D linear interpolation (align_corners=False). When q and k sizes

@@ -109,6 +109,12 @@ final class KernelReferenceTests: XCTestCase {
         let extreme = Tensor(shape: [4], data: [-200, -90, 90, 200])
         XCTAssertEqual(Ops.sigmoid(extreme).data, [0, Float(Ref.sigmoid(extreme).data[1]), 1, 1])
         XCTAssertFalse(Ops.quickGELU(extreme).data.contains { $0.isNaN }, "quickGELU overflow produced NaN")
+        // Masking semantics: -inf logits get exactly 0; an all -inf row is NaN as in torch.
+        let masked = Ops.softmax(Tensor(shape: [2, 9], data: [0, -.infinity, 1, 2, -.infinity, 3, 4, 5, -.infinity]
+                                                         + [Float](repeating: -.infinity, count: 9)))
+        XCTAssertEqual([masked.data[1], masked.data[4], masked.data[8]], [0, 0, 0])
+        XCTAssertEqual(masked.data[0..<9].reduce(0, +), 1, accuracy: 1e-6)
+        XCTAssertTrue(masked.data[9...].allSatisfy(\.isNaN), "fully masked row must be NaN")
         for shape in [[1, 1], [7, 13], [3, 1, 64], [200, 300]] {
             let s = rng.tensor(shape, scale: 50) // large logits: naive exp would overflow
             assertClose(Ops.softmax(s), Ref.softmax(s), tol: Tol.softmaxRelTol, "softmax \(shape)")
@@ -240,6 +246,29 @@ final class KernelReferenceTests: XCTestCase {
             assertClose(Ops.mean(x, axis: axis - 3), Ref.sum(x, axis: axis, mean: true), tol: Tol.reductionRelTol, "mean \(axis)")
         }
         XCTAssertEqual(Ops.mean(x, axis: 1, keepDims: true).shape, [3, 1, 5])
+    }
+
+    /// The tiny shapes above stay under `Ops.parallelGrain`, so they only run the serial
+    /// paths; these medium shapes push every kernel that splits work across cores over
+    /// the threshold so the chunking/disjoint-write logic is checked too.
+    func testParallelPathsAtMediumSizes() {
+        let x = rng.tensor([1, 8, 33, 31]), w = rng.tensor([6, 8, 3, 3]), b = rng.tensor([6])
+        assertClose(Ops.conv2d(x, weight: w, bias: b, padding: 1), Ref.conv2d(x, w, b, stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1),
+                    tol: Tol.convRelTol, "conv2d parallel im2col")
+        let dw = rng.tensor([8, 1, 3, 3])
+        assertClose(Ops.conv2d(x, weight: dw, bias: nil, stride: 1, padding: 1, groups: 8),
+                    Ref.conv2d(x, dw, nil, stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 8), tol: Tol.convRelTol, "depthwise parallel")
+        let xt = rng.tensor([1, 8, 33, 31]), wt = rng.tensor([8, 16, 2, 2]), bt = rng.tensor([16])
+        assertClose(Ops.convTranspose2d(xt, weight: wt, bias: bt, stride: 2),
+                    Ref.convTranspose2d(xt, wt, bt, stride: (2, 2), padding: (0, 0), outputPadding: (0, 0), dilation: (1, 1), groups: 1),
+                    tol: Tol.convRelTol, "convTranspose2d parallel col2im")
+        let rows = rng.tensor([300, 64], scale: 2, offset: 3), g = rng.tensor([64]), be = rng.tensor([64])
+        assertClose(Ops.layerNorm(rows, weight: g, bias: be), Ref.layerNorm(rows, g, be, eps: 1e-5), tol: Tol.normRelTol, "layerNorm parallel")
+        let img = rng.tensor([1, 4, 96, 80])
+        assertClose(Ops.interpolateBilinear(img, size: [130, 120]), Ref.bilinear(img, size: (130, 120), alignCorners: false),
+                    tol: Tol.resizeRelTol, "bilinear parallel")
+        assertClose(Ops.interpolateBilinear(img, size: [30, 25], antialias: true), Ref.bilinearAntialias(img, size: (30, 25)),
+                    tol: Tol.resizeRelTol, "antialias parallel")
     }
 
     func testBLASInfo() {

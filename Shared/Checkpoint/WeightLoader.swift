@@ -26,6 +26,18 @@ public struct WeightLoader: Sendable {
         self.prefix = ""
     }
 
+    /// A loader with no checkpoint behind it: every request is answered with a
+    /// deterministic random tensor of the requested shape (uniform in ±1/√fan-in, seeded
+    /// by the name) and recorded. For benchmarking architectures whose weights are not
+    /// at hand and for listing the names and shapes a model asks for.
+    /// `zeros: true` skips the random fill (listing names and shapes of huge models).
+    public static func synthesizing(seed: UInt64 = 0, zeros: Bool = false) -> WeightLoader {
+        WeightLoader(store: Store(syntheticSeed: seed, zeros: zeros), prefix: "")
+    }
+
+    /// Names and shapes requested so far from a `synthesizing` loader, in request order.
+    public var synthesizedTensors: [(name: String, shape: [Int])] { store.synthesized() }
+
     private init(store: Store, prefix: String) {
         self.store = store
         self.prefix = prefix
@@ -55,6 +67,7 @@ public struct WeightLoader: Sendable {
     /// and records it as used.
     public func tensor(_ name: String, shape: [Int], dtype: DType? = nil) throws(CheckpointError) -> Tensor {
         let full = path(name)
+        if let seed = store.syntheticSeed { return store.synthesize(full, shape: shape, seed: seed) }
         guard let stored = store.stored(full), let info = store.stateDict.info(named: stored) else {
             throw .missingTensor(path: full, expectedShape: shape)
         }
@@ -70,6 +83,7 @@ public struct WeightLoader: Sendable {
     @discardableResult
     public func skip(_ name: String) -> Bool {
         let full = path(name)
+        if store.syntheticSeed != nil { return false }
         guard store.stored(full) != nil else { return false }
         store.markUsed(full)
         return true
@@ -89,8 +103,12 @@ public struct WeightLoader: Sendable {
     }
 
     private final class Store: @unchecked Sendable {
-        // @unchecked: `used` is only touched under `lock`; everything else is immutable.
+        // @unchecked: `used` and `synthesizedList` are only touched under `lock`;
+        // everything else is immutable.
         let stateDict: StateDict
+        let syntheticSeed: UInt64?
+        let syntheticZeros: Bool
+        private var synthesizedList: [(name: String, shape: [Int])] = []
         /// Logical (stripped) name → stored name, and logical names in checkpoint order.
         private let storedNames: [String: String]
         private let logicalOrder: [String]
@@ -109,6 +127,45 @@ public struct WeightLoader: Sendable {
             }
             storedNames = map
             logicalOrder = order
+            syntheticSeed = nil
+            syntheticZeros = false
+        }
+
+        init(syntheticSeed seed: UInt64, zeros: Bool) {
+            syntheticZeros = zeros
+            // An empty state dict: nothing is stored, so `finish()` has nothing to report.
+            stateDict = try! StateDict(bytes: SafeTensorsWriter.encode([]))
+            storedNames = [:]
+            logicalOrder = []
+            syntheticSeed = seed
+        }
+
+        func synthesize(_ name: String, shape: [Int], seed: UInt64) -> Tensor {
+            lock.lock()
+            synthesizedList.append((name, shape))
+            lock.unlock()
+            if syntheticZeros { return Tensor(zeros: shape) }
+            var state = seed ^ 0x9E37_79B9_7F4A_7C15
+            for b in name.utf8 { state = (state ^ UInt64(b)) &* 0x100_0000_01B3 }  // FNV-1a
+            let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : max(1, shape.first ?? 1)
+            let scale = 1 / Float(max(1, fanIn)).squareRoot()
+            let n = shape.reduce(1, *)
+            var data = [Float](repeating: 0, count: n)
+            for i in 0..<n {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                data[i] = (Float(z >> 40) / Float(1 << 24) * 2 - 1) * scale
+            }
+            return Tensor(shape: shape, data: data)
+        }
+
+        func synthesized() -> [(name: String, shape: [Int])] {
+            lock.lock()
+            defer { lock.unlock() }
+            return synthesizedList
         }
 
         func stored(_ logical: String) -> String? { storedNames[logical] }

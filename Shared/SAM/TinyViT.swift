@@ -71,6 +71,9 @@ public struct TinyViT: Sendable {
         neck1 = try LayerNorm2d(n.pp(1), channels: c.outChans)
         neck2 = try Conv2d(n.pp(2), in: c.outChans, out: c.outChans, kernel: 3, padding: 1, bias: false)
         neck3 = try LayerNorm2d(n.pp(3), channels: c.outChans)
+        // MobileSAM's TinyViT keeps its ImageNet classification head (num_classes=1000) in
+        // the checkpoint; SAM never runs it. ref: mobile_sam/modeling/tiny_vit_sam.py TinyViT
+        for name in ["norm_head.weight", "norm_head.bias", "head.weight", "head.bias"] { vb.skip(name) }
     }
 
     /// x: [B, 3, imgSize, imgSize] → [B, 256, 64, 64]

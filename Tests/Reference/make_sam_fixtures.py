@@ -13,6 +13,14 @@ Writes:
                                  masks for several prompt kinds through SamPredictor
   litemedsam_golden.safetensors  the real LiteMedSAM on chelsea.png and coffee.png
   cases.json                     the prompts and sizes each golden entry was made with
+  mobilesam_patch_embed.safetensors + mobilesam_golden.safetensors
+                                 MobileSAM (mobile_sam, from the PyPI wheel mobilesam-mirror) at
+                                 1024 input. No MobileSAM weights ship offline, but its TinyViT
+                                 differs from LiteMedSAM's only in the patch embedding (3x3
+                                 stride-2 convs instead of 1x1), so the test model is LiteMedSAM's
+                                 real weights plus small random patch-embedding convs (committed).
+  official_state_dicts.json      names and shapes of every tensor in the official SAM ViT-B/L/H
+                                 (segment_anything.sam_model_registry) and MobileSAM state dicts
 
 LiteMedSAM preprocessing (the contract Segflow implements, see Shared/SAM/Preprocess.swift):
 longest side to 256 with SAM's ResizeLongestSide (PIL BILINEAR on uint8, as SamPredictor
@@ -84,7 +92,7 @@ def set_litemedsam_normalisation(sam, image):
     return resized
 
 
-def run_cases(sam, image, cases, key, out, meta, litemedsam_norm=False):
+def run_cases(sam, image, cases, key, out, meta, litemedsam_norm=False, big=None):
     pred = SamPredictor(sam)
     with torch.no_grad():
         if litemedsam_norm:
@@ -93,7 +101,8 @@ def run_cases(sam, image, cases, key, out, meta, litemedsam_norm=False):
             resized = pred.transform.apply_image(image)
         pred.set_image(image)
         emb = pred.get_image_embedding()[0]
-        out[f"{key}.resized"] = torch.from_numpy(np.ascontiguousarray(resized))
+        if not big:  # 1024-side resizes are 2 MiB; PIL parity is covered by the others
+            out[f"{key}.resized"] = torch.from_numpy(np.ascontiguousarray(resized))
         if emb.shape[-1] >= 64:
             # 4 MiB of f32 is too much to commit; every 4th row and column still
             # covers all channels and every region of the image.
@@ -111,7 +120,7 @@ def run_cases(sam, image, cases, key, out, meta, litemedsam_norm=False):
                 mask_input = out[f"{key}.case{c['mask_input_from']}.low_res"][0:1].numpy()
             masks, iou, low = pred.predict(point_coords=pts, point_labels=lbl, box=box,
                                            mask_input=mask_input, multimask_output=c["multimask"])
-            if litemedsam_norm:
+            if litemedsam_norm or big:
                 # 256x256 logits per mask: keep every 2nd row/column (the fixture stays
                 # small); mask-input chaining is only used on the tiny model.
                 out[f"{key}.case{i}.low_res_sub2"] = torch.from_numpy(low[:, ::2, ::2]).contiguous()
@@ -122,6 +131,45 @@ def run_cases(sam, image, cases, key, out, meta, litemedsam_norm=False):
             case_meta.append(c)
         meta[key] = {"height": image.shape[0], "width": image.shape[1], "cases": case_meta,
                      "pixel_mean": sam.pixel_mean.flatten().tolist(), "pixel_std": sam.pixel_std.flatten().tolist()}
+
+
+def mobilesam_fixtures(litemedsam_path, meta):
+    from mobile_sam import build_sam_vit_t
+    state = torch.load(litemedsam_path, map_location="cpu", weights_only=True)
+    state = dict(state.get("model", state))
+    g = torch.Generator().manual_seed(3)
+    patch = {}
+    for name, shape in [("image_encoder.patch_embed.seq.0.c.weight", (32, 3, 3, 3)),
+                        ("image_encoder.patch_embed.seq.2.c.weight", (64, 32, 3, 3))]:
+        fan_in = shape[1] * 9
+        patch[name] = (torch.randn(shape, generator=g) / np.sqrt(fan_in)).contiguous()
+    state.update(patch)
+    save_file(patch, str(FIX / "mobilesam_patch_embed.safetensors"))
+    sam = build_sam_vit_t()
+    missing, unexpected = sam.load_state_dict(state, strict=False)
+    # The classification head (norm_head, head) of MobileSAM's TinyViT is unused by SAM.
+    assert all(k.startswith("image_encoder.norm_head") or k.startswith("image_encoder.head") for k in missing), missing
+    assert not unexpected, unexpected
+    sam.eval()
+    image = np.array(Image.open(FIX / "coffee.png").convert("RGB"))
+    out = {}
+    cases = [
+        {"box": [140.0, 20.0, 470.0, 300.0], "multimask": False},
+        {"points": [[300.0, 150.0], [50.0, 350.0]], "labels": [1, 0], "multimask": True},
+    ]
+    run_cases(sam, image, cases, "mobilesam", out, meta, litemedsam_norm=False, big=True)
+    save_file(out, str(FIX / "mobilesam_golden.safetensors"))
+
+
+def official_listing():
+    from mobile_sam import build_sam_vit_t
+    from segment_anything import sam_model_registry
+    listing = {}
+    for key, build in [("sam-vit-b", sam_model_registry["vit_b"]), ("sam-vit-l", sam_model_registry["vit_l"]),
+                       ("sam-vit-h", sam_model_registry["vit_h"]), ("mobilesam", build_sam_vit_t)]:
+        sd = build().state_dict()
+        listing[key] = [[k, list(v.shape)] for k, v in sd.items()]
+    (FIX / "official_state_dicts.json").write_text(json.dumps(listing) + "\n")
 
 
 def main():
@@ -166,6 +214,10 @@ def main():
             image = np.array(Image.open(FIX / f"{name}.png").convert("RGB"))
             run_cases(sam, image, cs, name, out, meta, litemedsam_norm=True)
         save_file(out, str(FIX / "litemedsam_golden.safetensors"))
+
+    if args.litemedsam:
+        mobilesam_fixtures(args.litemedsam, meta)
+        official_listing()
 
     (FIX / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
     for f in sorted(FIX.iterdir()):

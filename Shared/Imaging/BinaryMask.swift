@@ -27,8 +27,8 @@ public struct BinaryMask: Sendable, Equatable {
     }
 
     /// Reads a mask PNG (any colour type) decoded as `PNG.decodeRGB`; a pixel is
-    /// foreground when it is not black. For gray and palette masks that equals
-    /// pycocotools/PIL usage `np.array(Image.open(f)) > 0`.
+    /// foreground when it is not black. For gray mask PNGs (what `pngData()` and
+    /// most tools write) that equals the usual `np.array(Image.open(f)) > 0`.
     public init(png bytes: [UInt8], options: PNG.DecodeOptions = PNG.DecodeOptions()) throws(ImagingError) {
         let rgb = try PNG.decodeRGB(bytes, options: options)
         var bits = [UInt8](repeating: 0, count: rgb.width * rgb.height)

@@ -81,23 +81,31 @@ public struct COCORLE: Sendable, Equatable {
         stride(from: 1, to: counts.count, by: 2).reduce(0) { $0 + counts[$1] }
     }
 
-    /// pycocotools `toBbox` computed from the runs without decoding.
+    /// pycocotools `toBbox` computed from the runs without decoding. Same result
+    /// as maskApi.c `rleToBbox` for every RLE a mask can produce; written per
+    /// foreground run so that zero-length runs in a parsed RLE (which the C code
+    /// turns into unsigned wrap-around) contribute nothing instead.
     // ref: pycocotools/common/maskApi.c rleToBbox
     public var boundingBox: BoundingBox {
-        let m = (counts.count / 2) * 2
-        guard m > 0, height > 0 else { return BoundingBox(x: 0, y: 0, width: 0, height: 0) }
-        var xs = width, ys = height, xe = 0, ye = 0, cc = 0, xp = 0
-        for j in 0..<m {
-            cc += counts[j]
-            let t = cc - j % 2
-            let y = t % height, x = (t - y) / height
-            if j % 2 == 0 {
-                xp = x
-            } else if xp < x {
-                ys = 0; ye = height - 1
+        var xs = Int.max, ys = Int.max, xe = -1, ye = -1
+        var position = 0
+        for (j, c) in counts.enumerated() {
+            defer { position += c }
+            guard j % 2 == 1, c > 0, height > 0 else { continue }
+            let first = position, last = position + c - 1
+            let x0 = first / height, x1 = last / height
+            xs = min(xs, x0)
+            xe = max(xe, x1)
+            if x0 != x1 {
+                // The run wraps from the bottom of one column to the top of another.
+                ys = 0
+                ye = height - 1
+            } else {
+                ys = min(ys, first % height)
+                ye = max(ye, last % height)
             }
-            xs = min(xs, x); xe = max(xe, x); ys = min(ys, y); ye = max(ye, y)
         }
+        guard xe >= 0 else { return BoundingBox(x: 0, y: 0, width: 0, height: 0) }
         return BoundingBox(x: xs, y: ys, width: xe - xs + 1, height: ye - ys + 1)
     }
 

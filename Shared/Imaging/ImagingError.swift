@@ -38,7 +38,8 @@ public enum ImagingError: Error, Equatable, Sendable, CustomStringConvertible {
         case .corrupt(let message):
             return "PNG is corrupt: \(message)"
         case .tooManyPixels(let w, let h, let limit):
-            return "PNG declares \(w)x\(h) = \(w * h) pixels, above the limit of \(limit)"
+            let (pixels, overflow) = w.multipliedReportingOverflow(by: h)
+            return "PNG declares \(w)x\(h) = \(overflow ? "more than \(Int.max)" : String(pixels)) pixels, above the limit of \(limit)"
         case .invalidDimensions(let w, let h):
             return "invalid image dimensions \(w)x\(h)"
         case .bufferSizeMismatch(let expected, let actual):

@@ -6,8 +6,8 @@ import Foundation
 public enum PNG {
     /// Default pixel-count limit: 64 Mi pixels (8192 × 8192). SAM resizes every
     /// input to a 1024-pixel long side, so bigger inputs buy nothing, while one
-    /// such RGB8 buffer already costs 192 MiB (384 MiB for the 16-bit
-    /// intermediate). A few hundred bytes of PNG can declare 100000 × 100000;
+    /// such RGB8 result already costs 192 MiB, plus up to 512 MiB of raw rows
+    /// while decoding an RGBA16 file. A few hundred bytes of PNG can declare 100000 × 100000;
     /// the limit is checked against the IHDR before any image-sized allocation.
     public static let defaultMaxPixels = 64 * 1024 * 1024
 

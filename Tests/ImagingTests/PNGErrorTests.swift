@@ -173,3 +173,25 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Image data that is well-framed (valid chunks, valid zlib) but the wrong length.
+final class PNGImageDataLengthTests: XCTestCase {
+    private let row: [UInt8] = [0, 7, 8, 9, 10] // filter 0 + 4 gray pixels
+
+    /// Fewer scanlines than the IHDR promises: rejected (PIL: "image file is truncated").
+    func testTooLittleImageDataIsAnError() {
+        let png = PNGBuilder.png(width: 4, height: 4, bitDepth: 8, colorType: 0,
+                                 idat: PNGBuilder.zlibStored(row + row + [0, 5]))
+        XCTAssertThrowsError(try PNG.decodeRGB(png)) {
+            guard case .corrupt(let message) = $0 as? ImagingError else { return XCTFail("\($0)") }
+            XCTAssertFalse(message.isEmpty)
+        }
+    }
+
+    /// Extra bytes after the last scanline are ignored, as PIL ignores them.
+    func testExtraImageDataIsIgnored() throws {
+        let png = PNGBuilder.png(width: 4, height: 2, bitDepth: 8, colorType: 0,
+                                 idat: PNGBuilder.zlibStored(row + row + [0, 1, 2, 3]))
+        XCTAssertEqual(try PNG.decodeRGB(png).pixels, [7, 8, 9, 10, 7, 8, 9, 10].flatMap { [$0, $0, $0] })
+    }
+}

@@ -53,25 +53,31 @@ final class RLETests: XCTestCase {
         XCTAssertEqual(COCORLE(mask: first).counts, [0, 1, 1])
     }
 
-    func testMalformedStringsAreRejected() {
-        let bad: [(String, Int, Int)] = [
-            ("0", 2, 2),            // sums to 0, not 4
-            ("4?", 2, 2),           // '?' has the continuation bit and then the string ends
-            ("4 ", 2, 2),           // space is outside '0'...'o'
-            ("4p", 2, 2),           // 'p' is 112, outside the alphabet
-            ("4é", 2, 2),           // non-ASCII
-            ("o", 2, 2),            // negative count (-1)
-            (String(repeating: "o", count: 20) + "0", 2, 2), // value longer than 60 bits
+    func testMalformedStringsAreRejected() throws {
+        let bad: [(string: String, reason: String)] = [
+            ("0", "sum to 0"),                  // one run of 0, not 2×2 = 4
+            ("3", "sum to 3"),
+            ("4P", "ends inside"),              // 'P' (32) has the continuation bit, then the string ends
+            ("4 ", "outside"),                  // space is below '0'
+            ("4p", "outside"),                  // 'p' (112) is above 'o'
+            ("4é", "outside"),                  // non-ASCII
+            ("@", "negative"),                  // 16: sign bit (0x10) set, no continuation → -16
+            (String(repeating: "o", count: 20) + "0", "too long"), // more than 60 bits
         ]
-        for (string, h, w) in bad {
-            XCTAssertThrowsError(try COCORLE(height: h, width: w, compressedCounts: string), string) {
+        for (string, expected) in bad {
+            XCTAssertThrowsError(try COCORLE(height: 2, width: 2, compressedCounts: string), string) {
                 guard case .invalidRLE(let reason) = $0 as? ImagingError else { return XCTFail("\($0)") }
-                XCTAssertFalse(reason.isEmpty)
+                XCTAssertTrue(reason.contains(expected), "\(string): \(reason)")
             }
         }
         XCTAssertThrowsError(try COCORLE(height: 2, width: 2, counts: [1, -1, 4]))
         XCTAssertThrowsError(try COCORLE(height: 2, width: 2, counts: [1, Int.max, Int.max]))
         XCTAssertThrowsError(try COCORLE(height: 0, width: 0, counts: []).decode())
+        // Zero-length runs are legal in parsed RLEs and add nothing to area or box.
+        let sparse = try COCORLE(height: 2, width: 2, counts: [0, 0, 3, 1])
+        XCTAssertEqual(sparse.area, 1)
+        XCTAssertEqual(sparse.boundingBox, BoundingBox(x: 1, y: 1, width: 1, height: 1))
+        XCTAssertEqual(try sparse.decode().boundingBox, sparse.boundingBox)
     }
 
     /// Seeded garbage strings: parse either succeeds (and then decodes consistently) or throws invalidRLE.

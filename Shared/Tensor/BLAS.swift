@@ -1,4 +1,24 @@
 import COpenBLAS
+import Dispatch
+import Synchronization
+
+/// Process-wide GEMM accounting for benchmarks: floating-point operations issued to BLAS
+/// and wall time spent inside it. Two relaxed atomic adds per call; negligible next to
+/// any GEMM worth calling BLAS for.
+public enum GEMMStats {
+    static let flopCounter = Atomic<Int>(0)
+    static let nanosCounter = Atomic<Int>(0)
+
+    /// 2·m·n·k summed over all SGEMM calls since the last `reset()`.
+    public static var flops: Int { flopCounter.load(ordering: .relaxed) }
+    /// Nanoseconds spent inside SGEMM since the last `reset()` (summed over threads).
+    public static var nanoseconds: Int { nanosCounter.load(ordering: .relaxed) }
+
+    public static func reset() {
+        flopCounter.store(0, ordering: .relaxed)
+        nanosCounter.store(0, ordering: .relaxed)
+    }
+}
 
 /// Diagnostics about the OpenBLAS library actually loaded in this process.
 ///
@@ -44,6 +64,11 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
     }
     precondition(m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max),
                  "gemm dimension exceeds 32-bit BLAS integer")
+    let start = DispatchTime.now().uptimeNanoseconds
+    defer {
+        GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
+        GEMMStats.nanosCounter.add(Int(DispatchTime.now().uptimeNanoseconds - start), ordering: .relaxed)
+    }
     cblas_sgemm(CblasRowMajor,
                 transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans,

@@ -62,7 +62,16 @@ struct TensorLayout: Sendable {
                             byteOffset: storageByteOffset + storageOffset * dtype.byteSize, elementCount: count)
     }
 
-    var isContiguous: Bool { strides == Tensor.strides(of: shape) || elementCount <= 1 }
+    /// Row-major dense, ignoring the strides of size-1 dimensions (torch keeps arbitrary
+    /// values there, e.g. after `unsqueeze` or `permute`).
+    var isContiguous: Bool {
+        var expected = 1
+        for (size, stride) in zip(shape, strides).reversed() where size != 1 {
+            if stride != expected { return false }
+            expected *= size
+        }
+        return true
+    }
 
     /// Converts the view to a dense row-major Float32 tensor.
     func materialize(from file: UnsafeRawBufferPointer) -> Tensor {

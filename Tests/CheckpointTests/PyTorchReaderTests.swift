@@ -45,6 +45,8 @@ final class PyTorchReaderTests: XCTestCase {
         XCTAssertEqual(try sd.tensor(named: "col3").data, (0 ..< 4).map { base[$0, 3] })
         XCTAssertEqual(try sd.tensor(named: "strided").data, [base[1, 0], base[1, 2], base[1, 4], base[3, 0], base[3, 2], base[3, 4]])
         XCTAssertEqual(try sd.tensor(named: "expanded").data, [1.5, 1.5, 1.5, -0.5, -0.5, -0.5])
+        XCTAssertEqual(try sd.tensor(named: "unit_dims").data, (0 ..< 6).map { base[1, $0] })
+        XCTAssertEqual(try sd.tensor(named: "permuted").data, [0, 1, 2, 3, 4, 5])
     }
 
     func testNestedCheckpointSkipsNonTensorValues() throws {

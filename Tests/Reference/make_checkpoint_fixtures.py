@@ -99,6 +99,8 @@ def make_views():
     sd["expanded"] = torch.tensor([1.5, -0.5]).view(2, 1).expand(2, 3)  # stride 0
     h = torch.linspace(-1, 1, 10, dtype=torch.float32).to(torch.float16)
     sd["half_view"] = h.view(2, 5).t()[1:]  # f16, non-contiguous with offset
+    sd["unit_dims"] = base[1:2, :].unsqueeze(2)       # shape (1, 6, 1), dense
+    sd["permuted"] = torch.arange(6.0).reshape(2, 3, 1).permute(2, 0, 1)  # (1, 2, 3), strides (1, 3, 1)
     torch.save(sd, OUT / "views.pth")
 
 

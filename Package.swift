@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
         .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
-        .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor"], path: "Shared/Pipeline"),
+        .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
 
         // Executables (thin).

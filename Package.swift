@@ -48,6 +48,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
     ],
     swiftLanguageModes: [.v6]

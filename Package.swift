@@ -31,6 +31,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
         .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
+        .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor"], path: "Shared/Serving"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
 
         // Executables (thin).
@@ -49,6 +50,7 @@ let package = Package(
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,51 @@
+import SAM
+
+/// Byte-bounded LRU of image embeddings, keyed by image id. A decoder keeps one for the
+/// partitions it owns so that every prompt after the first reuses the encoder's work.
+public struct EmbeddingCache: Sendable {
+    public let capacityBytes: Int
+    public private(set) var usedBytes = 0
+    private var entries: [String: (embedding: ImageEmbedding, bytes: Int, tick: UInt64)] = [:]
+    private var tick: UInt64 = 0
+    public private(set) var evictions = 0
+
+    public init(capacityBytes: Int) {
+        precondition(capacityBytes > 0, "cache capacity must be positive")
+        self.capacityBytes = capacityBytes
+    }
+
+    public var count: Int { entries.count }
+
+    static func size(_ e: ImageEmbedding) -> Int { e.embedding.count * MemoryLayout<Float>.size }
+
+    /// Inserts (or replaces) and evicts least-recently-used entries beyond the budget. An
+    /// embedding larger than the whole budget is still kept alone: dropping it would turn
+    /// every prompt for it into a miss.
+    public mutating func insert(_ e: ImageEmbedding, imageID: String) {
+        remove(imageID)
+        tick += 1
+        let bytes = Self.size(e)
+        entries[imageID] = (e, bytes, tick)
+        usedBytes += bytes
+        while usedBytes > capacityBytes, entries.count > 1,
+              let victim = entries.filter({ $0.key != imageID }).min(by: { $0.value.tick < $1.value.tick })?.key {
+            remove(victim)
+            evictions += 1
+        }
+    }
+
+    /// The embedding for `imageID`, marking it most recently used.
+    public mutating func get(_ imageID: String) -> ImageEmbedding? {
+        guard var entry = entries[imageID] else { return nil }
+        tick += 1
+        entry.tick = tick
+        entries[imageID] = entry
+        return entry.embedding
+    }
+
+    public func contains(_ imageID: String) -> Bool { entries[imageID] != nil }
+
+    public mutating func remove(_ imageID: String) {
+        if let old = entries.removeValue(forKey: imageID) { usedBytes -= old.bytes }
+    }
+}

@@ -31,6 +31,10 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
         .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
+        // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
+        .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
+        // The only code that touches librdkafka and protobuf-c pointers.
+        .target(name: "Messaging", dependencies: ["CRdKafka", "CProtobufC", "CSegflowProto"], path: "Shared/Messaging"),
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
@@ -48,6 +52,7 @@ let package = Package(
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),
     ],
     swiftLanguageModes: [.v6]
 )

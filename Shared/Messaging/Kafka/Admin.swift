@@ -73,8 +73,11 @@ public final class Admin: TopicProvisioner {
         if eventErr != RD_KAFKA_RESP_ERR_NO_ERROR {
             var error = KafkaError(eventErr, "CreateTopics \(specs.map(\.name))")
             if let text = rd_kafka_event_error_string(event) { error.message += " (\(String(cString: text)))" }
-            if eventErr == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE {
-                error.message += "; librdkafka's mock cluster has no CreateTopics: use EmbeddedBroker.createTopics"
+            if eventErr == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE || eventErr == RD_KAFKA_RESP_ERR__TIMED_OUT {
+                // The mock cluster neither implements CreateTopics nor reports a
+                // controller, so librdkafka waits for one until the timeout.
+                // ref: rdkafka_mock.h, rd_kafka_mock_topic_create() remark
+                error.message += "; if this is librdkafka's mock cluster (EmbeddedBroker), it has no CreateTopics API: use EmbeddedBroker.createTopics"
             }
             throw error
         }

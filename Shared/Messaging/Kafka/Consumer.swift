@@ -182,7 +182,7 @@ final class ConsumerCore: @unchecked Sendable {
             if !hasRoom { continue }
 
             guard let raw = rd_kafka_consumer_poll(rk, 100) else { continue }
-            let outcome = Self.convert(raw.pointee)
+            let outcome = Self.convert(raw)
             rd_kafka_message_destroy(raw)
             switch outcome {
             case .message(let message):
@@ -257,7 +257,11 @@ final class ConsumerCore: @unchecked Sendable {
         case ignored
     }
 
-    private static func convert(_ m: rd_kafka_message_t) -> PollOutcome {
+    /// Copies a polled message into Swift values. Takes the pointer, not a copy of the
+    /// struct: rd_kafka_message_headers/_timestamp find librdkafka's private message
+    /// around the public struct (rd_kafka_message2msg), so a copy would be read as garbage.
+    private static func convert(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> PollOutcome {
+        let m = pointer.pointee
         let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return .ignored }
@@ -273,9 +277,8 @@ final class ConsumerCore: @unchecked Sendable {
         } ?? []
         let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         var headers: [KafkaHeader] = []
-        var message = m
         var hdrs: OpaquePointer?
-        if rd_kafka_message_headers(&message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+        if rd_kafka_message_headers(pointer, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
             var index = 0
             while true {
                 var name: UnsafePointer<CChar>?
@@ -289,7 +292,7 @@ final class ConsumerCore: @unchecked Sendable {
             }
         }
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let timestamp = rd_kafka_message_timestamp(&message, &timestampType)
+        let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
         return .message(ConsumedMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
                                         headers: headers,
                                         timestampMs: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))

@@ -33,6 +33,10 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor"], path: "Shared/Serving"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
+        // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
+        .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
+        // The only code that touches librdkafka and protobuf-c pointers.
+        .target(name: "Messaging", dependencies: ["CRdKafka", "CProtobufC", "CSegflowProto"], path: "Shared/Messaging"),
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
@@ -52,6 +56,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),
     ],
     swiftLanguageModes: [.v6]
 )

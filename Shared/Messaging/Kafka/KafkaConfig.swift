@@ -1,0 +1,166 @@
+/// Settings shared by every client. Renders to librdkafka properties.
+///
+/// Typed fields cover what Segflow tunes; `properties` passes anything else straight to
+/// librdkafka (names as in CONFIGURATION.md, e.g. "security.protocol") and wins over the
+/// typed fields when both set the same name.
+/// ref: https://github.com/confluentinc/librdkafka/blob/v2.0.2/CONFIGURATION.md
+public struct KafkaClientConfig: Sendable, Hashable {
+    /// "host:port" entries (bootstrap.servers).
+    public var bootstrapServers: [String]
+    public var clientID: String
+    /// Raw librdkafka properties, applied last.
+    public var properties: [String: String]
+
+    public init(bootstrapServers: [String], clientID: String = "segflow", properties: [String: String] = [:]) {
+        self.bootstrapServers = bootstrapServers
+        self.clientID = clientID
+        self.properties = properties
+    }
+
+    /// Convenience for a comma-separated list such as EmbeddedBroker.bootstrapServers.
+    public init(bootstrapServers: String, clientID: String = "segflow", properties: [String: String] = [:]) {
+        self.init(bootstrapServers: bootstrapServers.split(separator: ",").map(String.init),
+                  clientID: clientID, properties: properties)
+    }
+
+    func render() -> [String: String] {
+        ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID]
+    }
+}
+
+public struct ProducerConfig: Sendable, Hashable {
+    public var client: KafkaClientConfig
+    /// Idempotence gives per-partition ordering and no duplicates from internal retries
+    /// (it implies acks=all and bounded in-flight requests).
+    /// ref: CONFIGURATION.md, enable.idempotence
+    public var enableIdempotence: Bool
+    /// Batching delay; small because requests are latency sensitive.
+    public var lingerMs: Int
+    /// How long librdkafka keeps retrying one message before failing its delivery.
+    public var messageTimeoutMs: Int
+    /// Client-side cap on one record (message.max.bytes); nil keeps librdkafka's default
+    /// (1,000,000), which matches a stock broker. Embeddings are chunked to fit under it.
+    public var messageMaxBytes: Int?
+    /// e.g. "lz4", "zstd"; nil = none.
+    public var compression: String?
+    /// Raw librdkafka properties, applied last.
+    public var properties: [String: String]
+
+    public init(client: KafkaClientConfig, enableIdempotence: Bool = true, lingerMs: Int = 5,
+                messageTimeoutMs: Int = 30_000, messageMaxBytes: Int? = nil, compression: String? = nil,
+                properties: [String: String] = [:]) {
+        self.client = client
+        self.enableIdempotence = enableIdempotence
+        self.lingerMs = lingerMs
+        self.messageTimeoutMs = messageTimeoutMs
+        self.messageMaxBytes = messageMaxBytes
+        self.compression = compression
+        self.properties = properties
+    }
+
+    /// Every librdkafka property this configuration sets.
+    public func librdkafkaProperties() -> [String: String] {
+        var p = client.render()
+        p["enable.idempotence"] = enableIdempotence ? "true" : "false"
+        p["linger.ms"] = String(lingerMs)
+        p["message.timeout.ms"] = String(messageTimeoutMs)
+        if let messageMaxBytes { p["message.max.bytes"] = String(messageMaxBytes) }
+        if let compression { p["compression.codec"] = compression }
+        p.merge(client.properties) { $1 }
+        p.merge(properties) { $1 }
+        return p
+    }
+}
+
+public struct ConsumerConfig: Sendable, Hashable {
+    public enum OffsetReset: String, Sendable, Hashable {
+        case earliest, latest
+    }
+
+    public var client: KafkaClientConfig
+    public var groupID: String
+    /// Where a group without a committed offset starts. Earliest, so nothing produced
+    /// before the first decoder joined is skipped.
+    public var autoOffsetReset: OffsetReset
+    public var sessionTimeoutMs: Int
+    /// Longest time between two `next()` calls before the member is evicted; must
+    /// exceed the slowest processing of one message (a ViT-H encode on CPU).
+    public var maxPollIntervalMs: Int
+    public var fetchMaxBytes: Int?
+    public var maxPartitionFetchBytes: Int?
+    /// Messages fetched ahead of the application. librdkafka already prefetches per
+    /// partition, so this only needs to hide one hand-off; keep it small so a
+    /// rebalance finds few stale messages in our buffer.
+    public var prefetchCount: Int
+    /// Raw librdkafka properties, applied last (except enable.auto.commit and
+    /// enable.auto.offset.store, which Consumer forces to false: committing happens
+    /// only through `Consumer.commit`, after processing — the at-least-once rule).
+    public var properties: [String: String]
+
+    public init(client: KafkaClientConfig, groupID: String, autoOffsetReset: OffsetReset = .earliest,
+                sessionTimeoutMs: Int = 10_000, maxPollIntervalMs: Int = 300_000,
+                fetchMaxBytes: Int? = nil, maxPartitionFetchBytes: Int? = nil, prefetchCount: Int = 2,
+                properties: [String: String] = [:]) {
+        self.client = client
+        self.groupID = groupID
+        self.autoOffsetReset = autoOffsetReset
+        self.sessionTimeoutMs = sessionTimeoutMs
+        self.maxPollIntervalMs = maxPollIntervalMs
+        self.fetchMaxBytes = fetchMaxBytes
+        self.maxPartitionFetchBytes = maxPartitionFetchBytes
+        self.prefetchCount = prefetchCount
+        self.properties = properties
+    }
+
+    public func librdkafkaProperties() -> [String: String] {
+        var p = client.render()
+        p["group.id"] = groupID
+        p["auto.offset.reset"] = autoOffsetReset.rawValue
+        p["session.timeout.ms"] = String(sessionTimeoutMs)
+        p["max.poll.interval.ms"] = String(maxPollIntervalMs)
+        if let fetchMaxBytes { p["fetch.max.bytes"] = String(fetchMaxBytes) }
+        if let maxPartitionFetchBytes { p["max.partition.fetch.bytes"] = String(maxPartitionFetchBytes) }
+        p["enable.partition.eof"] = "false"
+        p.merge(client.properties) { $1 }
+        p.merge(properties) { $1 }
+        // ref: CONFIGURATION.md — with both false, offsets move only via rd_kafka_commit().
+        p["enable.auto.commit"] = "false"
+        p["enable.auto.offset.store"] = "false"
+        return p
+    }
+}
+
+/// A topic to create: partition count, replication and per-topic configuration such as
+/// "retention.ms" or "max.message.bytes".
+public struct TopicSpec: Sendable, Hashable {
+    public var name: String
+    public var partitions: Int
+    public var replicationFactor: Int
+    public var config: [String: String]
+
+    public init(name: String, partitions: Int, replicationFactor: Int = 1, config: [String: String] = [:]) {
+        self.name = name
+        self.partitions = partitions
+        self.replicationFactor = replicationFactor
+        self.config = config
+    }
+}
+
+/// Segflow's topic names (DESIGN.md data flow).
+public enum SegflowTopics {
+    public static let images = "segflow.images"
+    public static let embeddings = "segflow.embeddings"
+    public static let prompts = "segflow.prompts"
+    public static let text = "segflow.text"
+    public static let masks = "segflow.masks"
+    public static let deadLetter = "segflow.dead-letter"
+
+    /// All topics with one partition count. embeddings and prompts MUST share it: both
+    /// are keyed by image id, so equal counts put both halves of the join on the same
+    /// partition number, which the range assignor gives to the same decoder.
+    public static func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
+        [images, embeddings, prompts, text, masks, deadLetter].map {
+            TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor)
+        }
+    }
+}

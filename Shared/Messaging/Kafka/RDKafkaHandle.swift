@@ -1,0 +1,97 @@
+import CRdKafka
+import Foundation
+
+/// Owns one `rd_kafka_t`.
+///
+/// `@unchecked Sendable` because the only stored state is the C handle, and librdkafka
+/// documents its handle API as thread-safe ("librdkafka is thread-safe", INTRODUCTION.md
+/// §Threads and callbacks); the few calls that are not (closing, destroying) are made
+/// by exactly one owner, as the types using this class document. Same approach as
+/// swift-kafka-client's RDKafkaClient.
+final class RDKafkaHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    /// - Parameters:
+    ///   - configure: called with the `rd_kafka_conf_t` after the properties are set,
+    ///     to install callbacks.
+    init(type: rd_kafka_type_t, properties: [String: String],
+         configure: (OpaquePointer) -> Void = { _ in }) throws {
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(code: .invalidArgument, message: "rd_kafka_conf_new failed")
+        }
+        var errstr = [CChar](repeating: 0, count: 512)
+        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
+            let result = rd_kafka_conf_set(conf, name, value, &errstr, errstr.count)
+            if result != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(code: .invalidArgument,
+                                 message: "librdkafka property '\(name)' = '\(value)': \(cString(errstr))")
+            }
+        }
+        configure(conf)
+        // rd_kafka_new takes ownership of conf only on success.
+        guard let handle = rd_kafka_new(type, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(code: .invalidArgument, message: "rd_kafka_new: \(cString(errstr))")
+        }
+        pointer = handle
+    }
+
+    deinit {
+        rd_kafka_destroy(pointer)
+    }
+
+    /// The instance's fatal error, if one was raised (e.g. idempotence violated).
+    func fatalError() -> KafkaError? {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let err = rd_kafka_fatal_error(pointer, &errstr, errstr.count)
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR { return nil }
+        return KafkaError(code: KafkaError.Code(err), message: "fatal: \(cString(errstr))", isFatal: true)
+    }
+}
+
+/// A value behind a lock.
+///
+/// `@unchecked Sendable` because every access goes through `withLock`; this is what
+/// `Synchronization.Mutex` provides, which is not available on the macOS 13 deployment
+/// target declared in Package.swift.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// Runs a blocking librdkafka call (metadata, mock cluster start) on its own thread so
+/// it never occupies one of the few cooperative-pool threads (2 on the build machines).
+func runOnDedicatedThread<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+        let thread = Thread {
+            continuation.resume(with: Result { try body() })
+        }
+        thread.name = name
+        thread.start()
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Int {
+    let (seconds, attoseconds) = duration.components
+    let ms = seconds.multipliedReportingOverflow(by: 1000)
+    if ms.overflow { return seconds < 0 ? Int.min : Int.max }
+    return Int(ms.partialValue + attoseconds / 1_000_000_000_000_000)
+}
+
+func nowMilliseconds() -> Int64 {
+    Int64((Date().timeIntervalSince1970 * 1000).rounded())
+}
+
+/// Text from a C error buffer filled by librdkafka (NUL-terminated within the array).
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,185 @@
+import CProtobufC
+import CSegflowProto
+
+/// prompt-decoder → `segflow.masks` or the prompt's reply topic.
+/// Exactly one of: `masks` non-empty, or `error` present (checked on decode).
+public struct MaskResult: Sendable, Hashable {
+    public struct BoundingBox: Sendable, Hashable {
+        public var x: UInt32
+        public var y: UInt32
+        public var w: UInt32
+        public var h: UInt32
+        public init(x: UInt32, y: UInt32, w: UInt32, h: UInt32) {
+            self.x = x
+            self.y = y
+            self.w = w
+            self.h = h
+        }
+    }
+
+    public struct Mask: Sendable, Hashable {
+        public enum Encoding: Sendable, Hashable {
+            /// COCO compressed RLE counts string.
+            case rle(counts: String, height: UInt32, width: UInt32)
+            case png([UInt8])
+        }
+
+        public var encoding: Encoding
+        public var predictedIoU: Float
+        public var stabilityScore: Float
+        public var bbox: BoundingBox
+        public var area: UInt64
+        public var lowResLogits: FloatTensor?
+
+        public init(encoding: Encoding, predictedIoU: Float, stabilityScore: Float, bbox: BoundingBox,
+                    area: UInt64, lowResLogits: FloatTensor? = nil) {
+            self.encoding = encoding
+            self.predictedIoU = predictedIoU
+            self.stabilityScore = stabilityScore
+            self.bbox = bbox
+            self.area = area
+            self.lowResLogits = lowResLogits
+        }
+    }
+
+    public struct Timings: Sendable, Hashable {
+        public var queueMs: Double
+        public var decodeMs: Double
+        public var totalMs: Double
+        public init(queueMs: Double = 0, decodeMs: Double = 0, totalMs: Double = 0) {
+            self.queueMs = queueMs
+            self.decodeMs = decodeMs
+            self.totalMs = totalMs
+        }
+    }
+
+    /// The error a requester sees; `code` is stable, `message` is for humans.
+    public struct Failure: Sendable, Hashable {
+        public var code: ErrorCode
+        public var message: String
+        public init(code: ErrorCode, message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    public var requestID: String
+    public var imageID: String
+    public var masks: [Mask]
+    public var timings: Timings
+    public var error: Failure?
+    public var model: String
+    public var frame: VideoFrame?
+
+    public init(requestID: String, imageID: String, masks: [Mask] = [], timings: Timings = Timings(),
+                error: Failure? = nil, model: String = "", frame: VideoFrame? = nil) {
+        self.requestID = requestID
+        self.imageID = imageID
+        self.masks = masks
+        self.timings = timings
+        self.error = error
+        self.model = model
+        self.frame = frame
+    }
+
+    public func encode() -> [UInt8] {
+        let arena = CArena()
+        let m = arena.message(segflow__v1__mask_result__init)
+        m.pointee.request_id = arena.string(requestID)
+        m.pointee.image_id = arena.string(imageID)
+        let cMasks: [UnsafeMutablePointer<Segflow__V1__Mask>?] = masks.map { mask in
+            let c = arena.message(segflow__v1__mask__init)
+            switch mask.encoding {
+            case let .rle(counts, height, width):
+                let rle = arena.message(segflow__v1__rle__init)
+                rle.pointee.counts = arena.string(counts)
+                rle.pointee.height = height
+                rle.pointee.width = width
+                c.pointee.encoding_case = SEGFLOW__V1__MASK__ENCODING_RLE
+                c.pointee.rle = rle
+            case let .png(bytes):
+                c.pointee.encoding_case = SEGFLOW__V1__MASK__ENCODING_PNG
+                c.pointee.png = arena.bytes(bytes)
+            }
+            c.pointee.predicted_iou = mask.predictedIoU
+            c.pointee.stability_score = mask.stabilityScore
+            let bbox = arena.message(segflow__v1__bounding_box__init)
+            bbox.pointee.x = mask.bbox.x
+            bbox.pointee.y = mask.bbox.y
+            bbox.pointee.w = mask.bbox.w
+            bbox.pointee.h = mask.bbox.h
+            c.pointee.bbox = bbox
+            c.pointee.area = mask.area
+            c.pointee.low_res_logits = mask.lowResLogits?.c(arena)
+            return c
+        }
+        m.pointee.n_masks = cMasks.count
+        m.pointee.masks = arena.array(cMasks)
+        let timingsC = arena.message(segflow__v1__timings__init)
+        timingsC.pointee.queue_ms = timings.queueMs
+        timingsC.pointee.decode_ms = timings.decodeMs
+        timingsC.pointee.total_ms = timings.totalMs
+        m.pointee.timings = timingsC
+        if let error {
+            let e = arena.message(segflow__v1__error__init)
+            e.pointee.code = error.code.c
+            e.pointee.message = arena.string(error.message)
+            m.pointee.error = e
+        }
+        m.pointee.model = arena.string(model)
+        m.pointee.frame = frame?.c(arena)
+        return packMessage(m, size: segflow__v1__mask_result__get_packed_size,
+                           pack: segflow__v1__mask_result__pack)
+    }
+
+    public init(bytes: [UInt8]) throws {
+        let reader = FieldReader(message: "MaskResult")
+        self = try unpackMessage(bytes, name: reader.message, unpack: segflow__v1__mask_result__unpack,
+                                 free: segflow__v1__mask_result__free_unpacked) { m in
+            let masks = try reader.messages(m.masks, m.n_masks, "masks").enumerated().map { index, c -> Mask in
+                let encoding: Mask.Encoding
+                switch c.encoding_case {
+                case SEGFLOW__V1__MASK__ENCODING_RLE:
+                    guard let rle = c.rle?.pointee else { throw MessagingError.missingField(message: reader.message, field: "masks[\(index)].rle") }
+                    if rle.height == 0 || rle.width == 0 {
+                        throw reader.invalid("masks[\(index)].rle.height×width", "\(rle.height)×\(rle.width)",
+                                             "dimensions must be positive", code: .shapeMismatch)
+                    }
+                    encoding = .rle(counts: try reader.requiredString(rle.counts, "masks[\(index)].rle.counts"),
+                                    height: rle.height, width: rle.width)
+                case SEGFLOW__V1__MASK__ENCODING_PNG:
+                    let png = reader.bytes(c.png)
+                    if png.isEmpty { throw MessagingError.missingField(message: reader.message, field: "masks[\(index)].png") }
+                    encoding = .png(png)
+                default:
+                    throw MessagingError.missingField(message: reader.message, field: "masks[\(index)].encoding (rle or png)")
+                }
+                let box = c.bbox?.pointee
+                return Mask(encoding: encoding, predictedIoU: c.predicted_iou, stabilityScore: c.stability_score,
+                            bbox: BoundingBox(x: box?.x ?? 0, y: box?.y ?? 0, w: box?.w ?? 0, h: box?.h ?? 0),
+                            area: c.area,
+                            lowResLogits: try FloatTensor.read(c.low_res_logits, reader, field: "masks[\(index)].low_res_logits"))
+            }
+            var failure: Failure?
+            if let e = m.error?.pointee {
+                let code = ErrorCode(c: e.code)
+                if code == .unspecified {
+                    throw reader.invalid("error.code", code, "an error result needs a code", code: .invalidProtobuf)
+                }
+                failure = Failure(code: code, message: try reader.string(e.message, "error.message"))
+            }
+            if (failure == nil) == masks.isEmpty {
+                throw reader.invalid("masks", "\(masks.count) masks, error \(failure.map { "\($0.code)" } ?? "absent")",
+                                     "a result carries either masks or an error", code: .invalidProtobuf)
+            }
+            let t = m.timings?.pointee
+            return MaskResult(requestID: try reader.requiredString(m.request_id, "request_id"),
+                              imageID: try reader.string(m.image_id, "image_id"),
+                              masks: masks,
+                              timings: Timings(queueMs: t?.queue_ms ?? 0, decodeMs: t?.decode_ms ?? 0, totalMs: t?.total_ms ?? 0),
+                              error: failure,
+                              model: try reader.string(m.model, "model"),
+                              frame: try VideoFrame.read(m.frame, reader, field: "frame"))
+        }
+    }
+}

@@ -1,14 +1,23 @@
 import ArgumentParser
 import Foundation
 import Imaging
+import Logging
+import Messaging
 import Pipeline
 import SAM
+import Tensor
+import Serving
 
 struct SegmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
         abstract: "Segment an image from point and box prompts.",
         discussion: """
+            By default the request goes through Kafka: with no --brokers an embedded broker \
+            (librdkafka's mock cluster on loopback) is started with one image-encoder and one \
+            prompt-decoder, the same code a cluster runs; with --brokers the running services \
+            answer. --in-process skips Kafka.
+
             Coordinates are pixels of the original image. Each --box is one prompt (carrying \
             all --point values); with no box, the points form one prompt. --out gets the union \
             of each prompt's best mask (0/255 PNG); --json gets every mask as COCO RLE with its \
@@ -32,6 +41,11 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "Overlay PNG (image with masks blended) to write.") var overlay: String?
     @Option(help: "Result JSON to write (COCO RLE masks, scores, timings).") var json: String?
     @Option(help: "Write the first prompt's best low-res logits (raw float32) for use as --mask-input.") var saveLogits: String?
+    @Option(help: "Kafka bootstrap servers of running services (default: $SEGFLOW_BROKERS, else an embedded broker).")
+    var brokers: String?
+    @Flag(help: "Run the model in this process without Kafka.") var inProcess = false
+    @Option(help: "Seconds to wait for the result over Kafka.") var timeout = 300
+    @Flag(help: "Log service activity to stderr.") var verbose = false
 
     func validate() throws {
         if out == nil && overlay == nil && json == nil && saveLogits == nil {
@@ -42,36 +56,89 @@ struct SegmentCommand: AsyncParsableCommand {
     func run() async throws {
         let kind = try ModelStore.kind(named: model)
         var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
-        let img = try PNG.decodeRGB(contentsOfFile: image)
+        let pngBytes = try readFile(image)
+        let img = try PNG.decodeRGB(pngBytes)
+        let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
+        var logger = Logger(label: "segflow")
+        logger.logLevel = verbose ? .info : .warning
+
         let t0 = InProcessSegmenter.now()
-        let sam = try ModelStore.load(kind, checkpoint: checkpoint)
+        // Only needed here when this process runs the model (in-process or embedded).
+        let sam: Sam? = (inProcess || brokers == nil) ? try ModelStore.load(kind, checkpoint: checkpoint) : nil
         let loadMs = InProcessSegmenter.now() - t0
+        let maskSide = 4 * (sam?.promptEncoder.imageEmbeddingSize ?? 64)
+        var maskInputTensor: Tensor?
         if let maskInput {
-            let logits = try InProcessSegmenter.readLogits(path: maskInput, side: sam.promptEncoder.imageEmbeddingSize * 4)
-            for i in prompts.indices { prompts[i].maskInput = logits }
+            maskInputTensor = try InProcessSegmenter.readLogits(path: maskInput, side: maskSide)
+            for i in prompts.indices { prompts[i].maskInput = maskInputTensor }
         }
-        let emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
-        let t1 = InProcessSegmenter.now()
-        let preds = try sam.predict(emb, prompts)
-        let t2 = InProcessSegmenter.now()
-        let result = try SegmentationResult(model: kind, width: img.width, height: img.height, prompts: prompts,
-                                            predictions: preds,
-                                            timingsMs: ["load": loadMs, "encode": t1 - t0 - loadMs, "decode": t2 - t1])
+
+        let result: SegmentationResult
+        var firstLowRes: [Float]?
+        if inProcess, let sam {
+            let t1 = InProcessSegmenter.now()
+            let emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
+            let t2 = InProcessSegmenter.now()
+            let preds = try sam.predict(emb, prompts)
+            let t3 = InProcessSegmenter.now()
+            result = try SegmentationResult(model: kind, width: img.width, height: img.height, prompts: prompts, predictions: preds,
+                                            timingsMs: ["load": loadMs, "encode": t2 - t1, "decode": t3 - t2])
+            if let first = preds.first {
+                let side = first.lowResLogits.shape[1], best = first.bestMaskIndex
+                firstLowRes = Array(first.lowResLogits.data[(best * side * side)..<((best + 1) * side * side)])
+            }
+        } else {
+            var stack: EmbeddedStack?
+            let client: KafkaClientConfig
+            if let brokers {
+                client = KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli")
+            } else {
+                FileHandle.standardError.write("segflow: starting embedded broker, image-encoder and prompt-decoder…\n".data(using: .utf8)!)
+                stack = try await EmbeddedStack.start(sam: sam!, logger: logger)
+                client = stack!.client
+            }
+            let request = PromptRequest(
+                requestID: "prm-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
+                points: prompts.first?.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) } ?? [],
+                boxes: prompts.compactMap { $0.box.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) } },
+                maskInput: maskInputTensor.map { FloatTensor(shape: [1, UInt32(maskSide), UInt32(maskSide)], values: $0.data) },
+                multimask: multimask, model: kind.rawValue, returnLowResLogits: saveLogits != nil)
+            let t1 = InProcessSegmenter.now()
+            let outcome: Result<MaskResult, Error>
+            do {
+                outcome = .success(try await SegflowClient(client: client, logger: logger)
+                    .segment(image: .png(pngBytes), prompts: request, timeout: .seconds(timeout)))
+            } catch { outcome = .failure(error) }
+            await stack?.stop()
+            let maskResult = try outcome.get()
+            let t2 = InProcessSegmenter.now()
+            result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
+                                            timingsMs: ["load": loadMs, "round_trip": t2 - t1,
+                                                        "decode": maskResult.timings.decodeMs])
+            if let first = result.prompts.first, maskResult.masks.indices.contains(first.best) {
+                firstLowRes = maskResult.masks[first.best].lowResLogits?.values
+            }
+        }
         try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: json)
-        if let saveLogits, let first = preds.first {
-            let side = first.lowResLogits.shape[1]
-            let best = first.bestMaskIndex
-            let slice = Array(first.lowResLogits.data[(best * side * side)..<((best + 1) * side * side)])
-            try InProcessSegmenter.writeLogits(.init(shape: [side, side], data: slice), path: saveLogits)
+        if let saveLogits, let firstLowRes {
+            try InProcessSegmenter.writeLogits(.init(shape: [firstLowRes.count], data: firstLowRes), path: saveLogits)
         }
         for (i, p) in result.prompts.enumerated() {
             let scores = p.masks.map { String(format: "iou %.3f stability %.3f area %d", $0.predictedIoU, $0.stabilityScore, $0.area) }
             print("prompt \(i): " + scores.enumerated().map { "\($0.offset == p.best ? "*" : " ")[\($0.offset)] \($0.element)" }.joined(separator: "  "))
         }
-        print(String(format: "model %@  load %.0f ms  encode %.0f ms  decode %.1f ms", kind.rawValue,
-                     result.timingsMs["load"]!, result.timingsMs["encode"]!, result.timingsMs["decode"]!))
+        let timings = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
+        print("model \(kind.rawValue) via \(inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"): "
+              + timings.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }
         }
+    }
+
+    func readFile(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PipelineError.unreadableFile(path: path, reason: "no such file or not readable")
+        }
+        return [UInt8](data)
     }
 }

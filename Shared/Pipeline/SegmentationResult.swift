@@ -16,11 +16,17 @@ public struct SegmentationResult: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case predictedIoU = "predicted_iou", stabilityScore = "stability_score", area, bbox, segmentation
         }
+
+        public init(predictedIoU: Float, stabilityScore: Float, area: Int, bbox: [Int], segmentation: RLE) {
+            self.predictedIoU = predictedIoU; self.stabilityScore = stabilityScore; self.area = area
+            self.bbox = bbox; self.segmentation = segmentation
+        }
     }
 
     public struct RLE: Codable, Sendable, Equatable {
         public var size: [Int]
         public var counts: String
+        public init(size: [Int], counts: String) { self.size = size; self.counts = counts }
     }
 
     public struct PromptResult: Codable, Sendable, Equatable {
@@ -29,6 +35,10 @@ public struct SegmentationResult: Codable, Sendable, Equatable {
         public var masks: [Mask]
         /// Index into `masks` of the highest predicted IoU (the one in the mask PNG).
         public var best: Int
+
+        public init(points: [[Float]], box: [Float]?, masks: [Mask], best: Int) {
+            self.points = points; self.box = box; self.masks = masks; self.best = best
+        }
     }
 
     public var model: String

@@ -53,3 +53,17 @@ final class PendingPromptsTests: XCTestCase {
         XCTAssertTrue(p.isEmpty)
     }
 }
+
+final class OffsetTrackerTests: XCTestCase {
+    func testNeverCommitsPastAnUnansweredRecord() {
+        var t = OffsetTracker()
+        for o in Int64(5)...8 { t.begin(o) }
+        XCTAssertNil(t.finish(6))        // 5 still in flight
+        XCTAssertNil(t.finish(8))
+        XCTAssertEqual(t.finish(5), 7)   // 7 still in flight
+        XCTAssertEqual(t.finish(7), 9)
+        XCTAssertEqual(t.pendingCount, 0)
+        t.begin(9)
+        XCTAssertEqual(t.finish(9), 10)
+    }
+}

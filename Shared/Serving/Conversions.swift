@@ -1,0 +1,112 @@
+import Foundation
+import Imaging
+import Messaging
+import SAM
+import Tensor
+
+/// Wire ↔ model conversions. Errors carry the stable wire code for the requester.
+public struct ServingError: Error, Sendable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+    public init(_ code: ErrorCode, _ message: String) { self.code = code; self.message = message }
+    public var description: String { "\(code): \(message)" }
+}
+
+public enum Conversions {
+    /// SAM embedding → wire message (f16 halves the bytes on the wire; see DESIGN.md).
+    public static func wire(_ e: SAM.ImageEmbedding, requestID: String, imageID: String, dtype: Messaging.DType,
+                            encoderMs: Double, frame: VideoFrame?, createdAtMs: Int64) -> Messaging.ImageEmbedding {
+        let n = e.embedding.count
+        var data: [UInt8]
+        switch dtype {
+        case .f16:
+            var halves = [UInt16](repeating: 0, count: n)
+            e.embedding.data.withUnsafeBufferPointer { p in for i in 0..<n { halves[i] = Float16(p[i]).bitPattern.littleEndian } }
+            data = halves.withUnsafeBytes { Array($0) }
+        default:
+            data = e.embedding.data.withUnsafeBytes { Array($0) }
+        }
+        return Messaging.ImageEmbedding(
+            requestID: requestID, imageID: imageID, model: e.model.rawValue,
+            originalHeight: UInt32(e.originalSize.height), originalWidth: UInt32(e.originalSize.width),
+            inputHeight: UInt32(e.inputSize.height), inputWidth: UInt32(e.inputSize.width),
+            dtype: dtype == .f16 ? .f16 : .f32, shape: e.embedding.shape.dropFirst().map { UInt32($0) }, data: data,
+            encoderMs: encoderMs, frame: frame, createdAtMs: createdAtMs)
+    }
+
+    /// Wire message (complete) → SAM embedding, validated against the model it claims.
+    public static func model(_ w: Messaging.ImageEmbedding) throws(ServingError) -> SAM.ImageEmbedding {
+        guard let kind = SamModelKind(rawValue: w.model) else { throw ServingError(.unknownModel, "embedding for unknown model '\(w.model)'") }
+        let shape = [1] + w.shape.map { Int($0) }
+        let n = shape.reduce(1, *)
+        let width = w.dtype == .f16 ? 2 : 4
+        guard w.shape.count == 3, n > 0, w.data.count == n * width else {
+            throw ServingError(.shapeMismatch, "embedding \(w.imageID): shape \(w.shape) needs \(n * width) bytes, got \(w.data.count)")
+        }
+        guard w.originalHeight > 0, w.originalWidth > 0, w.inputHeight > 0, w.inputWidth > 0 else {
+            throw ServingError(.invalidEmbedding, "embedding \(w.imageID): zero image size")
+        }
+        var values = [Float](repeating: 0, count: n)
+        w.data.withUnsafeBytes { raw in
+            if width == 4 {
+                values.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
+            } else {
+                for i in 0..<n {
+                    let bits = UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8
+                    values[i] = Float(Float16(bitPattern: bits))
+                }
+            }
+        }
+        return SAM.ImageEmbedding(model: kind, embedding: Tensor(shape: shape, data: values),
+                                  originalSize: (Int(w.originalHeight), Int(w.originalWidth)),
+                                  inputSize: (Int(w.inputHeight), Int(w.inputWidth)))
+    }
+
+    /// One SAM prompt per box (each carrying all points); with no box, one prompt of the
+    /// points — the same rule as the command line (PromptParsing.prompts).
+    public static func prompts(_ r: PromptRequest, maskSide: Int) throws(ServingError) -> [SamPrompt] {
+        let points = r.points.map { SamPrompt.Point(x: $0.x, y: $0.y, label: Int($0.label)) }
+        var mask: Tensor?
+        if let m = r.maskInput {
+            let values = m.values
+            guard values.count == maskSide * maskSide, m.data.count == values.count * 4 else {
+                throw ServingError(.shapeMismatch, "mask_input has shape \(m.shape) (\(m.data.count) bytes); expected [1, \(maskSide), \(maskSide)] float32")
+            }
+            guard values.allSatisfy(\.isFinite) else { throw ServingError(.invalidPrompt, "mask_input contains NaN or infinity") }
+            mask = Tensor(shape: [1, 1, maskSide, maskSide], data: values)
+        }
+        if r.boxes.isEmpty {
+            guard !points.isEmpty else { throw ServingError(.invalidPrompt, "prompt \(r.requestID) has no points and no boxes") }
+            return [SamPrompt(points: points, maskInput: mask, multimask: r.multimask)]
+        }
+        return r.boxes.map { SamPrompt(points: points, box: ($0.x0, $0.y0, $0.x1, $0.y1), maskInput: mask, multimask: r.multimask) }
+    }
+
+    /// Predictions → wire masks, prompt-major: prompt i's masks are at
+    /// [i·M, (i+1)·M) with M = 3 when multimask else 1.
+    public static func masks(_ preds: [SamPrediction], width: Int, height: Int, format: OutputFormat,
+                             lowResLogits: Bool) throws -> [MaskResult.Mask] {
+        var out: [MaskResult.Mask] = []
+        for p in preds {
+            for i in 0..<p.maskCount {
+                let mask = try BinaryMask(width: width, height: height, values: p.mask(i))
+                let rle = COCORLE(mask: mask)
+                let b = rle.boundingBox
+                let encoding: MaskResult.Mask.Encoding = format == .png
+                    ? .png(try mask.pngData())
+                    : .rle(counts: rle.compressedCounts, height: UInt32(height), width: UInt32(width))
+                var logits: FloatTensor?
+                if lowResLogits {
+                    let side = p.lowResLogits.shape[1]
+                    logits = FloatTensor(shape: [1, UInt32(side), UInt32(side)],
+                                         values: Array(p.lowResLogits.data[(i * side * side)..<((i + 1) * side * side)]))
+                }
+                out.append(MaskResult.Mask(encoding: encoding, predictedIoU: p.iouPredictions[i],
+                                           stabilityScore: p.stabilityScore(i),
+                                           bbox: .init(x: UInt32(b.x), y: UInt32(b.y), w: UInt32(b.width), h: UInt32(b.height)),
+                                           area: UInt64(rle.area), lowResLogits: logits))
+            }
+        }
+        return out
+    }
+}

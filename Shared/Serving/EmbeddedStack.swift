@@ -1,0 +1,40 @@
+import Foundation
+import Logging
+import Messaging
+import SAM
+
+/// The single-machine default: an embedded broker (librdkafka's mock cluster, real Kafka
+/// protocol on loopback) plus one image-encoder and one prompt-decoder running the same
+/// service code a cluster runs.
+public final class EmbeddedStack: Sendable {
+    public let broker: EmbeddedBroker
+    public let partitions: Int
+    let tasks: [Task<Void, Never>]
+
+    public var client: KafkaClientConfig { broker.clientConfig(clientID: "segflow-cli") }
+
+    /// Starts the broker, creates the topics and launches the services (in this process).
+    public static func start(sam: Sam, partitions: Int = 4, logger: Logger) async throws -> EmbeddedStack {
+        let broker = try EmbeddedBroker()
+        try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
+        let client = broker.clientConfig(clientID: "segflow-embedded")
+        let encoder = ImageEncoderService(sam: sam, client: client, logger: logger)
+        let decoder = PromptDecoderService(sam: sam, client: client, logger: logger)
+        let tasks = [
+            Task { do { try await encoder.run() } catch { logger.error("image-encoder failed: \(error)") } },
+            Task { do { try await decoder.run() } catch { logger.error("prompt-decoder failed: \(error)") } },
+        ]
+        return EmbeddedStack(broker: broker, partitions: partitions, tasks: tasks)
+    }
+
+    init(broker: EmbeddedBroker, partitions: Int, tasks: [Task<Void, Never>]) {
+        self.broker = broker; self.partitions = partitions; self.tasks = tasks
+    }
+
+    /// Stops the services (drain, commit, flush), then the broker.
+    public func stop() async {
+        for t in tasks { t.cancel() }
+        for t in tasks { await t.value }
+        broker.stop()
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Logging
+import Messaging
+
+/// Bad input never kills a service and never disappears: each failure becomes an error
+/// MaskResult for the requester and an ErrorReport on the dead-letter topic with the
+/// record's source coordinates.
+public struct ErrorReporter: Sendable {
+    public let producer: Producer
+    public let topics: ServingTopics
+    public let service: String
+    public let logger: Logger
+
+    public init(producer: Producer, topics: ServingTopics, service: String, logger: Logger) {
+        self.producer = producer; self.topics = topics; self.service = service; self.logger = logger
+    }
+
+    public static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    public func report(_ error: ServingError, record: ConsumedMessage, requestID: String, imageID: String,
+                       replyTopic: String, model: String = "", frame: VideoFrame? = nil) async throws {
+        var log = logger
+        log[metadataKey: "seg.request.id"] = "\(requestID)"
+        log[metadataKey: "kafka.topic"] = "\(record.topic)"
+        log[metadataKey: "kafka.partition"] = "\(record.partition)"
+        log[metadataKey: "kafka.offset"] = "\(record.offset)"
+        log[metadataKey: "seg.error.code"] = "\(error.code)"
+        log.warning("rejected: \(error.message)")
+        let limit = Messaging.ErrorReport.defaultPayloadLimit
+        let dead = Messaging.ErrorReport(sourceTopic: record.topic, partition: record.partition, offset: record.offset,
+                                         key: record.key ?? [], code: error.code, message: error.message, service: service,
+                                         payload: Array(record.value.prefix(limit)), payloadTruncated: record.value.count > limit,
+                                         payloadSize: UInt64(record.value.count), requestID: requestID, reportedAtMs: Self.nowMs())
+        let result = MaskResult(requestID: requestID, imageID: imageID, error: .init(code: error.code, message: error.message),
+                                model: model, frame: frame)
+        let reply = replyTopic.isEmpty ? topics.masks : replyTopic
+        _ = try await producer.send([
+            ProducerRecord(topic: topics.deadLetter, key: record.key, value: dead.encode(),
+                           headers: [.contentType(protobuf: "ErrorReport"), .requestID(requestID)]),
+            ProducerRecord(topic: reply, key: imageID.isEmpty ? requestID : imageID, value: result.encode(),
+                           headers: [.contentType(protobuf: "MaskResult"), .requestID(requestID)]),
+        ])
+    }
+}
+
+/// Topic names, overridable per deployment.
+public struct ServingTopics: Sendable, Hashable {
+    public var images = SegflowTopics.images
+    public var embeddings = SegflowTopics.embeddings
+    public var prompts = SegflowTopics.prompts
+    public var masks = SegflowTopics.masks
+    public var deadLetter = SegflowTopics.deadLetter
+    public init() {}
+}

@@ -1,0 +1,204 @@
+import Foundation
+import Logging
+import Messaging
+import SAM
+
+/// Joins embeddings and prompts by image id and answers every prompt exactly once per
+/// delivery (at-least-once overall; duplicates carry the same request id).
+///
+/// One consumer-group member subscribes to both topics. Topics share a partition count
+/// and are keyed by image id, so the range assignor hands a member the same partition
+/// numbers of both: the two halves of a join meet in one process (Kafka Streams'
+/// co-partitioning). Embedding offsets are never committed: a decoder that joins or
+/// restarts replays the embeddings of the partitions it gets and rebuilds its cache
+/// without asking for re-encoding. Prompt offsets are committed only after the result
+/// (or error result) is delivered, and never past a prompt still waiting for its embedding.
+public final class PromptDecoderService: Sendable {
+    public struct Options: Sendable {
+        public var groupID = "segflow-prompt-decoder"
+        public var topics = ServingTopics()
+        /// Embedding LRU budget: 64 LiteMedSAM/SAM embeddings at f32.
+        public var cacheBytes = 256 * 1024 * 1024
+        /// How long a prompt waits for an embedding that has not arrived.
+        public var maxWaitMs: Double = 30_000
+        public var maxParked = 10_000
+        public init() {}
+    }
+
+    public let sam: Sam
+    public let options: Options
+    let client: KafkaClientConfig
+    let logger: Logger
+
+    public init(sam: Sam, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        self.sam = sam; self.client = client; self.options = options; self.logger = logger
+    }
+
+    public func run() async throws {
+        let producer = try Producer(config: ProducerConfig(client: client))
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID),
+                                    topics: [options.topics.embeddings, options.topics.prompts])
+        let state = DecoderState(service: self, producer: producer, consumer: consumer,
+                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger))
+        logger.info("prompt-decoder ready", metadata: ["seg.model": "\(sam.kind.rawValue)"])
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                await state.expire()
+            }
+        }
+        do {
+            try await withTaskCancellationHandler {
+                for try await record in consumer.messages { await state.handle(record) }
+            } onCancel: {
+                Task { await consumer.shutdown() }
+            }
+        } catch is CancellationError {}
+        ticker.cancel()
+        await consumer.shutdown()
+        try? await producer.flush(timeout: .seconds(10))
+        await producer.close()
+        logger.info("prompt-decoder stopped")
+    }
+}
+
+actor DecoderState {
+    struct Parked: Sendable {
+        var record: ConsumedMessage
+        var request: PromptRequest
+        var arrivedMs: Double
+    }
+
+    let service: PromptDecoderService
+    let producer: Producer
+    let consumer: Consumer
+    let reporter: ErrorReporter
+    var cache: EmbeddingCache
+    var assembler = EmbeddingAssembler()
+    var pending: PendingPrompts<Parked>
+    var trackers: [TopicPartition: OffsetTracker] = [:]
+
+    init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter) {
+        self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
+        cache = EmbeddingCache(capacityBytes: service.options.cacheBytes)
+        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked)
+    }
+
+    static func nowMs() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
+
+    func handle(_ record: ConsumedMessage) async {
+        if record.topic == service.options.topics.embeddings {
+            await handleEmbedding(record)
+        } else {
+            await handlePrompt(record)
+        }
+    }
+
+    func handleEmbedding(_ record: ConsumedMessage) async {
+        do {
+            let chunk = try Messaging.ImageEmbedding(bytes: record.value)
+            guard case let .complete(whole) = try assembler.add(chunk, partition: record.partition, offset: record.offset) else { return }
+            let emb = try Conversions.model(whole)
+            guard emb.model == service.sam.kind else {
+                throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(emb.model.rawValue)'; this decoder serves '\(service.sam.kind.rawValue)'")
+            }
+            cache.insert(emb, imageID: whole.imageID)
+            for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
+        } catch {
+            // A bad embedding record cannot be answered to a requester (prompts carry the
+            // reply topic); it goes to the dead-letter topic and prompts for the image
+            // time out with EMBEDDING_NOT_FOUND.
+            let e = (error as? ServingError) ?? ServingError((error as? MessagingError)?.errorCode ?? .invalidEmbedding, "\(error)")
+            service.logger.warning("bad embedding record: \(e.message)", metadata: ["kafka.offset": "\(record.offset)"])
+            let dead = Messaging.ErrorReport(sourceTopic: record.topic, partition: record.partition, offset: record.offset,
+                                             key: record.key ?? [], code: e.code, message: e.message, service: "prompt-decoder",
+                                             payload: Array(record.value.prefix(4096)), payloadTruncated: record.value.count > 4096,
+                                             payloadSize: UInt64(record.value.count), reportedAtMs: ErrorReporter.nowMs())
+            _ = try? await producer.send(ProducerRecord(topic: service.options.topics.deadLetter, key: record.key, value: dead.encode()))
+        }
+    }
+
+    func handlePrompt(_ record: ConsumedMessage) async {
+        let tp = TopicPartition(topic: record.topic, partition: record.partition)
+        trackers[tp, default: OffsetTracker()].begin(record.offset)
+        let request: PromptRequest
+        do { request = try PromptRequest(bytes: record.value) } catch {
+            let code = (error as? MessagingError)?.errorCode ?? .invalidProtobuf
+            let rid = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+            try? await reporter.report(ServingError(code, "\(error)"), record: record, requestID: rid,
+                                       imageID: record.keyString ?? "", replyTopic: "")
+            await finished(record)
+            return
+        }
+        let now = Self.nowMs()
+        if cache.contains(request.imageID) {
+            await answer(record, request, arrivedMs: now)
+        } else {
+            for pushed in pending.park(Parked(record: record, request: request, arrivedMs: now), imageID: request.imageID, nowMs: now) {
+                await fail(pushed, ServingError(.embeddingNotFound, "too many prompts waiting for embeddings; image \(pushed.request.imageID) not seen"))
+            }
+        }
+    }
+
+    func expire() async {
+        for p in pending.expire(nowMs: Self.nowMs()) {
+            await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
+        }
+    }
+
+    func fail(_ p: Parked, _ error: ServingError) async {
+        try? await reporter.report(error, record: p.record, requestID: p.request.requestID, imageID: p.request.imageID,
+                                   replyTopic: p.request.replyTopic, model: service.sam.kind.rawValue, frame: p.request.frame)
+        await finished(p.record)
+    }
+
+    func answer(_ record: ConsumedMessage, _ request: PromptRequest, arrivedMs: Double) async {
+        let sam = service.sam
+        do {
+            if !request.model.isEmpty && request.model != sam.kind.rawValue {
+                throw ServingError(.unknownModel, "this decoder serves '\(sam.kind.rawValue)', prompt asks for '\(request.model)'")
+            }
+            guard let emb = cache.get(request.imageID) else { throw ServingError(.embeddingNotFound, "embedding for '\(request.imageID)' was evicted") }
+            let prompts = try Conversions.prompts(request, maskSide: sam.promptEncoder.imageEmbeddingSize * 4)
+            let t0 = Self.nowMs()
+            let preds: [SamPrediction]
+            do { preds = try sam.predict(emb, prompts) } catch let e as SamError {
+                throw ServingError(e.isShapeProblem ? .shapeMismatch : .invalidPrompt, e.description)
+            }
+            let t1 = Self.nowMs()
+            let masks = try Conversions.masks(preds, width: emb.originalSize.width, height: emb.originalSize.height,
+                                              format: request.outputFormat, lowResLogits: request.returnLowResLogits)
+            let nowWall = ErrorReporter.nowMs()
+            let created = request.createdAtMs > 0 ? Double(request.createdAtMs) : Double(nowWall)
+            let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: masks,
+                                    timings: .init(queueMs: max(0, Double(nowWall) - created - (t1 - t0)), decodeMs: t1 - t0,
+                                                   totalMs: max(0, Double(nowWall) - created)),
+                                    model: sam.kind.rawValue, frame: request.frame)
+            let topic = request.replyTopic.isEmpty ? service.options.topics.masks : request.replyTopic
+            _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
+                                                       headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)]))
+            await finished(record)
+        } catch {
+            let e = (error as? ServingError) ?? ServingError(.internal, "\(error)")
+            await fail(Parked(record: record, request: request, arrivedMs: arrivedMs), e)
+        }
+    }
+
+    /// Advances the committed position of the record's partition when it can.
+    func finished(_ record: ConsumedMessage) async {
+        let tp = TopicPartition(topic: record.topic, partition: record.partition)
+        guard let next = trackers[tp, default: OffsetTracker()].finish(record.offset) else { return }
+        do { try await consumer.commit(tp, nextOffset: next) } catch {
+            service.logger.warning("commit failed (the record will be redelivered): \(error)")
+        }
+    }
+}
+
+extension SamError {
+    var isShapeProblem: Bool {
+        switch self {
+        case .maskInputShape, .embeddingShape: true
+        default: false
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Imaging
+import Logging
+import Messaging
+import Pipeline
+import SAM
+
+/// Sends an image and its prompts through Kafka and waits for the mask results.
+///
+/// Results come back on the masks topic (or `replyTopic`). The client reads it with a
+/// private consumer group from the latest offset, and only after its partitions are
+/// assigned does it send anything, so no answer can slip past it. Answers are matched
+/// by request id; duplicates (at-least-once redelivery) are dropped.
+public final class SegflowClient: Sendable {
+    public let client: KafkaClientConfig
+    public let topics: ServingTopics
+    public let replyTopic: String
+    let logger: Logger
+
+    public init(client: KafkaClientConfig, topics: ServingTopics = ServingTopics(), replyTopic: String? = nil, logger: Logger) {
+        self.client = client; self.topics = topics; self.replyTopic = replyTopic ?? topics.masks; self.logger = logger
+    }
+
+    public struct Outcome: Sendable {
+        public var results: [String: MaskResult]   // by request id
+        public var duplicatesDropped: Int
+    }
+
+    /// Opens the reply consumer and waits for its assignment.
+    public func openReplies(timeout: Duration = .seconds(30)) async throws -> Consumer {
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: "segflow-client-\(UUID().uuidString)",
+                                                           autoOffsetReset: .latest), topics: [replyTopic])
+        let deadline = ContinuousClock.now + timeout
+        while try await consumer.assignment().isEmpty {
+            guard ContinuousClock.now < deadline else {
+                await consumer.shutdown()
+                throw ServingError(.timeout, "reply consumer on \(replyTopic) got no partitions within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return consumer
+    }
+
+    /// Waits for one result per id in `requestIDs`; an error result for `failFast` ids
+    /// (e.g. the image request) ends the wait early.
+    public func collect(_ consumer: Consumer, requestIDs: Set<String>, failFast: Set<String> = [],
+                        timeout: Duration) async throws -> Outcome {
+        var results: [String: MaskResult] = [:]
+        var duplicates = 0
+        let deadline = ContinuousClock.now + timeout
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            if !Task.isCancelled { await consumer.shutdown() }
+        }
+        defer { timer.cancel() }
+        for try await record in consumer.messages {
+            guard let result = try? MaskResult(bytes: record.value) else { continue }
+            let id = result.requestID
+            guard requestIDs.contains(id) || failFast.contains(id) else { continue }
+            if results[id] != nil { duplicates += 1; continue }
+            results[id] = result
+            if failFast.contains(id), result.error != nil { break }
+            if requestIDs.isSubset(of: Set(results.keys)) { break }
+        }
+        if !requestIDs.isSubset(of: Set(results.keys)) && results.values.allSatisfy({ $0.error == nil }) {
+            let missing = requestIDs.subtracting(results.keys).sorted()
+            throw ServingError(.timeout, "no answer within \(timeout) for request(s) \(missing.joined(separator: ", "))")
+        }
+        return Outcome(results: results, duplicatesDropped: duplicates)
+    }
+
+    /// One image, one prompt request (with possibly many boxes): the `segflow segment` path.
+    public func segment(image: ImageRequest.Image, prompts: PromptRequest, timeout: Duration = .seconds(300)) async throws -> MaskResult {
+        let producer = try Producer(config: ProducerConfig(client: client))
+        let replies = try await openReplies()
+        let imageRequestID = "img-" + UUID().uuidString
+        let now = ErrorReporter.nowMs()
+        var prompt = prompts
+        prompt.createdAtMs = now
+        let request = ImageRequest(requestID: imageRequestID, imageID: prompts.imageID, image: image, model: prompt.model,
+                                   replyTopic: replyTopic == topics.masks ? "" : replyTopic, createdAtMs: now)
+        _ = try await producer.send(ProducerRecord(topic: topics.images, key: request.imageID, value: request.encode(),
+                                                   headers: [.contentType(protobuf: "ImageRequest"), .requestID(imageRequestID)]))
+        _ = try await producer.send(ProducerRecord(topic: topics.prompts, key: prompt.imageID, value: prompt.encode(),
+                                                   headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
+        logger.debug("sent image and prompt", metadata: ["seg.image.id": "\(prompt.imageID)", "seg.request.id": "\(prompt.requestID)"])
+        defer { Task { await replies.shutdown(); await producer.close() } }
+        let outcome = try await collect(replies, requestIDs: [prompt.requestID], failFast: [imageRequestID], timeout: timeout)
+        if let failed = outcome.results[imageRequestID], let e = failed.error {
+            throw ServingError(e.code, "image request failed: \(e.message)")
+        }
+        guard let result = outcome.results[prompt.requestID] else { throw ServingError(.timeout, "no result") }
+        if let e = result.error { throw ServingError(e.code, e.message) }
+        return result
+    }
+}
+
+extension SegmentationResult {
+    /// The command-line result from a wire MaskResult (prompt-major mask order, see
+    /// Conversions.masks).
+    public init(maskResult r: MaskResult, prompts: [SamPrompt], width: Int, height: Int, timingsMs: [String: Double]) throws {
+        let perPrompt = max(1, r.masks.count / max(1, prompts.count))
+        var out: [PromptResult] = []
+        for (i, p) in prompts.enumerated() {
+            let slice = r.masks[(i * perPrompt)..<min(r.masks.count, (i + 1) * perPrompt)]
+            var masks: [Mask] = []
+            for m in slice {
+                let rle: RLE
+                switch m.encoding {
+                case let .rle(counts, h, w): rle = RLE(size: [Int(h), Int(w)], counts: counts)
+                case let .png(bytes):
+                    let mask = try BinaryMask(png: bytes)
+                    rle = RLE(size: [mask.height, mask.width], counts: COCORLE(mask: mask).compressedCounts)
+                }
+                masks.append(Mask(predictedIoU: m.predictedIoU, stabilityScore: m.stabilityScore, area: Int(m.area),
+                                  bbox: [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)], segmentation: rle))
+            }
+            let best = masks.indices.max { masks[$0].predictedIoU < masks[$1].predictedIoU } ?? 0
+            out.append(PromptResult(points: p.points.map { [$0.x, $0.y, Float($0.label)] },
+                                    box: p.box.map { [$0.x0, $0.y0, $0.x1, $0.y1] }, masks: masks, best: best))
+        }
+        self.init(model: r.model, width: width, height: height, prompts: out, timingsMs: timingsMs)
+    }
+}

@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "segflow", targets: ["segflow"]),
+        .executable(name: "segflow-image-encoder", targets: ["segflow-image-encoder"]),
+        .executable(name: "segflow-prompt-decoder", targets: ["segflow-prompt-decoder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +35,7 @@ let package = Package(
         .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging",
+                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
         // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
@@ -46,6 +49,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
+
+        .executableTarget(name: "segflow-image-encoder", dependencies: [
+            "Serving", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Services/image-encoder"),
+        .executableTarget(name: "segflow-prompt-decoder", dependencies: [
+            "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Services/prompt-decoder"),
 
         // Tests.
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests",

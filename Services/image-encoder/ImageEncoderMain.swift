@@ -1,0 +1,39 @@
+import ArgumentParser
+import Messaging
+import Serving
+import ServiceKit
+
+@main
+struct ImageEncoderMain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segflow-image-encoder",
+        abstract: "Consume image requests, compute each image's embedding once, publish it keyed by image id.",
+        discussion: "Several instances in one consumer group share the images topic's partitions. SIGTERM drains and exits.")
+
+    @OptionGroup var common: CommonServiceOptions
+    @Option(help: "Embedding dtype on the wire: f16 (half the bytes) or f32 (exact).") var embeddingDtype = "f16"
+
+    static func main() async {
+        BLASRuntime.selectCoreOrReexec()
+        do {
+            var command = try parseAsRoot() as! ImageEncoderMain
+            try await command.run()
+        } catch { exit(withError: error) }
+    }
+
+    func run() async throws {
+        let logger = common.logger(label: "segflow-image-encoder")
+        var options = ImageEncoderService.Options()
+        options.topics = common.topics
+        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        guard let dtype = ["f16": Messaging.DType.f16, "f32": .f32][embeddingDtype] else {
+            throw ValidationError("--embedding-dtype must be f16 or f32, got '\(embeddingDtype)'")
+        }
+        options.embeddingDType = dtype
+        let client = try common.clientConfig(clientID: "segflow-image-encoder")
+        let sam = try common.loadModel()
+        logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
+        let service = ImageEncoderService(sam: sam, client: client, options: options, logger: logger)
+        try await Shutdown.runUntilSignalled { try await service.run() }
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import ServiceKit
+
+struct BrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "Run an embedded Kafka broker (librdkafka's mock cluster) and print its bootstrap address.",
+        discussion: """
+            Speaks the real Kafka protocol on loopback TCP, in memory. Creates the Segflow \
+            topics with --partitions partitions each. Limits: random port, about 5 MiB kept \
+            per partition, ~3 s for a consumer group's first join. Ctrl-C stops it.
+            """)
+
+    @Option(help: "Partitions per Segflow topic (embeddings and prompts must share it).") var partitions = 4
+    @Option(help: "Write the bootstrap address to this file as well.") var addressFile: String?
+
+    func run() async throws {
+        guard partitions > 0 else { throw ValidationError("--partitions must be positive") }
+        let broker = try EmbeddedBroker()
+        try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
+        print(broker.bootstrapServers)
+        fflush(nil)
+        if let addressFile { try broker.bootstrapServers.write(toFile: addressFile, atomically: true, encoding: .utf8) }
+        FileHandle.standardError.write("segflow broker: \(broker.bootstrapServers), topics with \(partitions) partitions; Ctrl-C to stop\n".data(using: .utf8)!)
+        try? await Shutdown.runUntilSignalled {
+            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+        }
+        broker.stop()
+    }
+}
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start an embedded broker plus N image-encoder and M prompt-decoder processes, for local scale-out.",
+        discussion: """
+            Point clients at the printed address: segflow segment IMAGE --brokers ADDRESS .... \
+            Ctrl-C stops the services (they drain) and then the broker.
+            """)
+
+    @Option(help: "Image-encoder processes.") var encoders = 1
+    @Option(help: "Prompt-decoder processes.") var decoders = 2
+    @Option(help: "Partitions per topic.") var partitions = 4
+    @Option(help: "Model for all services.") var model = "litemedsam"
+    @Option(help: "Checkpoint for all services.") var checkpoint: String?
+
+    func run() async throws {
+        guard encoders > 0, decoders > 0, partitions > 0 else { throw ValidationError("counts must be positive") }
+        let broker = try EmbeddedBroker()
+        try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
+        let dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        var children: [Process] = []
+        func spawn(_ name: String) throws {
+            let p = Process()
+            p.executableURL = dir.appendingPathComponent(name)
+            p.arguments = ["--brokers", broker.bootstrapServers, "--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? [])
+            try p.run()
+            children.append(p)
+        }
+        for _ in 0..<encoders { try spawn("segflow-image-encoder") }
+        for _ in 0..<decoders { try spawn("segflow-prompt-decoder") }
+        print(broker.bootstrapServers)
+        fflush(nil)
+        FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)
+        let running = children
+        try? await Shutdown.runUntilSignalled {
+            while !Task.isCancelled && running.contains(where: \.isRunning) { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        for c in children where c.isRunning { c.terminate() }
+        for c in children { c.waitUntilExit() }
+        broker.stop()
+    }
+}

@@ -43,18 +43,24 @@ public struct ProducerConfig: Sendable, Hashable {
     public var messageMaxBytes: Int?
     /// e.g. "lz4", "zstd"; nil = none.
     public var compression: String?
+    /// How keys map to partitions. murmur2_random is the Java client's default: every
+    /// producer of a co-partitioned topic must hash keys the same way, whatever its
+    /// language, and librdkafka's own default (consistent_random, CRC32) would disagree
+    /// with a Java producer. ref: CONFIGURATION.md, partitioner
+    public var partitioner: String
     /// Raw librdkafka properties, applied last.
     public var properties: [String: String]
 
     public init(client: KafkaClientConfig, enableIdempotence: Bool = true, lingerMs: Int = 5,
                 messageTimeoutMs: Int = 30_000, messageMaxBytes: Int? = nil, compression: String? = nil,
-                properties: [String: String] = [:]) {
+                partitioner: String = "murmur2_random", properties: [String: String] = [:]) {
         self.client = client
         self.enableIdempotence = enableIdempotence
         self.lingerMs = lingerMs
         self.messageTimeoutMs = messageTimeoutMs
         self.messageMaxBytes = messageMaxBytes
         self.compression = compression
+        self.partitioner = partitioner
         self.properties = properties
     }
 
@@ -66,6 +72,7 @@ public struct ProducerConfig: Sendable, Hashable {
         p["message.timeout.ms"] = String(messageTimeoutMs)
         if let messageMaxBytes { p["message.max.bytes"] = String(messageMaxBytes) }
         if let compression { p["compression.codec"] = compression }
+        p["partitioner"] = partitioner
         p.merge(client.properties) { $1 }
         p.merge(properties) { $1 }
         return p

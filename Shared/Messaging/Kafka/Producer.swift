@@ -116,13 +116,7 @@ public final class Producer: Sendable {
 
     public init(config: ProducerConfig) throws {
         self.config = config
-        var properties = config.librdkafkaProperties()
-        // Java clients' default partitioner; every producer of a co-partitioned topic
-        // must hash keys the same way, whatever its language. librdkafka's own default
-        // (consistent_random, CRC32) would disagree with a Java producer.
-        // ref: CONFIGURATION.md, partitioner
-        if properties["partitioner"] == nil { properties["partitioner"] = "murmur2_random" }
-        handle = try RDKafkaHandle(type: RD_KAFKA_PRODUCER, properties: properties) { conf in
+        handle = try RDKafkaHandle(type: RD_KAFKA_PRODUCER, properties: config.librdkafkaProperties()) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
         }
         poller = ProducerPollThread(handle: handle, name: "segflow.producer.poll")

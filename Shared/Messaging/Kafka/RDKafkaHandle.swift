@@ -87,10 +87,6 @@ func milliseconds(_ duration: Duration) -> Int {
     return Int(ms.partialValue + attoseconds / 1_000_000_000_000_000)
 }
 
-func nowMilliseconds() -> Int64 {
-    Int64((Date().timeIntervalSince1970 * 1000).rounded())
-}
-
 /// Text from a C error buffer filled by librdkafka (NUL-terminated within the array).
 func cString(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -17,7 +17,10 @@
 /// with a byte bound, so a producer that dies mid-embedding cannot exhaust memory.
 ///
 /// Also tested against the mock broker (which enforces no size limit at all, so a
-/// raised-limits design could not even be tested there honestly).
+/// raised-limits design could not even be tested there honestly). Chunking does not
+/// change the mock's retention: it keeps ~5 MiB per partition, i.e. about one f32 SAM
+/// embedding (two f16), so in embedded mode a decoder can rebuild only the newest
+/// embeddings of each partition from the topic; use f16 and more partitions there.
 extension ImageEmbedding {
     /// 512 KiB of tensor bytes per chunk.
     public static let defaultMaxChunkBytes = 512 * 1024

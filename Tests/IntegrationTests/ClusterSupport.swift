@@ -1,0 +1,116 @@
+import Foundation
+import Imaging
+import Messaging
+import SAM
+import XCTest
+
+/// A real deployment in miniature: the embedded broker in the test process and the
+/// service executables as separate processes, talking only through Kafka.
+final class TestCluster {
+    let broker: EmbeddedBroker
+    let partitions: Int
+    let logDir: URL
+    var processes: [String: Process] = [:]
+
+    static var binDir: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    init(partitions: Int = 8, extraTopics: [String] = []) async throws {
+        broker = try EmbeddedBroker()
+        self.partitions = partitions
+        try await broker.createTopics(SegflowTopics.specs(partitions: partitions)
+                                      + extraTopics.map { TopicSpec(name: $0, partitions: 1) })
+        logDir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: logDir, withIntermediateDirectories: true)
+    }
+
+    var client: KafkaClientConfig { broker.clientConfig(clientID: "segflow-test") }
+
+    /// Starts `segflow-image-encoder` or `segflow-prompt-decoder` as a child process.
+    @discardableResult
+    func start(_ executable: String, name: String, extra: [String] = []) throws -> Process {
+        let url = Self.binDir.appendingPathComponent(executable)
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw XCTSkip("\(url.path) not built; build all products first (swift build -c release --build-tests)")
+        }
+        let p = Process()
+        p.executableURL = url
+        p.arguments = ["--brokers", broker.bootstrapServers, "--model", "litemedsam", "--log-level", "info",
+                       "--property", "session.timeout.ms=6000", "--property", "heartbeat.interval.ms=500"] + extra
+        let log = logDir.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        processes[name] = p
+        return p
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOf: logDir.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+    }
+
+    func kill9(_ name: String) {
+        guard let p = processes[name], p.isRunning else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    func stop() {
+        for p in processes.values where p.isRunning { p.terminate() }
+        for p in processes.values { p.waitUntilExit() }
+        broker.stop()
+    }
+
+    /// Reads `topic` from the beginning with a fresh group until `done` says so or time runs out.
+    func collect(topic: String, timeout: Duration, done: @escaping ([ConsumedMessage]) -> Bool) async throws -> [ConsumedMessage] {
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: "test-\(UUID().uuidString)"), topics: [topic])
+        let deadline = ContinuousClock.now + timeout
+        let timer = Task { try? await Task.sleep(until: deadline); if !Task.isCancelled { await consumer.shutdown() } }
+        defer { timer.cancel() }
+        var seen: [ConsumedMessage] = []
+        for try await m in consumer.messages {
+            seen.append(m)
+            if done(seen) { break }
+        }
+        await consumer.shutdown()
+        return seen
+    }
+
+    func send(_ records: [ProducerRecord]) async throws {
+        let producer = try Producer(config: ProducerConfig(client: client))
+        _ = try await producer.send(records)
+        await producer.close()
+    }
+}
+
+enum Fixtures {
+    static var dir: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("SAMTests/Fixtures")
+    }
+
+    static func png(_ name: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: dir.appendingPathComponent("\(name).png"))) }
+
+    static var liteMedSAM: URL {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["SEGFLOW_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: env["XDG_CACHE_HOME"] ?? (env["HOME"] ?? "/root") + "/.cache").appendingPathComponent("segflow")
+        return home.appendingPathComponent("weights/lite_medsam.pth")
+    }
+
+    static func requireCheckpoint() throws {
+        guard FileManager.default.fileExists(atPath: liteMedSAM.path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("LiteMedSAM checkpoint missing at \(liteMedSAM.path)") }
+            throw XCTSkip("LiteMedSAM checkpoint not cached; run Deploy/setup.sh")
+        }
+    }
+}
+
+func record(_ topic: String, key: String, _ value: [UInt8], requestID: String) -> ProducerRecord {
+    ProducerRecord(topic: topic, key: key, value: value, headers: [.requestID(requestID)])
+}
+
+func results(_ messages: [ConsumedMessage]) -> [MaskResult] { messages.compactMap { try? MaskResult(bytes: $0.value) } }

@@ -114,3 +114,22 @@ func record(_ topic: String, key: String, _ value: [UInt8], requestID: String) -
 }
 
 func results(_ messages: [ConsumedMessage]) -> [MaskResult] { messages.compactMap { try? MaskResult(bytes: $0.value) } }
+
+/// A 60-byte PNG that declares 100000×100000 pixels: a decompression bomb's header.
+func pngBombHeader() -> [UInt8] {
+    func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xffff_ffff
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c & 1) != 0 ? 0xedb8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return ~c
+    }
+    func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+    func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(type.utf8) + data
+        return be(UInt32(data.count)) + body + be(crc32(body))
+    }
+    let ihdr = be(100_000) + be(100_000) + [8, 2, 0, 0, 0]
+    return [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] + chunk("IHDR", ihdr) + chunk("IDAT", [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]) + chunk("IEND", [])
+}

@@ -113,6 +113,10 @@ public struct AutomaticMaskGenerator: Sendable {
         } else {
             grids = p.pointGrids!
         }
+        for (i, g) in grids.prefix(p.cropNLayers + 1).enumerated() where g.isEmpty {
+            throw bad(p.pointsPerSide == nil ? "point_grids[\(i)]" : "points_per_side", p.pointsPerSide ?? 0,
+                      "crop layer \(i) would have no points (int(points_per_side / crop_n_points_downscale_factor^\(i)) = 0)")
+        }
         guard grids.count >= p.cropNLayers + 1 else {
             throw bad("point_grids", "\(grids.count) grids", "needs one grid per crop layer (\(p.cropNLayers + 1))")
         }
@@ -174,10 +178,11 @@ public struct AutomaticMaskGenerator: Sendable {
         }
 
         /// Keeps (and reorders to) `indices`. ref: MaskData.filter with an index tensor
+        /// Fields not yet set (crop boxes inside a crop) stay empty.
         func filtered(_ indices: [Int]) -> MaskData {
-            MaskData(rles: indices.map { rles[$0] }, boxes: indices.map { boxes[$0] },
-                     iouPreds: indices.map { iouPreds[$0] }, points: indices.map { points[$0] },
-                     stabilityScores: indices.map { stabilityScores[$0] }, cropBoxes: indices.map { cropBoxes[$0] })
+            func pick<T>(_ a: [T]) -> [T] { a.isEmpty ? [] : indices.map { a[$0] } }
+            return MaskData(rles: pick(rles), boxes: pick(boxes), iouPreds: pick(iouPreds), points: pick(points),
+                            stabilityScores: pick(stabilityScores), cropBoxes: pick(cropBoxes))
         }
     }
 

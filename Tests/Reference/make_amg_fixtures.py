@@ -142,7 +142,7 @@ def utils_cases():
     out["point_grids"] = [
         {"n_per_side": n, "n_layers": l, "scale": s,
          "grids": [g.tolist() for g in amg.build_all_layer_point_grids(n, l, s)]}
-        for n, l, s in [(1, 0, 1), (3, 0, 1), (12, 1, 1), (32, 2, 2), (7, 1, 3)]]
+        for n, l, s in [(1, 0, 1), (3, 0, 1), (12, 1, 1), (16, 2, 2), (7, 1, 3)]]
     out["crop_boxes"] = []
     for h, w, l, r in [(100, 120, 1, 512 / 1500), (300, 451, 2, 512 / 1500), (1, 5, 1, 0.5), (64, 64, 3, 0.25)]:
         boxes, layers = amg.generate_crop_boxes((h, w), l, r)
@@ -228,8 +228,7 @@ def main():
         d = json.loads(f.read_text())
         for k, v in d.items():
             if isinstance(v, dict) and "records" in v:
-                print(f"{f.name}:{k}: {len(v['records'])} masks, margins {v['closest_threshold_margins']}, "
-                      f"upstream {v['upstream_seconds']} s")
+                print(f"{f.name}:{k}: {len(v['records'])} masks, margins {v['closest_threshold_margins']}")
         print(f"{f.stat().st_size:>10}  {f.name}")
 
 

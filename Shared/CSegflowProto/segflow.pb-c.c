@@ -367,6 +367,51 @@ void   segflow__v1__prompt_request__free_unpacked
   assert(message->base.descriptor == &segflow__v1__prompt_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   segflow__v1__automatic_mask_params__init
+                     (Segflow__V1__AutomaticMaskParams         *message)
+{
+  static const Segflow__V1__AutomaticMaskParams init_value = SEGFLOW__V1__AUTOMATIC_MASK_PARAMS__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__automatic_mask_params__get_packed_size
+                     (const Segflow__V1__AutomaticMaskParams *message)
+{
+  assert(message->base.descriptor == &segflow__v1__automatic_mask_params__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__automatic_mask_params__pack
+                     (const Segflow__V1__AutomaticMaskParams *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__automatic_mask_params__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__automatic_mask_params__pack_to_buffer
+                     (const Segflow__V1__AutomaticMaskParams *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__automatic_mask_params__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__AutomaticMaskParams *
+       segflow__v1__automatic_mask_params__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__AutomaticMaskParams *)
+     protobuf_c_message_unpack (&segflow__v1__automatic_mask_params__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__automatic_mask_params__free_unpacked
+                     (Segflow__V1__AutomaticMaskParams *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__automatic_mask_params__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   segflow__v1__rle__init
                      (Segflow__V1__RLE         *message)
 {
@@ -1351,7 +1396,7 @@ const ProtobufCMessageDescriptor segflow__v1__box__descriptor =
   (ProtobufCMessageInit) segflow__v1__box__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__prompt_request__field_descriptors[14] =
+static const ProtobufCFieldDescriptor segflow__v1__prompt_request__field_descriptors[15] =
 {
   {
     "request_id",
@@ -1521,10 +1566,23 @@ static const ProtobufCFieldDescriptor segflow__v1__prompt_request__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "everything",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__PromptRequest, everything),
+    &segflow__v1__automatic_mask_params__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__prompt_request__field_indices_by_name[] = {
   3,   /* field[3] = boxes */
   11,   /* field[11] = created_at_ms */
+  14,   /* field[14] = everything */
   13,   /* field[13] = frame */
   1,   /* field[1] = image_id */
   4,   /* field[4] = mask_input */
@@ -1541,7 +1599,7 @@ static const unsigned segflow__v1__prompt_request__field_indices_by_name[] = {
 static const ProtobufCIntRange segflow__v1__prompt_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor =
 {
@@ -1551,11 +1609,127 @@ const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor =
   "Segflow__V1__PromptRequest",
   "segflow.v1",
   sizeof(Segflow__V1__PromptRequest),
-  14,
+  15,
   segflow__v1__prompt_request__field_descriptors,
   segflow__v1__prompt_request__field_indices_by_name,
   1,  segflow__v1__prompt_request__number_ranges,
   (ProtobufCMessageInit) segflow__v1__prompt_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__automatic_mask_params__field_descriptors[7] =
+{
+  {
+    "points_per_side",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, points_per_side),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "points_per_batch",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, points_per_batch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pred_iou_thresh",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, pred_iou_thresh),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stability_score_thresh",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, stability_score_thresh),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stability_score_offset",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, stability_score_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "box_nms_thresh",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, box_nms_thresh),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min_mask_region_area",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, min_mask_region_area),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__automatic_mask_params__field_indices_by_name[] = {
+  5,   /* field[5] = box_nms_thresh */
+  6,   /* field[6] = min_mask_region_area */
+  1,   /* field[1] = points_per_batch */
+  0,   /* field[0] = points_per_side */
+  2,   /* field[2] = pred_iou_thresh */
+  4,   /* field[4] = stability_score_offset */
+  3,   /* field[3] = stability_score_thresh */
+};
+static const ProtobufCIntRange segflow__v1__automatic_mask_params__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor segflow__v1__automatic_mask_params__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.AutomaticMaskParams",
+  "AutomaticMaskParams",
+  "Segflow__V1__AutomaticMaskParams",
+  "segflow.v1",
+  sizeof(Segflow__V1__AutomaticMaskParams),
+  7,
+  segflow__v1__automatic_mask_params__field_descriptors,
+  segflow__v1__automatic_mask_params__field_indices_by_name,
+  1,  segflow__v1__automatic_mask_params__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__automatic_mask_params__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor segflow__v1__rle__field_descriptors[3] =

@@ -134,7 +134,23 @@ public struct AutomaticMaskGenerator: Sendable {
         guard width > 0, height > 0, rgb.count == width * height * 3 else {
             throw SamError.emptyImage(width: width, height: height)
         }
-        var data = try generateMasks(rgb: rgb, width: width, height: height)
+        return try records(from: try generateMasks(rgb: rgb, width: width, height: height, embedding: nil))
+    }
+
+    /// Masks from an embedding computed elsewhere (the prompt-decoder service's cache):
+    /// possible without the pixels only when there are no crop layers, since every crop
+    /// needs its own embedding.
+    public func generate(embedding: ImageEmbedding) throws -> [MaskRecord] {
+        guard parameters.cropNLayers == 0 else {
+            throw AutomaticMaskGeneratorError.invalidParameter(name: "crop_n_layers", value: "\(parameters.cropNLayers)",
+                                                               reason: "crops need the image pixels; run with the image in-process")
+        }
+        let (h, w) = embedding.originalSize
+        return try records(from: try generateMasks(rgb: [], width: w, height: h, embedding: embedding))
+    }
+
+    func records(from generated: MaskData) throws -> [MaskRecord] {
+        var data = generated
 
         if parameters.minMaskRegionArea > 0 {
             data = Self.postprocessSmallRegions(data, minArea: parameters.minMaskRegionArea,
@@ -187,12 +203,13 @@ public struct AutomaticMaskGenerator: Sendable {
     }
 
     /// ref: SamAutomaticMaskGenerator._generate_masks
-    func generateMasks(rgb: [UInt8], width: Int, height: Int) throws -> MaskData {
+    func generateMasks(rgb: [UInt8], width: Int, height: Int, embedding: ImageEmbedding?) throws -> MaskData {
         let (cropBoxes, layerIdxs) = AMG.generateCropBoxes(height: height, width: width, nLayers: parameters.cropNLayers,
                                                            overlapRatio: parameters.cropOverlapRatio)
         var data = MaskData()
         for (cropBox, layerIdx) in zip(cropBoxes, layerIdxs) {
-            data.append(try processCrop(rgb: rgb, width: width, height: height, cropBox: cropBox, layerIdx: layerIdx))
+            data.append(try processCrop(rgb: rgb, width: width, height: height, cropBox: cropBox, layerIdx: layerIdx,
+                                        embedding: layerIdx == 0 ? embedding : nil))
         }
         // Remove duplicate masks between crops, preferring masks from smaller crops.
         if cropBoxes.count > 1 {
@@ -206,16 +223,23 @@ public struct AutomaticMaskGenerator: Sendable {
     }
 
     /// ref: SamAutomaticMaskGenerator._process_crop
-    func processCrop(rgb: [UInt8], width: Int, height: Int, cropBox: AMG.Box, layerIdx: Int) throws -> MaskData {
+    func processCrop(rgb: [UInt8], width: Int, height: Int, cropBox: AMG.Box, layerIdx: Int,
+                     embedding: ImageEmbedding? = nil) throws -> MaskData {
         // Each crop gets its own embedding, from its own pixels (so per-image normalisation
         // such as LiteMedSAM's min-max applies per crop, as upstream's set_image(cropped_im)).
+        // The whole-image crop (layer 0) may reuse an embedding computed elsewhere.
         let cw = cropBox.x1 - cropBox.x0, ch = cropBox.y1 - cropBox.y0
-        var cropped = [UInt8](repeating: 0, count: cw * ch * 3)
-        for y in 0..<ch {
-            let src = ((cropBox.y0 + y) * width + cropBox.x0) * 3
-            cropped.replaceSubrange((y * cw * 3)..<((y + 1) * cw * 3), with: rgb[src..<(src + cw * 3)])
+        let emb: ImageEmbedding
+        if let embedding {
+            emb = embedding
+        } else {
+            var cropped = [UInt8](repeating: 0, count: cw * ch * 3)
+            for y in 0..<ch {
+                let src = ((cropBox.y0 + y) * width + cropBox.x0) * 3
+                cropped.replaceSubrange((y * cw * 3)..<((y + 1) * cw * 3), with: rgb[src..<(src + cw * 3)])
+            }
+            emb = try sam.embed(rgb: cropped, width: cw, height: ch)
         }
-        let emb = try sam.embed(rgb: cropped, width: cw, height: ch)
 
         // points_for_image = grid * [crop_w, crop_h] (float64)
         let points = pointGrids[layerIdx].map { AMG.Point(x: $0.x * Double(cw), y: $0.y * Double(ch)) }

@@ -110,3 +110,33 @@ public enum Conversions {
         return out
     }
 }
+
+extension Conversions {
+    /// Wire parameters (0 = upstream default) → generator parameters, validated by the generator.
+    public static func amgParameters(_ p: AutomaticMaskParams) throws(ServingError) -> AutomaticMaskGenerator.Parameters {
+        var a = AutomaticMaskGenerator.Parameters()
+        if p.pointsPerSide > 0 { a.pointsPerSide = Int(p.pointsPerSide) }
+        if p.pointsPerBatch > 0 { a.pointsPerBatch = Int(p.pointsPerBatch) }
+        if p.predIoUThresh != 0 { a.predIoUThresh = Double(p.predIoUThresh) }
+        if p.stabilityScoreThresh != 0 { a.stabilityScoreThresh = Double(p.stabilityScoreThresh) }
+        if p.stabilityScoreOffset != 0 { a.stabilityScoreOffset = Double(p.stabilityScoreOffset) }
+        if p.boxNMSThresh != 0 { a.boxNMSThresh = Double(p.boxNMSThresh) }
+        a.minMaskRegionArea = Int(p.minMaskRegionArea)
+        a.outputMode = .cocoRLE
+        guard a.pointsPerSide ?? 0 <= 256 else { throw ServingError(.invalidPrompt, "points_per_side \(p.pointsPerSide) exceeds 256") }
+        return a
+    }
+
+    /// Automatic-mask records → wire masks, in the generator's order.
+    public static func masks(_ records: [AutomaticMaskGenerator.MaskRecord], width: Int, height: Int,
+                             format: OutputFormat) throws -> [MaskResult.Mask] {
+        try records.map { r in
+            let encoding: MaskResult.Mask.Encoding = format == .png
+                ? .png(try r.rle.decode().pngData())
+                : .rle(counts: r.rle.compressedCounts, height: UInt32(height), width: UInt32(width))
+            return MaskResult.Mask(encoding: encoding, predictedIoU: r.predictedIoU, stabilityScore: r.stabilityScore,
+                                   bbox: .init(x: UInt32(r.bbox[0]), y: UInt32(r.bbox[1]), w: UInt32(r.bbox[2]), h: UInt32(r.bbox[3])),
+                                   area: UInt64(r.area))
+        }
+    }
+}

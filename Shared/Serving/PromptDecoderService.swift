@@ -159,15 +159,28 @@ actor DecoderState {
                 throw ServingError(.unknownModel, "this decoder serves '\(sam.kind.rawValue)', prompt asks for '\(request.model)'")
             }
             guard let emb = cache.get(request.imageID) else { throw ServingError(.embeddingNotFound, "embedding for '\(request.imageID)' was evicted") }
-            let prompts = try Conversions.prompts(request, maskSide: sam.promptEncoder.imageEmbeddingSize * 4)
             let t0 = Self.nowMs()
-            let preds: [SamPrediction]
-            do { preds = try sam.predict(emb, prompts) } catch let e as SamError {
+            let masks: [MaskResult.Mask]
+            do {
+                if let params = request.everything {
+                    guard request.points.isEmpty, request.boxes.isEmpty, request.maskInput == nil else {
+                        throw ServingError(.invalidPrompt, "an 'everything' request takes no points, boxes or mask input")
+                    }
+                    let generator = try AutomaticMaskGenerator(sam, parameters: try Conversions.amgParameters(params))
+                    masks = try Conversions.masks(try generator.generate(embedding: emb), width: emb.originalSize.width,
+                                                  height: emb.originalSize.height, format: request.outputFormat)
+                } else {
+                    let prompts = try Conversions.prompts(request, maskSide: sam.promptEncoder.imageEmbeddingSize * 4)
+                    masks = try Conversions.masks(try sam.predict(emb, prompts), width: emb.originalSize.width,
+                                                  height: emb.originalSize.height, format: request.outputFormat,
+                                                  lowResLogits: request.returnLowResLogits)
+                }
+            } catch let e as SamError {
                 throw ServingError(e.isShapeProblem ? .shapeMismatch : .invalidPrompt, e.description)
+            } catch let e as AutomaticMaskGeneratorError {
+                throw ServingError(.invalidPrompt, e.description)
             }
             let t1 = Self.nowMs()
-            let masks = try Conversions.masks(preds, width: emb.originalSize.width, height: emb.originalSize.height,
-                                              format: request.outputFormat, lowResLogits: request.returnLowResLogits)
             let nowWall = ErrorReporter.nowMs()
             let created = request.createdAtMs > 0 ? Double(request.createdAtMs) : Double(nowWall)
             let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: masks,

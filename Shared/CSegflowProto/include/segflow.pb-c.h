@@ -23,6 +23,7 @@ typedef struct Segflow__V1__ImageEmbedding Segflow__V1__ImageEmbedding;
 typedef struct Segflow__V1__Point Segflow__V1__Point;
 typedef struct Segflow__V1__Box Segflow__V1__Box;
 typedef struct Segflow__V1__PromptRequest Segflow__V1__PromptRequest;
+typedef struct Segflow__V1__AutomaticMaskParams Segflow__V1__AutomaticMaskParams;
 typedef struct Segflow__V1__RLE Segflow__V1__RLE;
 typedef struct Segflow__V1__BoundingBox Segflow__V1__BoundingBox;
 typedef struct Segflow__V1__Mask Segflow__V1__Mask;
@@ -331,10 +332,37 @@ struct  Segflow__V1__PromptRequest
    */
   protobuf_c_boolean return_low_res_logits;
   Segflow__V1__VideoFrame *frame;
+  /*
+   * Present = "segment everything": SAM's automatic mask generator runs on the image's
+   * cached embedding instead of the points/boxes above (which must then be empty).
+   */
+  Segflow__V1__AutomaticMaskParams *everything;
 };
 #define SEGFLOW__V1__PROMPT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__prompt_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, 0, SEGFLOW__V1__OUTPUT_FORMAT__OUTPUT_FORMAT_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0, 0, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, 0, SEGFLOW__V1__OUTPUT_FORMAT__OUTPUT_FORMAT_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0, 0, NULL, NULL }
+
+
+/*
+ * Parameters of SAM's automatic mask generator; 0 means upstream's default
+ * (points_per_side 32, points_per_batch 64, pred_iou_thresh 0.88,
+ * stability_score_thresh 0.95, stability_score_offset 1.0, box_nms_thresh 0.7,
+ * min_mask_region_area 0). Crop layers need the pixels, so they are not offered here.
+ */
+struct  Segflow__V1__AutomaticMaskParams
+{
+  ProtobufCMessage base;
+  uint32_t points_per_side;
+  uint32_t points_per_batch;
+  float pred_iou_thresh;
+  float stability_score_thresh;
+  float stability_score_offset;
+  float box_nms_thresh;
+  uint32_t min_mask_region_area;
+};
+#define SEGFLOW__V1__AUTOMATIC_MASK_PARAMS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__automatic_mask_params__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Segflow__V1__RLE
@@ -632,6 +660,25 @@ Segflow__V1__PromptRequest *
 void   segflow__v1__prompt_request__free_unpacked
                      (Segflow__V1__PromptRequest *message,
                       ProtobufCAllocator *allocator);
+/* Segflow__V1__AutomaticMaskParams methods */
+void   segflow__v1__automatic_mask_params__init
+                     (Segflow__V1__AutomaticMaskParams         *message);
+size_t segflow__v1__automatic_mask_params__get_packed_size
+                     (const Segflow__V1__AutomaticMaskParams   *message);
+size_t segflow__v1__automatic_mask_params__pack
+                     (const Segflow__V1__AutomaticMaskParams   *message,
+                      uint8_t             *out);
+size_t segflow__v1__automatic_mask_params__pack_to_buffer
+                     (const Segflow__V1__AutomaticMaskParams   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__AutomaticMaskParams *
+       segflow__v1__automatic_mask_params__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__automatic_mask_params__free_unpacked
+                     (Segflow__V1__AutomaticMaskParams *message,
+                      ProtobufCAllocator *allocator);
 /* Segflow__V1__RLE methods */
 void   segflow__v1__rle__init
                      (Segflow__V1__RLE         *message);
@@ -791,6 +838,9 @@ typedef void (*Segflow__V1__Box_Closure)
 typedef void (*Segflow__V1__PromptRequest_Closure)
                  (const Segflow__V1__PromptRequest *message,
                   void *closure_data);
+typedef void (*Segflow__V1__AutomaticMaskParams_Closure)
+                 (const Segflow__V1__AutomaticMaskParams *message,
+                  void *closure_data);
 typedef void (*Segflow__V1__RLE_Closure)
                  (const Segflow__V1__RLE *message,
                   void *closure_data);
@@ -829,6 +879,7 @@ extern const ProtobufCMessageDescriptor segflow__v1__image_embedding__descriptor
 extern const ProtobufCMessageDescriptor segflow__v1__point__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__box__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__automatic_mask_params__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__rle__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__bounding_box__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__mask__descriptor;

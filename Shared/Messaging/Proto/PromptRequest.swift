@@ -51,12 +51,14 @@ public struct PromptRequest: Sendable, Hashable {
     public var createdAtMs: Int64
     public var returnLowResLogits: Bool
     public var frame: VideoFrame?
+    /// Non-nil: run the automatic mask generator instead of point/box prompts.
+    public var everything: AutomaticMaskParams?
 
     public init(requestID: String, imageID: String, points: [Point] = [], boxes: [Box] = [],
                 maskInput: FloatTensor? = nil, multimask: Bool = false, outputFormat: OutputFormat = .rle,
                 replyTopic: String = "", text: String? = nil, textEmbedding: FloatTensor? = nil,
                 model: String = "", createdAtMs: Int64 = 0, returnLowResLogits: Bool = false,
-                frame: VideoFrame? = nil) {
+                frame: VideoFrame? = nil, everything: AutomaticMaskParams? = nil) {
         self.requestID = requestID
         self.imageID = imageID
         self.points = points
@@ -71,6 +73,7 @@ public struct PromptRequest: Sendable, Hashable {
         self.createdAtMs = createdAtMs
         self.returnLowResLogits = returnLowResLogits
         self.frame = frame
+        self.everything = everything
     }
 
     public func encode() -> [UInt8] {
@@ -107,6 +110,7 @@ public struct PromptRequest: Sendable, Hashable {
         m.pointee.created_at_ms = createdAtMs
         m.pointee.return_low_res_logits = returnLowResLogits ? 1 : 0
         m.pointee.frame = frame?.c(arena)
+        m.pointee.everything = everything?.c(arena)
         return packMessage(m, size: segflow__v1__prompt_request__get_packed_size,
                            pack: segflow__v1__prompt_request__pack)
     }
@@ -142,7 +146,50 @@ public struct PromptRequest: Sendable, Hashable {
                                  model: try reader.string(m.model, "model"),
                                  createdAtMs: m.created_at_ms,
                                  returnLowResLogits: m.return_low_res_logits != 0,
-                                 frame: try VideoFrame.read(m.frame, reader, field: "frame"))
+                                 frame: try VideoFrame.read(m.frame, reader, field: "frame"),
+                                 everything: try AutomaticMaskParams.read(m.everything, reader))
         }
+    }
+}
+
+/// Parameters of SAM's automatic mask generator; 0 = upstream's default.
+public struct AutomaticMaskParams: Sendable, Hashable {
+    public var pointsPerSide: UInt32
+    public var pointsPerBatch: UInt32
+    public var predIoUThresh: Float
+    public var stabilityScoreThresh: Float
+    public var stabilityScoreOffset: Float
+    public var boxNMSThresh: Float
+    public var minMaskRegionArea: UInt32
+
+    public init(pointsPerSide: UInt32 = 0, pointsPerBatch: UInt32 = 0, predIoUThresh: Float = 0, stabilityScoreThresh: Float = 0,
+                stabilityScoreOffset: Float = 0, boxNMSThresh: Float = 0, minMaskRegionArea: UInt32 = 0) {
+        self.pointsPerSide = pointsPerSide; self.pointsPerBatch = pointsPerBatch; self.predIoUThresh = predIoUThresh
+        self.stabilityScoreThresh = stabilityScoreThresh; self.stabilityScoreOffset = stabilityScoreOffset
+        self.boxNMSThresh = boxNMSThresh; self.minMaskRegionArea = minMaskRegionArea
+    }
+
+    func c(_ arena: CArena) -> UnsafeMutablePointer<Segflow__V1__AutomaticMaskParams> {
+        let p = arena.message(segflow__v1__automatic_mask_params__init)
+        p.pointee.points_per_side = pointsPerSide
+        p.pointee.points_per_batch = pointsPerBatch
+        p.pointee.pred_iou_thresh = predIoUThresh
+        p.pointee.stability_score_thresh = stabilityScoreThresh
+        p.pointee.stability_score_offset = stabilityScoreOffset
+        p.pointee.box_nms_thresh = boxNMSThresh
+        p.pointee.min_mask_region_area = minMaskRegionArea
+        return p
+    }
+
+    static func read(_ pointer: UnsafeMutablePointer<Segflow__V1__AutomaticMaskParams>?, _ reader: FieldReader) throws -> AutomaticMaskParams? {
+        guard let p = pointer?.pointee else { return nil }
+        for (name, v) in [("pred_iou_thresh", p.pred_iou_thresh), ("stability_score_thresh", p.stability_score_thresh),
+                          ("stability_score_offset", p.stability_score_offset), ("box_nms_thresh", p.box_nms_thresh)] where !v.isFinite {
+            throw reader.invalid("everything.\(name)", v, "must be a finite number", code: .invalidPrompt)
+        }
+        return AutomaticMaskParams(pointsPerSide: p.points_per_side, pointsPerBatch: p.points_per_batch,
+                                   predIoUThresh: p.pred_iou_thresh, stabilityScoreThresh: p.stability_score_thresh,
+                                   stabilityScoreOffset: p.stability_score_offset, boxNMSThresh: p.box_nms_thresh,
+                                   minMaskRegionArea: p.min_mask_region_area)
     }
 }

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import Logging
+import Messaging
+import Pipeline
+import SAM
+import Serving
+
+struct EverythingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "everything",
+        abstract: "Segment everything: SAM's automatic mask generator (grid of point prompts, filtering, NMS).",
+        discussion: """
+            Defaults are upstream's (segment_anything SamAutomaticMaskGenerator). Writes the \
+            masks as COCO RLE JSON (pycocotools reads it) and optionally an overlay. Like \
+            `segment`, it goes through Kafka by default (embedded broker unless --brokers); \
+            --crop-n-layers > 0 needs the pixels for every crop and runs in-process.
+            Note: LiteMedSAM was trained for single-mask box prompts; its multimask outputs \
+            are weak and upstream's default thresholds keep no masks — lower \
+            --pred-iou-thresh / --stability-score-thresh for it.
+            """)
+
+    @Argument(help: "Input image (PNG).") var image: String
+    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
+    @Option var pointsPerSide = 32
+    @Option var pointsPerBatch = 64
+    @Option var predIouThresh = 0.88
+    @Option var stabilityScoreThresh = 0.95
+    @Option var stabilityScoreOffset = 1.0
+    @Option var boxNmsThresh = 0.7
+    @Option var cropNLayers = 0
+    @Option var cropNmsThresh = 0.7
+    @Option var minMaskRegionArea = 0
+    @Option(help: "COCO-RLE JSON to write.") var json: String?
+    @Option(help: "Overlay PNG to write.") var overlay: String?
+    @Option(help: "Kafka bootstrap servers of running services (default: $SEGFLOW_BROKERS, else an embedded broker).")
+    var brokers: String?
+    @Flag(help: "Run in this process without Kafka.") var inProcess = false
+    @Option(help: "Seconds to wait for the result over Kafka.") var timeout = 900
+
+    func validate() throws {
+        if json == nil && overlay == nil { throw ValidationError("nothing to write: give --json and/or --overlay") }
+    }
+
+    func run() async throws {
+        let kind = try ModelStore.kind(named: model)
+        guard let data = FileManager.default.contents(atPath: image) else {
+            throw PipelineError.unreadableFile(path: image, reason: "no such file or not readable")
+        }
+        let png = [UInt8](data)
+        let img = try PNG.decodeRGB(png)
+        var p = AutomaticMaskGenerator.Parameters()
+        p.pointsPerSide = pointsPerSide; p.pointsPerBatch = pointsPerBatch; p.predIoUThresh = predIouThresh
+        p.stabilityScoreThresh = stabilityScoreThresh; p.stabilityScoreOffset = stabilityScoreOffset
+        p.boxNMSThresh = boxNmsThresh; p.cropNLayers = cropNLayers; p.cropNMSThresh = cropNmsThresh
+        p.minMaskRegionArea = minMaskRegionArea; p.outputMode = .cocoRLE
+        let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
+        let local = inProcess || cropNLayers > 0
+        if cropNLayers > 0 && !inProcess {
+            FileHandle.standardError.write("segflow: --crop-n-layers > 0 runs in-process (each crop needs its own embedding)\n".data(using: .utf8)!)
+        }
+        let t0 = Date()
+        var entries: [[String: Any]] = []
+        var masks: [BinaryMask] = []
+        if local {
+            let sam = try ModelStore.load(kind, checkpoint: checkpoint)
+            let generator = try AutomaticMaskGenerator(sam, parameters: p)
+            let records = try generator.generate(rgb: img.pixels, width: img.width, height: img.height)
+            entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
+            masks = try records.map { try $0.rle.decode() }
+        } else {
+            var stack: EmbeddedStack?
+            let client: KafkaClientConfig
+            if let brokers {
+                client = KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli")
+            } else {
+                FileHandle.standardError.write("segflow: starting embedded broker, image-encoder and prompt-decoder…\n".data(using: .utf8)!)
+                var logger = Logger(label: "segflow")
+                logger.logLevel = .warning
+                stack = try await EmbeddedStack.start(sam: try ModelStore.load(kind, checkpoint: checkpoint), logger: logger)
+                client = stack!.client
+            }
+            let params = AutomaticMaskParams(pointsPerSide: UInt32(pointsPerSide), pointsPerBatch: UInt32(pointsPerBatch),
+                                             predIoUThresh: Float(predIouThresh), stabilityScoreThresh: Float(stabilityScoreThresh),
+                                             stabilityScoreOffset: Float(stabilityScoreOffset), boxNMSThresh: Float(boxNmsThresh),
+                                             minMaskRegionArea: UInt32(minMaskRegionArea))
+            let request = PromptRequest(requestID: "all-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
+                                        model: kind.rawValue, everything: params)
+            let outcome: Result<MaskResult, Error>
+            do {
+                outcome = .success(try await SegflowClient(client: client, logger: Logger(label: "segflow"))
+                    .segment(image: .png(png), prompts: request, timeout: .seconds(timeout)))
+            } catch { outcome = .failure(error) }
+            await stack?.stop()
+            for m in try outcome.get().masks {
+                guard case let .rle(counts, h, w) = m.encoding else { continue }
+                let rle = try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts)
+                masks.append(try rle.decode())
+                entries.append(["segmentation": ["size": [Int(h), Int(w)], "counts": counts], "area": Int(m.area),
+                                "bbox": [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)],
+                                "predicted_iou": Double(m.predictedIoU), "stability_score": Double(m.stabilityScore)])
+            }
+        }
+        if let json {
+            try JSONSerialization.data(withJSONObject: entries, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+            print("wrote json: \(json)")
+        }
+        if let overlay {
+            try PNG.write(try Overlay.render(img, masks: masks, options: .init(outline: true)), toFile: overlay)
+            print("wrote overlay: \(overlay)")
+        }
+        let scores = entries.prefix(10).map { e in String(format: "iou %.3f stab %.3f area %d",
+                                                        e["predicted_iou"] as? Double ?? 0, e["stability_score"] as? Double ?? 0,
+                                                        e["area"] as? Int ?? 0) }
+        print("\(entries.count) masks in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s via \(local ? "in-process" : brokers == nil ? "embedded broker" : "brokers")")
+        for s in scores { print("  " + s) }
+        if entries.count > 10 { print("  …") }
+    }
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import SAM
+import Serving
 import ServiceKit
 
 struct BenchCommand: AsyncParsableCommand {
@@ -25,8 +26,26 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Timed decoder runs per stage.") var decoderRuns = 20
     @Option(help: "Warm-up runs per stage (not timed).") var warmup = 1
     @Flag(help: "Print JSON instead of a markdown table.") var json = false
+    @Flag(help: "Benchmark the Kafka pipeline instead: end-to-end latency via the embedded broker vs in-process, messaging overhead per prompt, the 4 MiB embedding hop, and decoder throughput with 1 vs 2 decoder processes.")
+    var pipeline = false
 
     func run() async throws {
+        if pipeline {
+            let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            let report = try await PipelineBenchmark.run(model: try ModelStore.kind(named: model), checkpoint: checkpoint,
+                                                         runs: runs, binDir: binDir) { stage in
+                FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
+            }
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            } else {
+                print("OpenBLAS: \(BLASRuntime.selectionSummary)")
+                print(report.markdown)
+            }
+            return
+        }
         var o = Benchmark.Options(model: try ModelStore.kind(named: model))
         o.checkpoint = checkpoint; o.randomWeights = randomWeights; o.threads = threads
         o.encoderRuns = runs; o.decoderRuns = decoderRuns; o.warmup = warmup

@@ -29,7 +29,7 @@ public final class SegflowClient: Sendable {
     /// Opens the reply consumer and waits for its assignment.
     public func openReplies(timeout: Duration = .seconds(30)) async throws -> Consumer {
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: "segflow-client-\(UUID().uuidString)",
-                                                           autoOffsetReset: .latest), topics: [replyTopic])
+                                                           autoOffsetReset: .latest, fetchWaitMaxMs: 1), topics: [replyTopic])
         let deadline = ContinuousClock.now + timeout
         while try await consumer.assignment().isEmpty {
             guard ContinuousClock.now < deadline else {

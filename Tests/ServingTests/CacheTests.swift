@@ -58,8 +58,8 @@ final class OffsetTrackerTests: XCTestCase {
     func testNeverCommitsPastAnUnansweredRecord() {
         var t = OffsetTracker()
         for o in Int64(5)...8 { t.begin(o) }
-        XCTAssertNil(t.finish(6))        // 5 still in flight
-        XCTAssertNil(t.finish(8))
+        XCTAssertEqual(t.finish(6), 5)   // 5 still in flight: resume there, never past it
+        XCTAssertNil(t.finish(8))        // position stays at 5
         XCTAssertEqual(t.finish(5), 7)   // 7 still in flight
         XCTAssertEqual(t.finish(7), 9)
         XCTAssertEqual(t.pendingCount, 0)

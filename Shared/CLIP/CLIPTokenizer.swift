@@ -43,7 +43,9 @@ public struct CLIPTokenizer: Sendable {
         guard lines.count > mergeCount else {
             throw .vocabularyUnreadable(reason: "\(lines.count) lines, CLIP's merge list has at least \(mergeCount + 1)")
         }
-        let byteSymbols = ByteEncoder.table.map { String(Character($0)) }
+        // ref: vocab = list(bytes_to_unicode().values()) — in the dict's insertion order
+        // (printable bytes first), not in byte order.
+        let byteSymbols = ByteEncoder.vocabularyOrder.map { String(Character(ByteEncoder.table[Int($0)])) }
         var vocab = byteSymbols + byteSymbols.map { $0 + "</w>" }
         var ranks: [SymbolPair: Int] = [:]
         ranks.reserveCapacity(mergeCount)
@@ -187,17 +189,26 @@ public struct CLIPTokenizer: Sendable {
 /// GPT-2/CLIP's reversible byte → printable-unicode table.
 /// ref: open_clip/tokenizer.py bytes_to_unicode
 enum ByteEncoder {
-    static let table: [Unicode.Scalar] = {
+    /// `bs`: printable bytes in order, then the remaining bytes — the order of the dict and
+    /// hence of the first 256 (and next 256) vocabulary ids.
+    static let vocabularyOrder: [UInt32] = {
         var bs = Array(UInt32(33)...126) + Array(UInt32(161)...172) + Array(UInt32(174)...255)
-        var cs = bs
-        var n: UInt32 = 0
-        for b in UInt32(0)..<256 where !bs.contains(b) {
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-        }
+        bs += (UInt32(0)..<256).filter { !bs.contains($0) }
+        return bs
+    }()
+
+    /// byte → its printable stand-in: itself if printable, else 256 + n in `bs` order.
+    static let table: [Unicode.Scalar] = {
         var table = [Unicode.Scalar](repeating: " ", count: 256)
-        for (b, c) in zip(bs, cs) { table[Int(b)] = Unicode.Scalar(c)! }
+        var n: UInt32 = 0
+        for b in vocabularyOrder {
+            if b >= 33 && b <= 126 || b >= 161 && b <= 172 || b >= 174 {
+                table[Int(b)] = Unicode.Scalar(b)!
+            } else {
+                table[Int(b)] = Unicode.Scalar(256 + n)!
+                n += 1
+            }
+        }
         return table
     }()
 

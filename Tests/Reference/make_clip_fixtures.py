@@ -28,6 +28,9 @@ Writes:
       a tiny CLIPTextModelWithProjection over the full 49408-token vocabulary (hidden 8, stored
       as float16 to keep the file small; the reference runs on the same f16-rounded weights in
       float32), fed open_clip's ids for a few prompts: text_embeds
+  official_text_state_dicts.json  names and shapes of transformers' CLIPTextModelWithProjection
+      for the openai/clip-vit-base-patch32 (= patch16) and clip-vit-large-patch14 text towers
+      (built on the meta device: no weights), to check Segflow's presets bind the same tensors
   model_cases.json         the input ids of each model golden, the configs, and the e2e prompts
 """
 import html.entities
@@ -241,6 +244,21 @@ def e2e_model():
     return {"prompts": E2E_PROMPTS, "input_ids": ids.tolist(), "config": cfg.to_diff_dict()}
 
 
+def official_state_dicts():
+    towers = {
+        "openai/clip-vit-base-patch32": dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
+                                             num_attention_heads=8, projection_dim=512),
+        "openai/clip-vit-large-patch14": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                              num_attention_heads=12, projection_dim=768),
+    }
+    out = {}
+    for name, kw in towers.items():
+        with torch.device("meta"):
+            model = CLIPTextModelWithProjection(CLIPTextConfig(**kw))
+        out[name] = {k: list(v.shape) for k, v in model.state_dict().items()}
+    (FIX / "official_text_state_dicts.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def entities_swift():
     """Python's html.unescape tables (html/__init__.py, html/entities.py) as Swift source."""
     import html as h
@@ -276,6 +294,7 @@ enum HTMLEntityTables {{
 def main():
     FIX.mkdir(parents=True, exist_ok=True)
     entities_swift()
+    official_state_dicts()
     tokenizer_cases()
     cases = {"text_proj": text_proj_model(), "clip_model": clip_model(), "e2e": e2e_model()}
     (FIX / "model_cases.json").write_text(json.dumps(cases, default=str) + "\n")

@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Native dependencies come from Debian packages (see Deploy/setup.sh):
-// librdkafka-dev, libopenblas-dev, libpng-dev, libprotobuf-c-dev, protobuf-c-compiler.
+// librdkafka-dev, libopenblas-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler.
 let package = Package(
     name: "Segflow",
     platforms: [.macOS(.v13)],

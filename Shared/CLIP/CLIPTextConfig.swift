@@ -91,9 +91,13 @@ public struct CLIPTextConfig: Sendable, Equatable {
         //      8 heads, 77 positions, quick_gelu, eps 1e-5, eos_token_id 49407 in new configs)
         var eos = 49407
         if let e = text["eos_token_id"] as? NSNumber { eos = e.intValue }
-        self.init(vocabSize: int("vocab_size", 49408), hiddenSize: int("hidden_size", 512),
+        let hidden = int("hidden_size", 512), heads = int("num_attention_heads", 8)
+        guard heads > 0, hidden > 0, hidden % heads == 0 else {
+            throw .unrecognisedCheckpoint(path: "config.json", reason: "hidden_size \(hidden) is not divisible by \(heads) heads")
+        }
+        self.init(vocabSize: int("vocab_size", 49408), hiddenSize: hidden,
                   intermediateSize: int("intermediate_size", 2048), numHiddenLayers: int("num_hidden_layers", 12),
-                  numAttentionHeads: int("num_attention_heads", 8),
+                  numAttentionHeads: heads,
                   maxPositionEmbeddings: int("max_position_embeddings", 77), projectionDim: projection,
                   hiddenAct: act, layerNormEps: (text["layer_norm_eps"] as? NSNumber)?.floatValue ?? 1e-5,
                   eosTokenID: eos)

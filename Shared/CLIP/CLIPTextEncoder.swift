@@ -78,9 +78,7 @@ public struct CLIPTextEncoder: Sendable {
             }
             let vb = try WeightLoader(dict)
             let model = try CLIPTextModelWithProjection(vb, config: config)
-            let hasVision = dict.names.contains { name in
-                CLIPTextModelWithProjection.visionTensorPrefixes.contains { name.hasPrefix($0) }
-            }
+            let hasVision = dict.names.contains(where: CLIPTextModelWithProjection.isVisionTensor)
             if skipVisionTower { CLIPTextModelWithProjection.skipVisionTensors(vb, stateDict: dict) }
             try vb.finish()
             return CLIPTextEncoder(model: model, tokenizer: tok, layout: hasVision ? .clipModel : .textModelWithProjection)

@@ -202,12 +202,16 @@ public struct CLIPTextModelWithProjection: Sendable {
     @discardableResult
     public static func skipVisionTensors(_ vb: WeightLoader, stateDict: StateDict) -> Int {
         var n = 0
-        for name in stateDict.names where visionTensorPrefixes.contains(where: {
-            name.hasPrefix($0) && ($0.hasSuffix(".") || name == $0)
-        }) {
+        for name in stateDict.names where isVisionTensor(name) {
             if vb.skip(name) { n += 1 }
         }
         return n
+    }
+
+    /// Whether `name` belongs to CLIPModel's image half: under a "prefix." scope, or exactly
+    /// a prefix without a dot (`logit_scale`; `logit_scale_extra` is not).
+    public static func isVisionTensor(_ name: String) -> Bool {
+        visionTensorPrefixes.contains { name.hasPrefix($0) && ($0.hasSuffix(".") || name == $0) }
     }
 
     public func callAsFunction(_ ids: [[Int]]) throws(CLIPError) -> Output {

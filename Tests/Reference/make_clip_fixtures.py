@@ -38,7 +38,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTextModelWithProjection

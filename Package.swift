@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Native dependencies come from Debian packages (see Deploy/setup.sh):
-// librdkafka-dev, libopenblas-dev, libpng-dev, libprotobuf-c-dev, protobuf-c-compiler.
+// librdkafka-dev, libopenblas-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler.
 let package = Package(
     name: "Segflow",
     platforms: [.macOS(.v13)],
@@ -25,6 +25,10 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
                        providers: [.apt(["libprotobuf-c-dev"])]),
+        // zlib: gunzip of CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz), kept compressed
+        // as shipped upstream. zlib1g-dev is already pulled in by libpng-dev.
+        .systemLibrary(name: "CZlib", path: "Shared/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // Libraries.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], path: "Shared/Tensor"),
@@ -33,6 +37,9 @@ let package = Package(
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
         .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
+        .target(name: "CLIP", dependencies: ["Tensor", "Checkpoint", "CZlib"], path: "Shared/CLIP",
+                resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz"),
+                            .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -65,6 +72,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Checkpoint", "Tensor"], path: "Tests/CLIPTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),

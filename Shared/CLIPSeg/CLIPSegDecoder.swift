@@ -23,6 +23,9 @@ public struct CLIPSegDecoderHead: Sendable {
 
     /// `vb` is scoped at `decoder`.
     public init(_ vb: WeightLoader, config c: CLIPSegConfig) throws {
+        precondition(!c.extractLayers.isEmpty, "CLIPSeg needs at least one extract layer")
+        precondition(c.reduceDim % c.decoderNumAttentionHeads == 0 && c.reduceDim % 2 == 0,
+                     "reduce_dim \(c.reduceDim) must split into \(c.decoderNumAttentionHeads) heads and halve")
         config = c
         let r = c.reduceDim, p = c.vision.patchSize
         filmMul = try Linear(vb.pp("film_mul"), in: c.projectionDim, out: r)

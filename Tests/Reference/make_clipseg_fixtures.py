@@ -15,6 +15,9 @@ Writes:
   clipseg_cases.json                config, token ids and notes the goldens were made with
   visual_prompt.png                 the visual-prompt photo (a crop of skimage's coffee.png, CC0)
   chelsea_crop.png                  copied from Tests/SAMTests/Fixtures (skimage, CC0)
+  rd64_refined_state_dict.json      names and shapes of every tensor of a CLIPSegForImageSegmentation
+                                    built with CIDAS/clipseg-rd64-refined's config (on the meta
+                                    device: no weights exist offline), for the architecture test
 
 Tiny config: vision 32 wide, 4 layers, 4 heads, patch 16, image_size 64 (4x4 position grid)
 run at 96x96 input (6x6 grid), so the bicubic position-embedding interpolation is exercised.
@@ -85,6 +88,13 @@ def randomise(model, seed=0):
                 p.copy_(r)
 
 
+def rd64_refined_config():
+    """CIDAS/clipseg-rd64-refined config.json over configuration_clipseg.py's defaults."""
+    return CLIPSegConfig(text_config=dict(bos_token_id=0, eos_token_id=2), vision_config=dict(patch_size=16),
+                         extract_layers=[3, 6, 9], reduce_dim=64, conditional_layer=0,
+                         use_complex_transposed_convolution=True, projection_dim=512)
+
+
 def preprocess(img, size, backend=ViTImageProcessorPil):
     proc = backend(size={"height": size, "width": size}, resample=2, do_rescale=True, rescale_factor=1 / 255,
                    do_normalize=True, image_mean=MEAN, image_std=STD)
@@ -96,6 +106,11 @@ def main():
     shutil.copyfile(SAM_FIX / "chelsea_crop.png", FIX / "chelsea_crop.png")
     coffee = Image.open(SAM_FIX / "coffee.png").convert("RGB")
     coffee.crop((150, 60, 150 + 88, 60 + 72)).save(FIX / "visual_prompt.png", optimize=True)
+
+    with torch.device("meta"):
+        rd64 = CLIPSegForImageSegmentation(rd64_refined_config())
+    names = [{"name": k, "shape": list(v.shape)} for k, v in rd64.state_dict().items()]
+    (FIX / "rd64_refined_state_dict.json").write_text("[\n" + ",\n".join(json.dumps(n) for n in names) + "\n]\n")
 
     image = Image.open(FIX / "chelsea_crop.png").convert("RGB")
     prompt_image = Image.open(FIX / "visual_prompt.png").convert("RGB")

@@ -29,6 +29,9 @@ final class CLIPSegParityTests: XCTestCase {
         // 4×4 trained grid → 6×6 for a 96×96 input.
         assertClose(emb.interpolatedPositionEmbedding(height: 96, width: 96), try g.t("position_embedding_interpolated"),
                     tolerance: Tolerance.positionEmbedding, "interpolated position embedding")
+        // 4×4 → 3×5: downscaling and a non-square grid (48×80 input).
+        assertClose(emb.interpolatedPositionEmbedding(height: 48, width: 80), try g.t("position_embedding_interpolated_48x80"),
+                    tolerance: Tolerance.positionEmbedding, "interpolated position embedding 48x80")
         assertClose(emb(try g.t("pixel_values")), try g.t("embeddings"), tolerance: Tolerance.embeddings, "vision embeddings")
     }
 

@@ -140,6 +140,8 @@ def main():
         emb = model.clip.vision_model.embeddings
         dummy = torch.zeros(1, (INPUT // 16) ** 2 + 1, 32)
         g["position_embedding_interpolated"] = emb.interpolate_pos_encoding(dummy, INPUT, INPUT)
+        # Downscaling and a non-square grid (4x4 -> 3x5) through the same bicubic path.
+        g["position_embedding_interpolated_48x80"] = emb.interpolate_pos_encoding(torch.zeros(1, 16, 32), 48, 80)
         g["embeddings"] = emb(pixel_values)
 
         # Which hidden states are "activations": hook every encoder layer and compare.

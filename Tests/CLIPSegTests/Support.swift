@@ -1,0 +1,79 @@
+import Checkpoint
+import CLIPSeg
+import Foundation
+import Imaging
+import Tensor
+import XCTest
+
+/// Error budgets against the PyTorch goldens, as relative max error
+/// `max|swift − torch| / max|torch|`. Never raise one to make a test pass: find the bug.
+enum Tolerance {
+    /// Preprocessing is the same fixed-point PIL resample and the same two float32 roundings
+    /// (÷255, then (x − mean) ÷ std): bit-exact.
+    static let pixelValues: Float = 0
+    /// Bicubic taps are 4×4 float32 products summed in upstream's order; torch's vectorised
+    /// loop may fuse multiply-adds, so allow a few ulp of the largest value.
+    static let positionEmbedding: Float = 1e-6
+    /// One patch GEMM (K = 3·16·16 = 768) summed in a different blocked order than oneDNN.
+    static let embeddings: Float = 1e-5
+    /// Encoder features after 2–4 pre-norm layers: float32 GEMM / softmax reordering drifts
+    /// ~1e-6 per layer relative to the scale; 1e-4 still catches any wrong weight, op or
+    /// layer index (those are O(1) errors).
+    static let encoderFeatures: Float = 1e-4
+    /// Projected pooled features of a whole tower (vision 4 layers, text 2 layers + pooling).
+    static let conditionalEmbeddings: Float = 1e-4
+    /// Logits after the full pipeline (vision tower, conditioning, 3 decoder layers, three
+    /// convolutions): same per-layer drift, more layers.
+    static let logits: Float = 1e-4
+    /// Postprocessing of identical logits: bilinear taps computed like torch, sigmoid via libm.
+    static let probabilities: Float = 1e-6
+}
+
+/// Relative max error, with the measured value printed so reports can quote it.
+func relativeError(_ actual: Tensor, _ expected: Tensor, _ label: String,
+                   file: StaticString = #filePath, line: UInt = #line) -> Float {
+    XCTAssertEqual(actual.shape, expected.shape, "\(label): shape", file: file, line: line)
+    guard actual.shape == expected.shape else { return .infinity }
+    var maxDiff: Float = 0, scale: Float = 0
+    for (a, e) in zip(actual.data, expected.data) {
+        if a.isNaN != e.isNaN { return .infinity }
+        maxDiff = max(maxDiff, abs(a - e)); scale = max(scale, abs(e))
+    }
+    let rel = scale > 0 ? maxDiff / scale : maxDiff
+    print("[CLIPSeg parity] \(label): max|Δ| = \(maxDiff), max|ref| = \(scale), relative = \(rel)")
+    return rel
+}
+
+func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float, _ label: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    let rel = relativeError(actual, expected, label, file: file, line: line)
+    XCTAssertLessThanOrEqual(rel, tolerance, "\(label): relative error \(rel) over budget \(tolerance)", file: file, line: line)
+}
+
+enum Fixtures {
+    static func url(_ name: String, _ ext: String) throws -> URL {
+        try XCTUnwrap(Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures"),
+                      "fixture \(name).\(ext) missing")
+    }
+    static func checkpoint() throws -> StateDict { try StateDict(contentsOf: url("clipseg_tiny", "safetensors")) }
+    static func golden() throws -> StateDict { try StateDict(contentsOf: url("clipseg_tiny_golden", "safetensors")) }
+    static func image(_ name: String) throws -> RGBImage { try PNG.decodeRGB(contentsOfFile: url(name, "png").path) }
+
+    struct Cases: Decodable {
+        var input_ids: [[Int]]
+        var input_size: Int
+        var threshold: Float
+    }
+    static func cases() throws -> Cases {
+        try JSONDecoder().decode(Cases.self, from: Data(contentsOf: url("clipseg_cases", "json")))
+    }
+
+    /// One fully loaded tiny model shared by the tests (loading is cheap but not free).
+    static let model: Result<CLIPSegForImageSegmentation, Error> = Result {
+        try CLIPSegForImageSegmentation(stateDict: checkpoint(), config: .tinyTest)
+    }
+}
+
+extension StateDict {
+    func t(_ name: String) throws -> Tensor { try tensor(named: name) }
+}

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "segflow", targets: ["segflow"]),
         .executable(name: "segflow-image-encoder", targets: ["segflow-image-encoder"]),
         .executable(name: "segflow-prompt-decoder", targets: ["segflow-prompt-decoder"]),
+        .executable(name: "segflow-text-encoder", targets: ["segflow-text-encoder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,7 +43,7 @@ let package = Package(
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
         .target(name: "CLIPSeg", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
-        .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging",
+        .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
@@ -64,6 +65,9 @@ let package = Package(
         .executableTarget(name: "segflow-prompt-decoder", dependencies: [
             "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/prompt-decoder"),
+        .executableTarget(name: "segflow-text-encoder", dependencies: [
+            "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Services/text-encoder"),
 
         // Tests.
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests",

@@ -96,3 +96,19 @@ public struct CLIPSegConfig: Sendable, Equatable {
         projectionDim: 16, extractLayers: [1, 2, 3], reduceDim: 16, decoderNumAttentionHeads: 4,
         decoderIntermediateSize: 32, conditionalLayer: 1, useComplexTransposedConvolution: true, inputSize: 96)
 }
+
+extension CLIPSegConfig {
+    /// The tiny test layout with CLIP's real 49,408-token vocabulary, 77 positions and
+    /// end-of-text 49407: small enough for service tests, yet fed by the real tokenizer.
+    public static let tinyTestFullVocabulary = CLIPSegConfig(
+        vision: tinyTest.vision,
+        text: Text(vocabSize: 49408, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2,
+                   numAttentionHeads: 4, maxPositionEmbeddings: 77, eosTokenId: 49407),
+        projectionDim: 16, extractLayers: [1, 2, 3], reduceDim: 16, decoderNumAttentionHeads: 4,
+        decoderIntermediateSize: 32, conditionalLayer: 1, useComplexTransposedConvolution: true, inputSize: 96)
+
+    /// Layouts selectable by name (`--clipseg-config`).
+    public static let presets: [String: CLIPSegConfig] = [
+        "rd64-refined": .rd64Refined, "tiny-test": .tinyTestFullVocabulary,
+    ]
+}

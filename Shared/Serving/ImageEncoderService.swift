@@ -2,6 +2,7 @@ import Foundation
 import Imaging
 import Logging
 import Messaging
+import CLIPSeg
 import SAM
 
 /// Consumes ImageRequests, computes each image's embedding once and publishes it keyed
@@ -16,21 +17,27 @@ public final class ImageEncoderService: Sendable {
         public init() {}
     }
 
-    public let sam: Sam
+    public let sam: Sam?
+    public let clipseg: CLIPSegBackend?
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
 
-    public init(sam: Sam, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
-        self.sam = sam; self.client = client; self.options = options; self.logger = logger
+    /// Serves one SAM-family model and/or CLIPSeg; a request's `model` picks (empty = SAM
+    /// if loaded, else CLIPSeg).
+    public init(sam: Sam?, clipseg: CLIPSegBackend? = nil, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        precondition(sam != nil || clipseg != nil, "an image-encoder needs at least one model")
+        self.sam = sam; self.clipseg = clipseg; self.client = client; self.options = options; self.logger = logger
     }
+
+    var modelNames: [String] { [sam?.kind.rawValue, clipseg.map { _ in CLIPSegBackend.modelName }].compactMap { $0 } }
 
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {
         let producer = try Producer(config: ProducerConfig(client: client))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger)
-        logger.info("image-encoder ready", metadata: ["seg.model": "\(sam.kind.rawValue)", "kafka.topic": "\(options.topics.images)"])
+        logger.info("image-encoder ready", metadata: ["seg.model": "\(modelNames.joined(separator: ","))", "kafka.topic": "\(options.topics.images)"])
         do {
             try await withTaskCancellationHandler {
                 for try await record in consumer.messages {
@@ -56,24 +63,35 @@ public final class ImageEncoderService: Sendable {
                 throw ServingError(e.errorCode, "\(e)")
             }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic; frame = request.frame
-            if !request.model.isEmpty && request.model != sam.kind.rawValue {
-                throw ServingError(.unknownModel, "this encoder serves '\(sam.kind.rawValue)', request asks for '\(request.model)'")
+            let name = request.model.isEmpty ? modelNames[0] : request.model
+            guard modelNames.contains(name) else {
+                throw ServingError(.unknownModel, "this encoder serves \(modelNames.map { "'\($0)'" }.joined(separator: ", ")); request asks for '\(request.model)'")
             }
             let image = try decodeImage(request.image)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            let wire = Conversions.wire(emb, requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
+            let wire: Messaging.ImageEmbedding
+            if let sam, name == sam.kind.rawValue {
+                let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                wire = Conversions.wire(emb, requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
                                         encoderMs: ms, frame: request.frame, createdAtMs: request.createdAtMs)
+            } else {
+                let emb = try clipseg!.embed(image)
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                wire = Conversions.wire(clipseg: emb, requestID: request.requestID, imageID: request.imageID,
+                                        f16: options.embeddingDType == .f16, encoderMs: ms, frame: request.frame,
+                                        createdAtMs: request.createdAtMs)
+            }
+            let ms = wire.encoderMs
             _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings)
             logger.info("encoded", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)",
                                               "seg.encoder.ms": "\(Int(ms))"])
         } catch let error as ServingError {
             try? await reporter.report(error, record: record, requestID: requestID, imageID: imageID, replyTopic: reply,
-                                       model: sam.kind.rawValue, frame: frame)
+                                       frame: frame)
         } catch {
             try? await reporter.report(ServingError(.internal, "\(error)"), record: record, requestID: requestID, imageID: imageID,
-                                       replyTopic: reply, model: sam.kind.rawValue, frame: frame)
+                                       replyTopic: reply, frame: frame)
         }
     }
 

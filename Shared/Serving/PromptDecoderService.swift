@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import Messaging
+import CLIPSeg
+import Imaging
 import SAM
 
 /// Joins embeddings and prompts by image id and answers every prompt exactly once per
@@ -29,14 +31,18 @@ public final class PromptDecoderService: Sendable {
         public init() {}
     }
 
-    public let sam: Sam
+    public let sam: Sam?
+    public let clipseg: CLIPSegBackend?
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
 
-    public init(sam: Sam, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
-        self.sam = sam; self.client = client; self.options = options; self.logger = logger
+    public init(sam: Sam?, clipseg: CLIPSegBackend? = nil, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        precondition(sam != nil || clipseg != nil, "a prompt-decoder needs at least one model")
+        self.sam = sam; self.clipseg = clipseg; self.client = client; self.options = options; self.logger = logger
     }
+
+    var modelNames: [String] { [sam?.kind.rawValue, clipseg.map { _ in CLIPSegBackend.modelName }].compactMap { $0 } }
 
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
@@ -45,7 +51,7 @@ public final class PromptDecoderService: Sendable {
                                     topics: [options.topics.embeddings, options.topics.prompts])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
                                  reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger))
-        logger.info("prompt-decoder ready", metadata: ["seg.model": "\(sam.kind.rawValue)"])
+        logger.info("prompt-decoder ready", metadata: ["seg.model": "\(modelNames.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
@@ -103,11 +109,12 @@ actor DecoderState {
         do {
             let chunk = try Messaging.ImageEmbedding(bytes: record.value)
             guard case let .complete(whole) = try assembler.add(chunk, partition: record.partition, offset: record.offset) else { return }
-            let emb = try Conversions.model(whole)
-            guard emb.model == service.sam.kind else {
-                throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(emb.model.rawValue)'; this decoder serves '\(service.sam.kind.rawValue)'")
+            guard service.modelNames.contains(whole.model) else {
+                throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.modelNames.joined(separator: ", "))")
             }
-            cache.insert(emb, imageID: whole.imageID)
+            let entry: CachedEmbedding = whole.model == CLIPSegBackend.modelName
+                ? .clipseg(try Conversions.clipseg(whole)) : .sam(try Conversions.model(whole))
+            cache.insert(entry, imageID: whole.imageID)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
         } catch {
             // A bad embedding record cannot be answered to a requester (prompts carry the
@@ -153,37 +160,49 @@ actor DecoderState {
 
     func fail(_ p: Parked, _ error: ServingError) async {
         try? await reporter.report(error, record: p.record, requestID: p.request.requestID, imageID: p.request.imageID,
-                                   replyTopic: p.request.replyTopic, model: service.sam.kind.rawValue, frame: p.request.frame)
+                                   replyTopic: p.request.replyTopic, model: p.request.model, frame: p.request.frame)
         await finished(p.record)
     }
 
     func answer(_ record: ConsumedMessage, _ request: PromptRequest, arrivedMs: Double) async {
-        let sam = service.sam
         do {
-            if !request.model.isEmpty && request.model != sam.kind.rawValue {
-                throw ServingError(.unknownModel, "this decoder serves '\(sam.kind.rawValue)', prompt asks for '\(request.model)'")
+            if !request.model.isEmpty && !service.modelNames.contains(request.model) {
+                throw ServingError(.unknownModel, "this decoder serves \(service.modelNames.joined(separator: ", ")); prompt asks for '\(request.model)'")
             }
-            guard let emb = cache.get(request.imageID) else { throw ServingError(.embeddingNotFound, "embedding for '\(request.imageID)' was evicted") }
+            guard let cached = cache.get(request.imageID) else { throw ServingError(.embeddingNotFound, "embedding for '\(request.imageID)' was evicted") }
+            if !request.model.isEmpty && request.model != cached.modelName {
+                throw ServingError(.shapeMismatch, "prompt is for '\(request.model)' but image '\(request.imageID)' was encoded with '\(cached.modelName)'")
+            }
             let t0 = Self.nowMs()
             let masks: [MaskResult.Mask]
-            do {
-                if let params = request.everything {
-                    guard request.points.isEmpty, request.boxes.isEmpty, request.maskInput == nil else {
-                        throw ServingError(.invalidPrompt, "an 'everything' request takes no points, boxes or mask input")
-                    }
-                    let generator = try AutomaticMaskGenerator(sam, parameters: try Conversions.amgParameters(params))
-                    masks = try Conversions.masks(try generator.generate(embedding: emb), width: emb.originalSize.width,
-                                                  height: emb.originalSize.height, format: request.outputFormat)
-                } else {
-                    let prompts = try Conversions.prompts(request, maskSide: sam.promptEncoder.imageEmbeddingSize * 4)
-                    masks = try Conversions.masks(try sam.predict(emb, prompts), width: emb.originalSize.width,
-                                                  height: emb.originalSize.height, format: request.outputFormat,
-                                                  lowResLogits: request.returnLowResLogits)
+            let modelName = cached.modelName
+            switch cached {
+            case let .clipseg(e):
+                masks = try textMasks(e, request)
+            case let .sam(emb):
+                guard let sam = service.sam else { throw ServingError(.unknownModel, "no SAM model loaded") }
+                if request.text != nil || request.textEmbedding != nil {
+                    throw ServingError(.invalidPrompt, "text prompts need a CLIPSeg embedding; image '\(request.imageID)' was encoded with '\(emb.model.rawValue)'")
                 }
-            } catch let e as SamError {
-                throw ServingError(e.isShapeProblem ? .shapeMismatch : .invalidPrompt, e.description)
-            } catch let e as AutomaticMaskGeneratorError {
-                throw ServingError(.invalidPrompt, e.description)
+                do {
+                    if let params = request.everything {
+                        guard request.points.isEmpty, request.boxes.isEmpty, request.maskInput == nil else {
+                            throw ServingError(.invalidPrompt, "an 'everything' request takes no points, boxes or mask input")
+                        }
+                        let generator = try AutomaticMaskGenerator(sam, parameters: try Conversions.amgParameters(params))
+                        masks = try Conversions.masks(try generator.generate(embedding: emb), width: emb.originalSize.width,
+                                                      height: emb.originalSize.height, format: request.outputFormat)
+                    } else {
+                        let prompts = try Conversions.prompts(request, maskSide: sam.promptEncoder.imageEmbeddingSize * 4)
+                        masks = try Conversions.masks(try sam.predict(emb, prompts), width: emb.originalSize.width,
+                                                      height: emb.originalSize.height, format: request.outputFormat,
+                                                      lowResLogits: request.returnLowResLogits)
+                    }
+                } catch let e as SamError {
+                    throw ServingError(e.isShapeProblem ? .shapeMismatch : .invalidPrompt, e.description)
+                } catch let e as AutomaticMaskGeneratorError {
+                    throw ServingError(.invalidPrompt, e.description)
+                }
             }
             let t1 = Self.nowMs()
             let nowWall = ErrorReporter.nowMs()
@@ -191,7 +210,7 @@ actor DecoderState {
             let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: masks,
                                     timings: .init(queueMs: max(0, Double(nowWall) - created - (t1 - t0)), decodeMs: t1 - t0,
                                                    totalMs: max(0, Double(nowWall) - created)),
-                                    model: sam.kind.rawValue, frame: request.frame)
+                                    model: modelName, frame: request.frame)
             let topic = request.replyTopic.isEmpty ? service.options.topics.masks : request.replyTopic
             _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
                                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)]))
@@ -209,6 +228,27 @@ actor DecoderState {
         do { try await consumer.commit(tp, nextOffset: next) } catch {
             service.logger.warning("commit failed (the record will be redelivered): \(error)")
         }
+    }
+}
+
+extension DecoderState {
+    /// CLIPSeg: the text-encoder filled `text_embedding`; decode to one mask.
+    func textMasks(_ e: CLIPSegImageEmbedding, _ request: PromptRequest) throws -> [MaskResult.Mask] {
+        guard let backend = service.clipseg else { throw ServingError(.unknownModel, "no CLIPSeg model loaded") }
+        guard let cond = request.textEmbedding else {
+            throw ServingError(.invalidPrompt, request.text == nil
+                ? "a CLIPSeg prompt needs text: send it to the text topic (segflow.text)"
+                : "text prompt '\(request.text!)' has no text_embedding: send it to the text topic, not the prompts topic")
+        }
+        let r = try backend.segment(e, conditional: cond.values)
+        let rle = COCORLE(mask: r.mask)
+        let b = rle.boundingBox
+        let encoding: MaskResult.Mask.Encoding = request.outputFormat == .png
+            ? .png(try r.mask.pngData())
+            : .rle(counts: rle.compressedCounts, height: UInt32(r.mask.height), width: UInt32(r.mask.width))
+        return [MaskResult.Mask(encoding: encoding, predictedIoU: r.score, stabilityScore: 0,
+                                bbox: .init(x: UInt32(b.x), y: UInt32(b.y), w: UInt32(b.width), h: UInt32(b.height)),
+                                area: UInt64(rle.area))]
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Messaging
 import Pipeline
+import CLIPSeg
 import SAM
 
 /// Flags shared by the service executables (each also reads its environment variable).
@@ -16,6 +17,9 @@ public struct CommonServiceOptions: ParsableArguments {
     @Option(help: "Topic prefix: topics are PREFIX.images, .embeddings, .prompts, .masks, .dead-letter.")
     public var topicPrefix = "segflow"
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env SEGFLOW_LOG_LEVEL).") public var logLevel: String?
+    @Option(help: "Also serve CLIPSeg (text prompts) from this checkpoint (transformers CLIPSegForImageSegmentation names; env SEGFLOW_CLIPSEG_CHECKPOINT).")
+    public var clipsegCheckpoint: String?
+    @Option(help: "CLIPSeg layout: rd64-refined (CIDAS/clipseg-rd64-refined) or tiny-test.") public var clipsegConfig = "rd64-refined"
     @Option(name: .customLong("property"), help: "Extra librdkafka property key=value; repeatable.")
     public var properties: [String] = []
 
@@ -43,6 +47,24 @@ public struct CommonServiceOptions: ParsableArguments {
 
     public func loadModel() throws -> Sam {
         try ModelStore.load(try modelKind(), checkpoint: checkpoint ?? environment["SEGFLOW_CHECKPOINT"])
+    }
+
+    /// The models this process serves: `--model clipseg` alone, or a SAM-family model plus
+    /// CLIPSeg when `--clipseg-checkpoint` is given.
+    public func loadBackends(clipsegParts: Set<CLIPSegForImageSegmentation.Part>) throws -> (sam: Sam?, clipseg: CLIPSegBackend?) {
+        let name = (model ?? environment["SEGFLOW_MODEL"] ?? "litemedsam").lowercased()
+        let config = try CLIPSegBackend.config(named: clipsegConfig)
+        if name == CLIPSegBackend.modelName {
+            guard let path = checkpoint ?? clipsegCheckpoint ?? environment["SEGFLOW_CHECKPOINT"] else {
+                throw ValidationError("model clipseg needs --checkpoint /path/to/clipseg model.safetensors")
+            }
+            return (nil, try CLIPSegBackend(checkpoint: URL(fileURLWithPath: path), config: config, parts: clipsegParts))
+        }
+        let sam = try loadModel()
+        let clip = try (clipsegCheckpoint ?? environment["SEGFLOW_CLIPSEG_CHECKPOINT"]).map {
+            try CLIPSegBackend(checkpoint: URL(fileURLWithPath: $0), config: config, parts: clipsegParts)
+        }
+        return (sam, clip)
     }
 
     public var topics: ServingTopics {

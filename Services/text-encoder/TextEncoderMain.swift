@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Serving
+import ServiceKit
+
+@main
+struct TextEncoderMain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segflow-text-encoder",
+        abstract: "Turn text prompts into CLIPSeg conditional embeddings and forward them to the prompts topic.",
+        discussion: """
+            Consumes PromptRequests with `text` from the text topic, tokenizes with CLIP's BPE \
+            tokenizer, encodes with CLIPSeg's text tower (from the CLIPSeg checkpoint), caches \
+            phrase → embedding, and forwards the prompt keyed by image id. SIGTERM drains.
+            """)
+
+    @OptionGroup var common: CommonServiceOptions
+    @Option(help: "Phrases kept in the embedding cache.") var cacheEntries = 4096
+
+    static func main() async {
+        BLASRuntime.selectCoreOrReexec()
+        do {
+            var command = try parseAsRoot() as! TextEncoderMain
+            try await command.run()
+        } catch { exit(withError: error) }
+    }
+
+    func run() async throws {
+        let logger = common.logger(label: "segflow-text-encoder")
+        guard let path = common.clipsegCheckpoint ?? common.checkpoint
+                ?? common.environment["SEGFLOW_CLIPSEG_CHECKPOINT"] ?? common.environment["SEGFLOW_CHECKPOINT"] else {
+            throw ValidationError("the text-encoder needs a CLIPSeg checkpoint: --clipseg-checkpoint /path/to/model.safetensors")
+        }
+        let backend = try CLIPSegBackend(checkpoint: URL(fileURLWithPath: path),
+                                         config: try CLIPSegBackend.config(named: common.clipsegConfig), parts: [.text])
+        var options = TextEncoderService.Options()
+        options.topics = common.topics
+        options.textTopic = "\(common.topicPrefix).text"
+        options.cacheEntries = cacheEntries
+        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),
+                                         options: options, logger: logger)
+        try await Shutdown.runUntilSignalled { try await service.run() }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import Messaging
+
+/// Consumes text prompts (PromptRequests with `text`, on the text topic), turns each
+/// phrase into CLIPSeg's conditional embedding with CLIP's tokenizer and text tower, and
+/// forwards the enriched prompt to the prompts topic keyed by image id — where the
+/// decoder that owns the image's CLIPSeg embedding picks it up.
+public final class TextEncoderService: Sendable {
+    public struct Options: Sendable {
+        public var groupID = "segflow-text-encoder"
+        public var topics = ServingTopics()
+        public var textTopic = SegflowTopics.text
+        /// Phrases are few and repeat (video, many images, one query): cache them.
+        public var cacheEntries = 4096
+        public init() {}
+    }
+
+    public let backend: CLIPSegBackend
+    public let options: Options
+    let client: KafkaClientConfig
+    let logger: Logger
+
+    public init(backend: CLIPSegBackend, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        self.backend = backend; self.client = client; self.options = options; self.logger = logger
+    }
+
+    public func run() async throws {
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: 1),
+                                    topics: [options.textTopic])
+        let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger)
+        let cache = PhraseCache(capacity: options.cacheEntries)
+        logger.info("text-encoder ready", metadata: ["kafka.topic": "\(options.textTopic)"])
+        do {
+            try await withTaskCancellationHandler {
+                for try await record in consumer.messages {
+                    await handle(record, producer: producer, reporter: reporter, cache: cache)
+                    try await consumer.commit(record)
+                }
+            } onCancel: {
+                Task { await consumer.shutdown() }
+            }
+        } catch is CancellationError {}
+        await consumer.shutdown()
+        try? await producer.flush(timeout: .seconds(10))
+        await producer.close()
+        logger.info("text-encoder stopped")
+    }
+
+    func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, cache: PhraseCache) async {
+        var requestID = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+        var imageID = record.keyString ?? "", reply = ""
+        do {
+            var request: PromptRequest
+            do { request = try PromptRequest(bytes: record.value) } catch let e as MessagingError { throw ServingError(e.errorCode, "\(e)") }
+            requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic
+            guard let text = request.text else { throw ServingError(.invalidPrompt, "prompt on the text topic has no text") }
+            if !request.model.isEmpty && request.model != CLIPSegBackend.modelName {
+                throw ServingError(.unknownModel, "text prompts are answered by 'clipseg'; request asks for '\(request.model)'")
+            }
+            let values: [Float]
+            if let hit = await cache.get(text) {
+                values = hit
+            } else {
+                values = try backend.textEmbedding(text)
+                await cache.put(text, values)
+            }
+            request.textEmbedding = FloatTensor(shape: [1, UInt32(values.count)], values: values)
+            request.model = CLIPSegBackend.modelName
+            _ = try await producer.send(ProducerRecord(topic: options.topics.prompts, key: request.imageID, value: request.encode(),
+                                                       headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)]))
+            logger.info("encoded text", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)"])
+        } catch let e as ServingError {
+            try? await reporter.report(e, record: record, requestID: requestID, imageID: imageID, replyTopic: reply, model: CLIPSegBackend.modelName)
+        } catch {
+            try? await reporter.report(ServingError(.internal, "\(error)"), record: record, requestID: requestID, imageID: imageID,
+                                       replyTopic: reply, model: CLIPSegBackend.modelName)
+        }
+    }
+}
+
+/// Bounded phrase → embedding LRU.
+actor PhraseCache {
+    let capacity: Int
+    var entries: [String: (values: [Float], tick: Int)] = [:]
+    var tick = 0
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func get(_ phrase: String) -> [Float]? {
+        guard var e = entries[phrase] else { return nil }
+        tick += 1; e.tick = tick; entries[phrase] = e
+        return e.values
+    }
+
+    func put(_ phrase: String, _ values: [Float]) {
+        tick += 1
+        entries[phrase] = (values, tick)
+        if entries.count > capacity, let oldest = entries.min(by: { $0.value.tick < $1.value.tick })?.key {
+            entries[oldest] = nil
+        }
+    }
+}

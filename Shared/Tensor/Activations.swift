@@ -108,7 +108,7 @@ extension Ops {
 
     /// In-place stable softmax of `rows` contiguous rows of length `cols`; rows are split
     /// across cores when the block is big (attention maps are 4096×4096 per head in SAM).
-    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
         let box = SendablePointer(p)
         let chunks = rows * cols >= parallelGrain ? min(rows, 8 * ProcessInfo.processInfo.activeProcessorCount) : 1
         parallelFor(chunks, costPerItem: parallelGrain) { c in

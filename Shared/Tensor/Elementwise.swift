@@ -144,7 +144,9 @@ extension Ops {
             }
             return
         }
-        if y.rank <= x.rank, Array(x.shape.suffix(y.rank)) == y.shape, y.count > 0 {
+        var ys = y.shape
+        while ys.count > 1 && ys[0] == 1 { ys.removeFirst() }  // leading 1s broadcast trivially
+        if ys.count <= x.rank, Array(x.shape.suffix(ys.count)) == ys, y.count > 0 {
             let inner = y.count, rows = x.count / inner
             x.data.withUnsafeMutableBufferPointer { xp in
                 y.data.withUnsafeBufferPointer { yp in

@@ -35,7 +35,7 @@ extension Ops {
     /// where `m₁ + m₂` is the Double mean split into two Floats: `x − m₁` is exact
     /// whenever x is within a factor 2 of the mean (the large-mean case), so `d` carries
     /// one rounding, then `d·inv·w + b` three more — a few ulp of the output.
-    static func layerNormRows(_ base: UnsafeMutablePointer<Float>, rows: Int, c: Int, ld: Int,
+    public static func layerNormRows(_ base: UnsafeMutablePointer<Float>, rows: Int, c: Int, ld: Int,
                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float) {
         let box = SendablePointer(base), wb = SendableConstPointer(weight), bb = SendableConstPointer(bias)
         let epsD = Double(eps)

@@ -125,7 +125,7 @@ extension Tensor {
     /// A tensor of `shape` whose storage is filled by `body` through a raw pointer,
     /// without zero-initialising first. `body` must write every element.
     @inline(__always)
-    static func uninitialized(_ shape: [Int], _ body: (UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
+    public static func uninitialized(_ shape: [Int], _ body: (UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
         let n = shape.reduce(1, *)
         let data = [Float](unsafeUninitializedCapacity: n) { buf, initialized in
             body(buf)

@@ -1,4 +1,5 @@
 import ServiceKit
+import Tensor
 
 @main
 enum Entry {
@@ -6,6 +7,8 @@ enum Entry {
         // Must run before any BLAS call: may replace the process with one whose
         // OpenBLAS loaded the right core (see BLASRuntime).
         BLASRuntime.selectCoreOrReexec()
+        // Reuse freed tensor storage instead of mmap/munmap per op (page faults).
+        TensorRuntime.configureAllocator()
         await SegflowCommand.main()
     }
 }

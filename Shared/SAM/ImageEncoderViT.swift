@@ -53,7 +53,7 @@ public struct ImageEncoderViT: Sendable {
     /// x: [B, 3, imgSize, imgSize] (normalised, padded) → [B, outChans, grid, grid]
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = Ops.permute(patchEmbed(x), [0, 2, 3, 1])  // B, H, W, C
-        h = h + posEmbed
+        h += posEmbed
         for blk in blocks { h = blk(h) }
         h = Ops.permute(h, [0, 3, 1, 2])
         return neck3(neck2(neck1(neck0(h))))
@@ -84,8 +84,12 @@ public struct ImageEncoderViT: Sendable {
             } else {
                 h = attn(h)
             }
-            let y = x + h
-            return y + mlp(norm2(y))
+            h += x
+            var m = mlp.lin1(norm2(h))
+            Ops.geluInPlace(&m)
+            m = mlp.lin2(m)
+            m += h
+            return m
         }
     }
 
@@ -108,17 +112,16 @@ public struct ImageEncoderViT: Sendable {
         func callAsFunction(_ x: Tensor) -> Tensor {
             let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
             let hd = c / heads
-            // qkv: [B, HW, 3, heads, hd] → [3, B·heads, HW, hd]
-            let qkvT = Ops.permute(qkv(x).reshaped([b, h * w, 3, heads, hd]), [2, 0, 3, 1, 4])
-                .reshaped([3, b * heads, h * w, hd])
-            let q = Ops.slice(qkvT, axis: 0, start: 0, end: 1).reshaped([b * heads, h * w, hd])
-            let k = Ops.slice(qkvT, axis: 0, start: 1, end: 2).reshaped([b * heads, h * w, hd])
-            let v = Ops.slice(qkvT, axis: 0, start: 2, end: 3).reshaped([b * heads, h * w, hd])
-            let rel = Ops.decomposedRelPos(q: q, relPosH: relPosH, relPosW: relPosW, qSize: (h, w), kSize: (h, w))
-            let o = Ops.attention(q: q, k: k, v: v, scale: 1 / Float(hd).squareRoot(), relPos: rel)
-            // [B, heads, H, W, hd] → [B, H, W, heads·hd]
-            let merged = Ops.permute(o.reshaped([b, heads, h, w, hd]), [0, 2, 3, 1, 4]).reshaped([b, h, w, c])
-            return proj(merged)
+            // qkv: [B, HW, 3·C] laid out (3, heads, hd); attention reads each head in place
+            // and writes heads merged, i.e. upstream's reshape/permute/unbind and the final
+            // permute/reshape are strides, not copies.
+            let t = qkv(x.reshaped([b, h * w, c]))
+            let q = HeadView(t, column: 0, headStride: hd, headDim: hd)
+            let k = HeadView(t, column: c, headStride: hd, headDim: hd)
+            let v = HeadView(t, column: 2 * c, headStride: hd, headDim: hd)
+            let rel = Ops.decomposedRelPos(q: q, heads: heads, relPosH: relPosH, relPosW: relPosW, qSize: (h, w), kSize: (h, w))
+            let o = Ops.multiHeadAttention(q: q, k: k, v: v, heads: heads, scale: 1 / Float(hd).squareRoot(), relPos: rel)
+            return proj(o).reshaped([b, h, w, c])
         }
     }
 }

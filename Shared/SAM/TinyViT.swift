@@ -37,6 +37,7 @@ public struct TinyViT: Sendable {
     let stages: [(blocks: [Block], downsample: PatchMerging?, resolution: Int)]
     let firstDownsample: PatchMerging
     let neck0: Conv2d, neck1: LayerNorm2d, neck2: Conv2d, neck3: LayerNorm2d
+    let neck0Linear: Tensor  // neck0's 1×1 weight as [out, in]
 
     public init(_ vb: WeightLoader, config c: Config) throws {
         config = c
@@ -71,26 +72,37 @@ public struct TinyViT: Sendable {
         neck1 = try LayerNorm2d(n.pp(1), channels: c.outChans)
         neck2 = try Conv2d(n.pp(2), in: c.outChans, out: c.outChans, kernel: 3, padding: 1, bias: false)
         neck3 = try LayerNorm2d(n.pp(3), channels: c.outChans)
+        neck0Linear = neck0.weight.reshaped([c.outChans, last])
         // MobileSAM's TinyViT keeps its ImageNet classification head (num_classes=1000) in
         // the checkpoint; SAM never runs it. ref: mobile_sam/modeling/tiny_vit_sam.py TinyViT
         for name in ["norm_head.weight", "norm_head.bias", "head.weight", "head.bias"] { vb.skip(name) }
     }
 
     /// x: [B, 3, imgSize, imgSize] → [B, 256, 64, 64]
+    ///
+    /// Stage 0 (MBConv) runs NCHW; from the first PatchMerging on, activations stay
+    /// channels-last tokens `[B, H·W, C]` (upstream's own layout for stages 1–3), and the
+    /// PatchMerging/local convolutions run channels-last too, so no layout round trips.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = patchEmbed.1(Ops.gelu(patchEmbed.0(x)))
+        var h = patchEmbed.0(x)
+        Ops.geluInPlace(&h)
+        h = patchEmbed.1(h)
         for blk in convLayer { h = blk(h) }
-        var tokens = firstDownsample(h)  // [B, L, C]
+        var tokens = firstDownsample(nchw: h)  // [B, L, C]
         for stage in stages {
             for blk in stage.blocks { tokens = blk(tokens, resolution: stage.resolution) }
-            if let d = stage.downsample { tokens = d(tokens) }
+            if let d = stage.downsample { tokens = d(tokens: tokens) }
         }
-        // ref: tiny_vit_sam.py forward_features: x.view(B, 64, 64, C).permute(0, 3, 1, 2)
-        let (b, l, c) = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
+        // ref: tiny_vit_sam.py forward_features: x.view(B, 64, 64, C).permute(0, 3, 1, 2), then
+        // the neck. The 1×1 conv and LayerNorm2d (over C) are a linear and a layer norm on
+        // the tokens; only the 3×3 conv needs NCHW.
+        let (b, l) = (tokens.shape[0], tokens.shape[1])
         let side = Int(Double(l).squareRoot())
         precondition(side * side == l, "TinyViT: \(l) tokens do not form a square grid")
-        let grid = Ops.permute(tokens.reshaped([b, side, side, c]), [0, 3, 1, 2])
-        return neck3(neck2(neck1(neck0(grid))))
+        let n0 = Ops.linear(tokens, weight: neck0Linear)
+        let n1 = Ops.layerNorm(n0, weight: neck1.weight, bias: neck1.bias, eps: LayerNorm2d.eps)
+        let grid = Ops.permute(n1.reshaped([b, side, side, config.outChans]), [0, 3, 1, 2])
+        return neck3(neck2(grid))
     }
 
     /// ref: tiny_vit_sam.py MBConv
@@ -103,31 +115,50 @@ public struct TinyViT: Sendable {
             conv3 = try Conv2dBN(vb.pp("conv3"), in: hidden, out: dim)
         }
         func callAsFunction(_ x: Tensor) -> Tensor {
-            let h = conv3(Ops.gelu(conv2(Ops.gelu(conv1(x)))))
-            return Ops.gelu(h + x)
+            var h = conv1(x)
+            Ops.geluInPlace(&h)
+            h = conv2(h)
+            Ops.geluInPlace(&h)
+            h = conv3(h)
+            h += x
+            Ops.geluInPlace(&h)
+            return h
         }
     }
 
     /// ref: tiny_vit_sam.py PatchMerging (stride 1 for the 320/448/576-wide last stage)
+    /// Runs channels-last: conv1/conv3 (1×1) are linears on tokens, conv2 is a depthwise
+    /// NHWC conv.
     struct PatchMerging: Sendable {
         let conv1: Conv2dBN, conv2: Conv2dBN, conv3: Conv2dBN
-        let resolution: Int
+        let w1: Tensor, w3: Tensor  // 1×1 weights as [out, in]
+        let resolution: Int, outDim: Int
         init(_ vb: WeightLoader, resolution: Int, dim: Int, outDim: Int) throws {
             let stride = [320, 448, 576].contains(outDim) ? 1 : 2
             conv1 = try Conv2dBN(vb.pp("conv1"), in: dim, out: outDim)
             conv2 = try Conv2dBN(vb.pp("conv2"), in: outDim, out: outDim, kernel: 3, stride: stride, padding: 1, groups: outDim)
             conv3 = try Conv2dBN(vb.pp("conv3"), in: outDim, out: outDim)
-            self.resolution = resolution
+            w1 = conv1.conv.weight.reshaped([outDim, dim]); w3 = conv3.conv.weight.reshaped([outDim, outDim])
+            self.resolution = resolution; self.outDim = outDim
         }
-        /// x: [B, C, H, W] or tokens [B, L, C] → tokens [B, L', C']
-        func callAsFunction(_ x: Tensor) -> Tensor {
-            var h = x
-            if x.rank == 3 {
-                h = Ops.permute(x.reshaped([x.shape[0], resolution, resolution, x.shape[2]]), [0, 3, 1, 2])
-            }
-            h = conv3(Ops.gelu(conv2(Ops.gelu(conv1(h)))))
-            let (b, c) = (h.shape[0], h.shape[1])
-            return Ops.permute(h.reshaped([b, c, h.shape[2] * h.shape[3]]), [0, 2, 1])
+        /// x: [B, C, H, W] (stage 0 output) → tokens [B, L', C']
+        func callAsFunction(nchw x: Tensor) -> Tensor {
+            let (b, hh, ww) = (x.shape[0], x.shape[2], x.shape[3])
+            return rest(Ops.pointwiseConvToTokens(x, weight: conv1.conv.weight, bias: conv1.conv.bias), b, hh, ww)
+        }
+        /// tokens [B, L, C] on a resolution² grid → tokens [B, L', C']
+        func callAsFunction(tokens x: Tensor) -> Tensor {
+            rest(Ops.linear(x, weight: w1, bias: conv1.conv.bias), x.shape[0], resolution, resolution)
+        }
+        private func rest(_ h0: Tensor, _ b: Int, _ hh: Int, _ ww: Int) -> Tensor {
+            var h = h0
+            Ops.geluInPlace(&h)
+            let c2 = conv2.conv
+            h = Ops.depthwiseConv2dNHWC(h.reshaped([b, hh, ww, outDim]), weight: c2.weight, bias: c2.bias,
+                                        stride: c2.stride, padding: c2.padding)
+            let (ho, wo) = (h.shape[1], h.shape[2])
+            Ops.geluInPlace(&h)
+            return Ops.linear(h.reshaped([b, ho * wo, outDim]), weight: w3, bias: conv3.conv.bias)
         }
     }
 
@@ -165,14 +196,15 @@ public struct TinyViT: Sendable {
 
         /// x: [B, N, C]
         func callAsFunction(_ x: Tensor) -> Tensor {
-            let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
-            // qkv.view(B, N, heads, -1).split([kd, kd, d], dim=3): per-head interleaved q|k|v
-            let t = Ops.permute(qkv(norm(x)).reshaped([b, n, heads, 3, keyDim]), [3, 0, 2, 1, 4])  // 3, B, heads, N, kd
-            let q = Ops.slice(t, axis: 0, start: 0, end: 1).reshaped([b, heads, n, keyDim])
-            let k = Ops.slice(t, axis: 0, start: 1, end: 2).reshaped([b, heads, n, keyDim])
-            let v = Ops.slice(t, axis: 0, start: 2, end: 3).reshaped([b, heads, n, keyDim])
-            let o = Ops.attention(q: q, k: k, v: v, scale: 1 / Float(keyDim).squareRoot(), bias: bias)
-            return proj(Ops.permute(o, [0, 2, 1, 3]).reshaped([b, n, c]))
+            // qkv.view(B, N, heads, -1).split([kd, kd, d], dim=3): per-head interleaved q|k|v,
+            // read in place through head views; heads come out merged ([B, N, heads·d]).
+            let t = qkv(norm(x))
+            let s = 3 * keyDim
+            let o = Ops.multiHeadAttention(q: HeadView(t, column: 0, headStride: s, headDim: keyDim),
+                                           k: HeadView(t, column: keyDim, headStride: s, headDim: keyDim),
+                                           v: HeadView(t, column: 2 * keyDim, headStride: s, headDim: keyDim),
+                                           heads: heads, scale: 1 / Float(keyDim).squareRoot(), bias: bias)
+            return proj(o)
         }
     }
 
@@ -198,20 +230,25 @@ public struct TinyViT: Sendable {
         func callAsFunction(_ x: Tensor, resolution r: Int) -> Tensor {
             let (b, l, c) = (x.shape[0], x.shape[1], x.shape[2])
             let ws = windowSize
-            var h: Tensor
+            var y: Tensor
             if r == ws {
-                h = attn(x)
+                y = attn(x)
             } else {
                 let (windows, padHW) = Ops.windowPartition(x.reshaped([b, r, r, c]), windowSize: ws)
                 let out = attn(windows.reshaped([windows.shape[0], ws * ws, c]))
-                h = Ops.windowUnpartition(out.reshaped([windows.shape[0], ws, ws, c]), windowSize: ws,
+                y = Ops.windowUnpartition(out.reshaped([windows.shape[0], ws, ws, c]), windowSize: ws,
                                           padHW: padHW, hw: (r, r)).reshaped([b, l, c])
             }
-            var y = x + h
-            // local depthwise conv on [B, C, H, W]
-            let grid = Ops.permute(y.reshaped([b, r, r, c]), [0, 3, 1, 2])
-            y = Ops.permute(localConv(grid).reshaped([b, c, l]), [0, 2, 1])
-            return y + fc2(Ops.gelu(fc1(mlpNorm(y))))
+            y += x
+            // local depthwise conv, channels-last (upstream permutes to NCHW and back)
+            let lc = localConv.conv
+            y = Ops.depthwiseConv2dNHWC(y.reshaped([b, r, r, c]), weight: lc.weight, bias: lc.bias,
+                                        stride: lc.stride, padding: lc.padding).reshaped([b, l, c])
+            var m = fc1(mlpNorm(y))
+            Ops.geluInPlace(&m)
+            m = fc2(m)
+            m += y
+            return m
         }
     }
 }

@@ -11,15 +11,54 @@ public enum GELUApproximation: Sendable {
 
 extension Ops {
     /// GELU. ref: torch.nn.functional.gelu
-    public static func gelu(_ x: Tensor, approximate: GELUApproximation = .none) -> Tensor {
+    ///
+    /// The exact (erf) form runs 8-wide through `gelu8` and is split across cores;
+    /// `x` is consumed, so a temporary input (the usual `gelu(linear(x))`) is overwritten
+    /// in place instead of allocating a second activation-sized buffer.
+    public static func gelu(_ x: consuming Tensor, approximate: GELUApproximation = .none) -> Tensor {
         switch approximate {
         case .none:
-            let invSqrt2: Float = 0.70710678118654752
-            return unary(x) { 0.5 * $0 * (1 + erf($0 * invSqrt2)) }
+            geluInPlace(&x)
+            return x
         case .tanh:
             let k: Float = 0.79788456080286536 // √(2/π)
             return unary(x) { v in 0.5 * v * (1 + Foundation.tanh(k * (v + 0.044715 * v * v * v))) }
         }
+    }
+
+    /// Exact GELU in place (see `gelu8`).
+    public static func geluInPlace(_ x: inout Tensor) {
+        mapInPlace(&x, cost: 24) { gelu8($0) }
+    }
+
+    /// Exact GELU, 8 lanes: `0.5·x·erfc(−x/√2)`, with erfc from the Numerical Recipes
+    /// Chebyshev-fitted form `erfc(z) = t·exp(−z² − 1.26551223 + t·P(t))`, `t = 1/(1 + z/2)`,
+    /// z ≥ 0, whose fractional error is < 1.2e-7 for all z; the exp is `exp8`
+    /// (≤ 1.4 ulp). For x < 0 the result is `0.5·x·erfc(|u|)` (relative error ~1e-7 even
+    /// in the far tail, where `1 + erf` would cancel); for x ≥ 0 it is
+    /// `0.5·x·(2 − erfc(u))`. Measured vs a Double reference on a dense sweep of
+    /// [−12, 12]: |error| ≤ 1.4e-6·max(|gelu(x)|, 1e-3), dominated by the Float rounding
+    /// of x/√2 in the tail (gelu's condition number there is ~x²); the old scalar
+    /// `1 + erff` form measured 8e-5 on the same metric (cancellation). NaN propagates.
+    /// ref: Numerical Recipes in C, 2nd ed., §6.2 erfcc; torch.nn.functional.gelu
+    @inline(__always)
+    static func gelu8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let u = x * 0.70710678118654752
+        let z = unsafeBitCast(unsafeBitCast(u, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+        let t = 1 / (1 + 0.5 * z)
+        var p = SIMD8<Float>(repeating: 0.17087277)
+        p = p * t - 0.82215223
+        p = p * t + 1.48851587
+        p = p * t - 1.13520398
+        p = p * t + 0.27886807
+        p = p * t - 0.18628806
+        p = p * t + 0.09678418
+        p = p * t + 0.37409196
+        p = p * t + 1.00002368
+        let arg = p * t - 1.26551223 - z * z
+        let r = t * exp8(arg)                       // erfc(|u|)
+        let e = (2 - r).replacing(with: r, where: x .< 0)
+        return 0.5 * x * e
     }
 
     /// OpenAI CLIP's `x · sigmoid(1.702·x)` (HF `quick_gelu`); not the same as GELU.
@@ -28,8 +67,18 @@ extension Ops {
         unary(x) { $0 / (1 + Foundation.exp(-1.702 * $0)) }
     }
 
-    /// `max(x, 0)`; NaN propagates as in torch. ref: torch.relu
-    public static func relu(_ x: Tensor) -> Tensor { unary(x) { $0 > 0 ? $0 : ($0.isNaN ? $0 : 0) } }
+    /// `max(x, 0)`; NaN propagates as in torch; −0 becomes +0. ref: torch.relu
+    public static func relu(_ x: consuming Tensor) -> Tensor {
+        reluInPlace(&x)
+        return x
+    }
+
+    /// `relu` in place.
+    public static func reluInPlace(_ x: inout Tensor) {
+        mapInPlace(&x, cost: 1) { v in
+            SIMD8<Float>(repeating: 0).replacing(with: v, where: (v .> 0) .| (v .!= v))
+        }
+    }
 
     /// Logistic sigmoid, written to avoid `exp` overflow for large |x|. ref: torch.sigmoid
     public static func sigmoid(_ x: Tensor) -> Tensor {
@@ -59,7 +108,7 @@ extension Ops {
 
     /// In-place stable softmax of `rows` contiguous rows of length `cols`; rows are split
     /// across cores when the block is big (attention maps are 4096×4096 per head in SAM).
-    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
         let box = SendablePointer(p)
         let chunks = rows * cols >= parallelGrain ? min(rows, 8 * ProcessInfo.processInfo.activeProcessorCount) : 1
         parallelFor(chunks, costPerItem: parallelGrain) { c in

@@ -54,13 +54,8 @@ extension Ops {
                          && relPos.relW.shape == [nb, relPos.qSize.h, relPos.qSize.w, relPos.kSize.w],
                          "attention: rel-pos terms \(relPos.relH.shape)/\(relPos.relW.shape) for batch \(nb)")
         }
-        var out = Tensor(zeros: batch + [lq, dv])
-        var scores = [Float](repeating: 0, count: lq * lk)
+        var out = Tensor.uninitialized(batch + [lq, dv]) { _ in }
         let biasData = bias?.data ?? [], relHData = relPos?.relH.data ?? [], relWData = relPos?.relW.data ?? []
-        let kh = relPos?.kSize.h ?? 0, kw = relPos?.kSize.w ?? 0
-        let hasBias = bias != nil, hasRel = relPos != nil
-        let bRow = biasRowStride, bCol = biasColStride
-        let chunks = min(lq, lq * lk >= parallelGrain ? 4 * ProcessInfo.processInfo.activeProcessorCount : 1)
         q.data.withUnsafeBufferPointer { qp in
         k.data.withUnsafeBufferPointer { kp in
         v.data.withUnsafeBufferPointer { vp in
@@ -68,40 +63,16 @@ extension Ops {
         relHData.withUnsafeBufferPointer { rhp in
         relWData.withUnsafeBufferPointer { rwp in
         out.data.withUnsafeMutableBufferPointer { op in
-        scores.withUnsafeMutableBufferPointer { sp in
-            let s = SendablePointer(sp.baseAddress!)
-            for b in 0..<nb {
-                sgemm(transA: false, transB: true, m: lq, n: lk, k: d, alpha: alpha,
-                      a: qp.baseAddress! + b * lq * d, lda: d,
-                      b: kp.baseAddress! + b * lk * d, ldb: d, c: s.base, ldc: lk)
-                let biasBox = hasBias ? SendableConstPointer(bsp.baseAddress! + biasOffsets[b]) : nil
-                let hBox = hasRel ? SendableConstPointer(rhp.baseAddress! + b * lq * kh) : nil
-                let wBox = hasRel ? SendableConstPointer(rwp.baseAddress! + b * lq * kw) : nil
-                parallelFor(chunks, costPerItem: parallelGrain) { c in
-                    // Chunk c owns score rows [lo, hi): disjoint writes.
-                    let lo = lq * c / chunks, hi = lq * (c + 1) / chunks
-                    for i in lo..<hi {
-                        let row = s.base + i * lk
-                        if let bb = biasBox {
-                            let br = bb.base + i * bRow
-                            if bCol == 1 { for j in 0..<lk { row[j] += br[j] } }
-                            else { let bv = br[0]; for j in 0..<lk { row[j] += bv } }
-                        }
-                        if let rh = hBox, let rw = wBox {
-                            let hRow = rh.base + i * kh, wRow = rw.base + i * kw
-                            for ky in 0..<kh {
-                                let hv = hRow[ky], seg = row + ky * kw
-                                for kx in 0..<kw { seg[kx] += hv + wRow[kx] }
-                            }
-                        }
-                    }
-                    softmaxRows(row0: s.base + lo * lk, rows: hi - lo, cols: lk)
-                }
-                sgemm(transA: false, transB: false, m: lq, n: dv, k: lk,
-                      a: s.base, lda: lk, b: vp.baseAddress! + b * lk * dv, ldb: dv,
-                      c: op.baseAddress! + b * lq * dv, ldc: dv)
-            }
-        }}}}}}}}
+            guard let qb = qp.baseAddress, let kb = kp.baseAddress, let vb = vp.baseAddress, let ob = op.baseAddress else { return }
+            let ab = bias != nil ? AttentionBias(base: bsp.baseAddress!, offsets: biasOffsets, rowStride: biasRowStride,
+                                                 colStride: biasColStride) : nil
+            let ar = relPos.map { AttentionRelPos(relH: rhp.baseAddress!, relW: rwp.baseAddress!, kh: $0.kSize.h, kw: $0.kSize.w) }
+            attentionCore(count: nb, heads: 1, lq: lq, lk: lk, d: d, dv: dv, alpha: alpha,
+                          q: MatrixBatch(UnsafeMutablePointer(mutating: qb), outerStride: lq * d, headStride: 0, ld: d),
+                          k: MatrixBatch(UnsafeMutablePointer(mutating: kb), outerStride: lk * d, headStride: 0, ld: d),
+                          v: MatrixBatch(UnsafeMutablePointer(mutating: vb), outerStride: lk * dv, headStride: 0, ld: dv),
+                          out: MatrixBatch(ob, outerStride: lq * dv, headStride: 0, ld: dv), bias: ab, relPos: ar)
+        }}}}}}}
         return out
     }
 

@@ -76,3 +76,16 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                 alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
                 beta, c, blasint(max(ldc, 1)))
 }
+
+extension Ops {
+    /// Pointer-level row-major SGEMM for model code that fuses its own layouts:
+    /// `C = alpha · op(A) · op(B) + beta · C`, `op(A)`: m×k, `op(B)`: k×n. Same choke point
+    /// (and FLOP accounting) as every other GEMM in the module.
+    @inline(__always)
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+              beta: beta, c: c, ldc: ldc)
+    }
+}

@@ -101,12 +101,67 @@ extension Ops {
         }
     }
 
+    /// Same-shape fast path of the arithmetic ops: 8-wide, split across cores.
+    @inline(__always)
+    static func sameShapeBinary(_ a: Tensor, _ b: Tensor,
+                                _ f: @Sendable (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) -> Tensor {
+        Tensor.uninitialized(a.shape) { o in
+            guard let ob = o.baseAddress else { return }
+            a.data.withUnsafeBufferPointer { ap in
+                b.data.withUnsafeBufferPointer { bp in
+                    zip8(ap.baseAddress!, bp.baseAddress!, ob, count: o.count, f)
+                }
+            }
+        }
+    }
+
     /// `a + b` with broadcasting. ref: torch.add
-    public static func add(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b) { $0 + $1 } }
+    public static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        if a.shape == b.shape { return sameShapeBinary(a, b) { $0 + $1 } }
+        return broadcastBinary(a, b) { $0 + $1 }
+    }
     /// `a - b` with broadcasting. ref: torch.sub
-    public static func sub(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b) { $0 - $1 } }
+    public static func sub(_ a: Tensor, _ b: Tensor) -> Tensor {
+        if a.shape == b.shape { return sameShapeBinary(a, b) { $0 - $1 } }
+        return broadcastBinary(a, b) { $0 - $1 }
+    }
     /// `a * b` with broadcasting. ref: torch.mul
-    public static func mul(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b) { $0 * $1 } }
+    public static func mul(_ a: Tensor, _ b: Tensor) -> Tensor {
+        if a.shape == b.shape { return sameShapeBinary(a, b) { $0 * $1 } }
+        return broadcastBinary(a, b) { $0 * $1 }
+    }
+
+    /// `x += y` where `y` broadcasts to `x`'s shape (same shape, or a trailing-axes
+    /// suffix such as a `[C]` bias on `[..., C]`); other broadcasts fall back to `x = x + y`.
+    /// Writes into `x`'s storage (no new tensor when `x` is uniquely referenced).
+    public static func addInPlace(_ x: inout Tensor, _ y: Tensor) {
+        if x.shape == y.shape {
+            x.data.withUnsafeMutableBufferPointer { xp in
+                y.data.withUnsafeBufferPointer { yp in
+                    guard let xb = xp.baseAddress, xp.count > 0 else { return }
+                    zip8(UnsafePointer(xb), yp.baseAddress!, xb, count: xp.count) { $0 + $1 }
+                }
+            }
+            return
+        }
+        var ys = y.shape
+        while ys.count > 1 && ys[0] == 1 { ys.removeFirst() }  // leading 1s broadcast trivially
+        if ys.count <= x.rank, Array(x.shape.suffix(ys.count)) == ys, y.count > 0 {
+            let inner = y.count, rows = x.count / inner
+            x.data.withUnsafeMutableBufferPointer { xp in
+                y.data.withUnsafeBufferPointer { yp in
+                    let xb = SendablePointer(xp.baseAddress!), yb = SendableConstPointer(yp.baseAddress!)
+                    parallelFor(rows, costPerItem: inner) { r in
+                        // Row r: disjoint writes.
+                        let row = xb.base + r * inner
+                        for j in 0..<inner { row[j] += yb.base[j] }
+                    }
+                }
+            }
+            return
+        }
+        x = add(x, y)
+    }
     /// `a / b` with broadcasting (IEEE division: x/0 is ±inf or nan). ref: torch.div
     public static func div(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b) { $0 / $1 } }
 
@@ -165,6 +220,8 @@ extension Ops {
 // Operator sugar for model code; all broadcast like PyTorch.
 extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor { Ops.add(a, b) }
+    /// In-place `a = a + b` (`b` broadcast to `a`'s shape); see `Ops.addInPlace`.
+    public static func += (a: inout Tensor, b: Tensor) { Ops.addInPlace(&a, b) }
     public static func - (a: Tensor, b: Tensor) -> Tensor { Ops.sub(a, b) }
     public static func * (a: Tensor, b: Tensor) -> Tensor { Ops.mul(a, b) }
     public static func / (a: Tensor, b: Tensor) -> Tensor { Ops.div(a, b) }

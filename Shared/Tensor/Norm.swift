@@ -4,39 +4,79 @@ extension Ops {
     /// Layer normalisation over the last axis with optional affine `weight`/`bias` of
     /// shape `[C]`. Biased variance, like torch.
     ///
-    /// Statistics and the normalisation itself run in Double: in Float32 the rounding of
-    /// the mean (½ulp of |mean|) is amplified by 1/std, so rows with a large mean and a
-    /// small spread (common after residual adds) lose digits. Double costs little here
-    /// because the op is memory-bound, and makes the result a few ulp from exact.
+    /// Statistics run in Double: in Float32 the rounding of the mean (½ulp of |mean|) is
+    /// amplified by 1/std, so rows with a large mean and a small spread (common after
+    /// residual adds) would lose digits. The normalisation is 8-wide Float with the mean
+    /// split into two Floats (see `layerNormRows`), a few ulp from exact. Rows are split
+    /// across cores; `x` is consumed (normalised in place when it is a temporary).
     /// ref: torch.nn.functional.layer_norm(normalized_shape=[C])
-    public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) -> Tensor {
+    public static func layerNorm(_ x: consuming Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) -> Tensor {
         let c = x.shape.last ?? 0
         if let weight { precondition(weight.shape == [c], "layerNorm: weight \(weight.shape) for C=\(c)") }
         if let bias { precondition(bias.shape == [c], "layerNorm: bias \(bias.shape) for C=\(c)") }
-        var out = x
-        guard c > 0 else { return out }
+        guard c > 0 && x.count > 0 else { return x }
         let rows = x.count / c
         let w = weight?.data ?? [Float](repeating: 1, count: c), b = bias?.data ?? [Float](repeating: 0, count: c)
-        let epsD = Double(eps)
-        out.data.withUnsafeMutableBufferPointer { o in
-            let box = SendablePointer(o.baseAddress!)
-            parallelFor(rows, costPerItem: 4 * c) { r in
-                // Each iteration normalises its own row: disjoint writes.
-                let row = box.base + r * c
-                var s = 0.0
-                for j in 0..<c { s += Double(row[j]) }
-                let mean = s / Double(c)
-                var v = 0.0
-                for j in 0..<c { let d = Double(row[j]) - mean; v += d * d }
-                let inv = 1 / (v / Double(c) + epsD).squareRoot()
-                w.withUnsafeBufferPointer { wp in
-                    b.withUnsafeBufferPointer { bp in
-                        for j in 0..<c { row[j] = Float((Double(row[j]) - mean) * inv * Double(wp[j]) + Double(bp[j])) }
-                    }
+        x.data.withUnsafeMutableBufferPointer { o in
+            w.withUnsafeBufferPointer { wp in
+                b.withUnsafeBufferPointer { bp in
+                    layerNormRows(o.baseAddress!, rows: rows, c: c, ld: c, weight: wp.baseAddress!, bias: bp.baseAddress!,
+                                  eps: eps)
                 }
             }
         }
-        return out
+        return x
+    }
+
+    /// In-place layer norm of `rows` rows of `c` floats, `ld` apart, split across cores.
+    ///
+    /// Mean and variance are accumulated in Double (so a large mean with a small spread
+    /// keeps its digits). The normalisation runs 8-wide in Float on `d = (x − m₁) − m₂`,
+    /// where `m₁ + m₂` is the Double mean split into two Floats: `x − m₁` is exact
+    /// whenever x is within a factor 2 of the mean (the large-mean case), so `d` carries
+    /// one rounding, then `d·inv·w + b` three more — a few ulp of the output.
+    public static func layerNormRows(_ base: UnsafeMutablePointer<Float>, rows: Int, c: Int, ld: Int,
+                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float) {
+        let box = SendablePointer(base), wb = SendableConstPointer(weight), bb = SendableConstPointer(bias)
+        let epsD = Double(eps)
+        let per = max(1, min(rows, (1 << 14) / max(c, 1)))
+        let jobs = (rows + per - 1) / per
+        parallelFor(jobs, costPerItem: per * c * 4) { job in
+            // Each job normalises its own rows: disjoint writes.
+            for r in (job * per)..<min(rows, (job + 1) * per) {
+                let row = box.base + r * ld
+                var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+                var j = 0
+                while j + 4 <= c {
+                    s0 += Double(row[j]); s1 += Double(row[j + 1]); s2 += Double(row[j + 2]); s3 += Double(row[j + 3])
+                    j += 4
+                }
+                while j < c { s0 += Double(row[j]); j += 1 }
+                let mean = (s0 + s1 + s2 + s3) / Double(c)
+                let m1 = Float(mean), m2 = Float(mean - Double(m1))
+                var v0 = 0.0, v1 = 0.0, v2 = 0.0, v3 = 0.0
+                j = 0
+                while j + 4 <= c {
+                    let d0 = Double(row[j]) - mean, d1 = Double(row[j + 1]) - mean
+                    let d2 = Double(row[j + 2]) - mean, d3 = Double(row[j + 3]) - mean
+                    v0 += d0 * d0; v1 += d1 * d1; v2 += d2 * d2; v3 += d3 * d3
+                    j += 4
+                }
+                while j < c { let d = Double(row[j]) - mean; v0 += d * d; j += 1 }
+                let inv = Float(1 / ((v0 + v1 + v2 + v3) / Double(c) + epsD).squareRoot())
+                let vm1 = SIMD8<Float>(repeating: m1), vm2 = SIMD8<Float>(repeating: m2), vi = SIMD8<Float>(repeating: inv)
+                j = 0
+                while j + 8 <= c {
+                    let p = UnsafeMutableRawPointer(row + j)
+                    let d = (p.loadUnaligned(as: SIMD8<Float>.self) - vm1) - vm2
+                    let wv = UnsafeRawPointer(wb.base + j).loadUnaligned(as: SIMD8<Float>.self)
+                    let bv = UnsafeRawPointer(bb.base + j).loadUnaligned(as: SIMD8<Float>.self)
+                    p.storeBytes(of: (d * vi) * wv + bv, as: SIMD8<Float>.self)
+                    j += 8
+                }
+                while j < c { row[j] = ((row[j] - m1) - m2) * inv * wb.base[j] + bb.base[j]; j += 1 }
+            }
+        }
     }
 
     /// SAM's channels-first LayerNorm2d: normalise each pixel of an NCHW tensor over C.

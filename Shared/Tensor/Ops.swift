@@ -39,6 +39,74 @@ public enum Ops {
     }
 }
 
+extension Ops {
+    /// Elements per parallel job of the 8-wide elementwise kernels (64 KiB of Float).
+    static let elementwiseChunk = 1 << 14
+
+    /// Applies an 8-wide kernel to `n` floats read from `src` and written to `dst` (which
+    /// may equal `src`), in 16 Ki-element jobs split across cores. The tail is run through
+    /// `f` on a zero-padded vector and only the valid lanes are stored.
+    /// `cost` is a rough per-element cost in scalar ops, for the parallel threshold.
+    @inline(__always)
+    static func map8(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count n: Int, cost: Int,
+                     _ f: @Sendable (SIMD8<Float>) -> SIMD8<Float>) {
+        let s = SendableConstPointer(src), d = SendablePointer(dst)
+        let chunk = elementwiseChunk
+        let jobs = (n + chunk - 1) / chunk
+        parallelFor(jobs, costPerItem: chunk * cost) { job in
+            // Job `job` owns elements [lo, hi): disjoint writes.
+            let lo = job * chunk, hi = min(n, lo + chunk)
+            var i = lo
+            while i + 8 <= hi {
+                let v = UnsafeRawPointer(s.base + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(d.base + i).storeBytes(of: f(v), as: SIMD8<Float>.self)
+                i += 8
+            }
+            if i < hi {
+                var v = SIMD8<Float>(repeating: 0)
+                for j in 0..<(hi - i) { v[j] = s.base[i + j] }
+                let r = f(v)
+                for j in 0..<(hi - i) { d.base[i + j] = r[j] }
+            }
+        }
+    }
+
+    /// Two-input version of `map8`: `dst[i] = f(a[i], b[i])`; `dst` may equal `a` or `b`.
+    @inline(__always)
+    static func zip8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                     count n: Int, _ f: @Sendable (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+        let pa = SendableConstPointer(a), pb = SendableConstPointer(b), d = SendablePointer(dst)
+        let chunk = elementwiseChunk
+        let jobs = (n + chunk - 1) / chunk
+        parallelFor(jobs, costPerItem: chunk) { job in
+            // Job `job` owns elements [lo, hi): disjoint writes.
+            let lo = job * chunk, hi = min(n, lo + chunk)
+            var i = lo
+            while i + 8 <= hi {
+                let va = UnsafeRawPointer(pa.base + i).loadUnaligned(as: SIMD8<Float>.self)
+                let vb = UnsafeRawPointer(pb.base + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(d.base + i).storeBytes(of: f(va, vb), as: SIMD8<Float>.self)
+                i += 8
+            }
+            if i < hi {
+                var va = SIMD8<Float>(repeating: 0), vb = SIMD8<Float>(repeating: 0)
+                for j in 0..<(hi - i) { va[j] = pa.base[i + j]; vb[j] = pb.base[i + j] }
+                let r = f(va, vb)
+                for j in 0..<(hi - i) { d.base[i + j] = r[j] }
+            }
+        }
+    }
+
+    /// `x[i] = f(x[i])` for every element (copy-on-write if `x`'s storage is shared).
+    @inline(__always)
+    static func mapInPlace(_ x: inout Tensor, cost: Int, _ f: @Sendable (SIMD8<Float>) -> SIMD8<Float>) {
+        x.data.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress, p.count > 0 else { return }
+            map8(UnsafePointer(base), base, count: p.count, cost: cost, f)
+        }
+    }
+}
+
 /// `UnsafeMutablePointer` is not `Sendable`; kernels that split disjoint output ranges
 /// across `concurrentPerform` iterations wrap their base pointer in this box.
 /// Safety argument lives at each use site: every iteration writes a disjoint range.
@@ -57,7 +125,7 @@ extension Tensor {
     /// A tensor of `shape` whose storage is filled by `body` through a raw pointer,
     /// without zero-initialising first. `body` must write every element.
     @inline(__always)
-    static func uninitialized(_ shape: [Int], _ body: (UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
+    public static func uninitialized(_ shape: [Int], _ body: (UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
         let n = shape.reduce(1, *)
         let data = [Float](unsafeUninitializedCapacity: n) { buf, initialized in
             body(buf)

@@ -1,0 +1,271 @@
+import Foundation
+
+/// A batch of row-major matrices inside one buffer: matrix `i` of a problem set with
+/// `heads` heads starts at `base + (i / heads)·outerStride + (i % heads)·headStride` and its
+/// rows are `ld` floats apart. This is how attention reads per-head q/k/v straight out of
+/// a fused `[B, L, 3·C]` projection (no head split/merge permutes) and writes its output
+/// into `[B, L, C]` with the heads already merged.
+public struct MatrixBatch: @unchecked Sendable {
+    public var base: UnsafeMutablePointer<Float>
+    public var outerStride: Int, headStride: Int, ld: Int
+    public init(_ base: UnsafeMutablePointer<Float>, outerStride: Int, headStride: Int, ld: Int) {
+        self.base = base; self.outerStride = outerStride; self.headStride = headStride; self.ld = ld
+    }
+    @inline(__always)
+    func at(_ i: Int, heads: Int) -> UnsafeMutablePointer<Float> {
+        base + (i / heads) * outerStride + (i % heads) * headStride
+    }
+}
+
+extension Ops {
+    /// Largest m·n·k that OpenBLAS 0.3.x runs on the calling thread (interface/gemm.c:
+    /// `MNK <= SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD` = 65536 · 4). Bigger calls
+    /// wake its thread pool, which must not happen from inside our own parallel loops.
+    static let blasSerialLimit = 65536 * 4
+
+    /// `sgemm` cut into blocks of at most `blasSerialLimit` multiply-adds, so OpenBLAS runs
+    /// every piece on the calling thread. Splits N, then M, and K (β-accumulated) only
+    /// when a single row×column panel is still too big. Splitting M/N does not change
+    /// any element's summation; splitting K adds partial sums in a different order.
+    static func sgemmSerial(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let limit = blasSerialLimit
+        if m * n * k <= limit {
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let kc = min(k, max(64, limit / max(1, min(m, 16) * min(n, 16))))
+        let rowsCols = max(1, limit / kc)
+        let nc = min(n, max(8, rowsCols / max(1, min(m, 64))))
+        let mc = min(m, max(1, rowsCols / nc))
+        var i0 = 0
+        while i0 < m {
+            let mi = min(mc, m - i0)
+            var j0 = 0
+            while j0 < n {
+                let nj = min(nc, n - j0)
+                var k0 = 0
+                while k0 < k {
+                    let kk = min(kc, k - k0)
+                    let ap = transA ? a + k0 * lda + i0 : a + i0 * lda + k0
+                    let bp = transB ? b + j0 * ldb + k0 : b + k0 * ldb + j0
+                    sgemm(transA: transA, transB: transB, m: mi, n: nj, k: kk, alpha: alpha, a: ap, lda: lda,
+                          b: bp, ldb: ldb, beta: k0 == 0 ? beta : 1, c: c + i0 * ldc + j0, ldc: ldc)
+                    k0 += kk
+                }
+                j0 += nj
+            }
+            i0 += mi
+        }
+    }
+
+    /// Additive bias for `attentionCore`: problem `i` reads `base + offsets[i]`, element
+    /// (r, c) at `r·rowStride + c·colStride` (strides 0 where broadcast).
+    struct AttentionBias: @unchecked Sendable {
+        var base: UnsafePointer<Float>
+        var offsets: [Int]
+        var rowStride: Int, colStride: Int
+    }
+
+    /// Decomposed rel-pos terms for `attentionCore`: problem `i`'s `[lq, kh]` and `[lq, kw]`.
+    struct AttentionRelPos: @unchecked Sendable {
+        var relH: UnsafePointer<Float>, relW: UnsafePointer<Float>
+        var kh: Int, kw: Int
+    }
+
+    /// `out_i = softmax(alpha · q_i·k_iᵀ + bias_i [+ relPos_i]) · v_i` for `count` problems
+    /// (`heads` of them per outer batch entry) with q/k/v/out addressed by `MatrixBatch`.
+    ///
+    /// Many small problems (TinyViT's 49-token windows, the mask decoder's prompt×image
+    /// heads) run in parallel across cores, each on one thread with its own score scratch
+    /// and BLAS calls cut below OpenBLAS's threading threshold. A few big problems (SAM
+    /// global attention, 4096² per head) run one after another with threaded GEMMs and the
+    /// bias/softmax pass split by rows.
+    static func attentionCore(count nb: Int, heads: Int, lq: Int, lk: Int, d: Int, dv: Int, alpha: Float,
+                              q: MatrixBatch, k: MatrixBatch, v: MatrixBatch, out: MatrixBatch,
+                              bias: AttentionBias? = nil, relPos: AttentionRelPos? = nil) {
+        guard nb > 0, lq > 0, dv > 0 else { return }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let perProblem = lq * lk * max(d, dv, 1)
+        let parallelProblems = nb >= 2 * cores && perProblem <= 8 * blasSerialLimit
+
+        /// Scores → (+bias, +rel-pos) → softmax for rows [lo, hi) of problem i.
+        @Sendable @inline(__always)
+        func prepareRows(_ i: Int, _ s: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
+            if bias != nil || relPos != nil {
+                for r in lo..<hi {
+                    let row = s + r * lk
+                    if let bb = bias {
+                        let br = bb.base + bb.offsets[i] + r * bb.rowStride
+                        if bb.colStride == 1 { for j in 0..<lk { row[j] += br[j] } }
+                        else { let bv = br[0]; for j in 0..<lk { row[j] += bv } }
+                    }
+                    if let rp = relPos {
+                        let hRow = rp.relH + (i * lq + r) * rp.kh, wRow = rp.relW + (i * lq + r) * rp.kw
+                        for ky in 0..<rp.kh {
+                            let hv = hRow[ky], seg = row + ky * rp.kw
+                            for kx in 0..<rp.kw { seg[kx] += hv + wRow[kx] }
+                        }
+                    }
+                }
+            }
+            softmaxRows(row0: s + lo * lk, rows: hi - lo, cols: lk)
+        }
+
+        if parallelProblems {
+            let jobs = min(nb, 4 * cores)
+            parallelFor(jobs, costPerItem: parallelGrain) { job in
+                // Job owns problems [p0, p1): disjoint output matrices; private scratch.
+                let p0 = nb * job / jobs, p1 = nb * (job + 1) / jobs
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: lq * lk)
+                defer { scratch.deallocate() }
+                for i in p0..<p1 {
+                    sgemmSerial(transA: false, transB: true, m: lq, n: lk, k: d, alpha: alpha,
+                                a: q.at(i, heads: heads), lda: q.ld, b: k.at(i, heads: heads), ldb: k.ld,
+                                c: scratch, ldc: lk)
+                    prepareRows(i, scratch, 0, lq)
+                    sgemmSerial(transA: false, transB: false, m: lq, n: dv, k: lk,
+                                a: scratch, lda: lk, b: v.at(i, heads: heads), ldb: v.ld,
+                                c: out.at(i, heads: heads), ldc: out.ld)
+                }
+            }
+            return
+        }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: lq * lk)
+        defer { scratch.deallocate() }
+        let s = SendablePointer(scratch)
+        let chunks = min(lq, lq * lk >= parallelGrain ? 4 * cores : 1)
+        for i in 0..<nb {
+            sgemm(transA: false, transB: true, m: lq, n: lk, k: d, alpha: alpha,
+                  a: q.at(i, heads: heads), lda: q.ld, b: k.at(i, heads: heads), ldb: k.ld, c: s.base, ldc: lk)
+            parallelFor(chunks, costPerItem: parallelGrain) { c in
+                // Chunk c owns score rows [lo, hi): disjoint writes.
+                prepareRows(i, s.base, lq * c / chunks, lq * (c + 1) / chunks)
+            }
+            sgemm(transA: false, transB: false, m: lq, n: dv, k: lk,
+                  a: s.base, lda: lk, b: v.at(i, heads: heads), ldb: v.ld, c: out.at(i, heads: heads), ldc: out.ld)
+        }
+    }
+}
+
+/// Per-head column view of a `[B, L, W]` tensor for `Ops.multiHeadAttention`: head `h`
+/// is columns `column + h·headStride ..< + headDim` of every row. Lets attention read
+/// q/k/v straight out of a fused qkv projection, or out of separate `[B, L, H·d]`
+/// projections, without splitting heads into `[B, H, L, d]` copies.
+public struct HeadView: Sendable {
+    public var tensor: Tensor
+    public var column: Int, headStride: Int, headDim: Int
+    public init(_ tensor: Tensor, column: Int = 0, headStride: Int, headDim: Int) {
+        self.tensor = tensor; self.column = column; self.headStride = headStride; self.headDim = headDim
+    }
+    /// Heads side by side: `[B, L, H·d]`, head h at columns `h·d ..< (h+1)·d`.
+    public static func contiguous(_ t: Tensor, heads: Int) -> HeadView {
+        let d = t.shape[t.rank - 1] / heads
+        return HeadView(t, column: 0, headStride: d, headDim: d)
+    }
+}
+
+extension Ops {
+    /// Multi-head attention on head views: `q: [Bq, Lq, ·]`, `k`/`v`: `[Bk, Lk, ·]` with
+    /// `Bk == Bq` or `Bk == 1` (one key/value set shared by every query batch entry, e.g.
+    /// the image side of SAM's decoder for many prompts) → `[Bq, Lq, heads·dv]` with heads
+    /// merged (PyTorch's `transpose(1, 2).reshape(B, L, H·dv)`).
+    /// `bias` broadcasts to `[Bq, heads, Lq, Lk]`; `relPos` terms are per (b, h) problem,
+    /// b-major. Same numerics as `attention` (one GEMM per product, fused bias+softmax).
+    /// ref: torch.nn.functional.scaled_dot_product_attention on split heads
+    public static func multiHeadAttention(q: HeadView, k: HeadView, v: HeadView, heads: Int, scale: Float? = nil,
+                                          bias: Tensor? = nil, relPos: DecomposedRelPos? = nil) -> Tensor {
+        let (qt, kt, vt) = (q.tensor, k.tensor, v.tensor)
+        precondition(qt.rank == 3 && kt.rank == 3 && vt.rank == 3, "multiHeadAttention: q/k/v must be [B, L, W]")
+        let (bq, lq, wq) = (qt.shape[0], qt.shape[1], qt.shape[2])
+        let (bk, lk, wk) = (kt.shape[0], kt.shape[1], kt.shape[2])
+        let wv = vt.shape[2]
+        precondition(vt.shape[0] == bk && vt.shape[1] == lk && (bk == bq || bk == 1),
+                     "multiHeadAttention: q \(qt.shape), k \(kt.shape), v \(vt.shape) batch/length mismatch")
+        precondition(q.headDim == k.headDim, "multiHeadAttention: q/k head dims \(q.headDim) vs \(k.headDim)")
+        for (hv, w) in [(q, wq), (k, wk), (v, wv)] {
+            precondition(hv.column >= 0 && hv.column + (heads - 1) * hv.headStride + hv.headDim <= w,
+                         "multiHeadAttention: head view (col \(hv.column), stride \(hv.headStride), dim \(hv.headDim)) exceeds width \(w)")
+        }
+        let d = q.headDim, dv = v.headDim, nb = bq * heads
+        var biasOffsets: [Int] = [], bRow = 0, bCol = 0
+        if let bias {
+            let full = [bq, heads, lq, lk]
+            precondition(bias.rank <= 4 && broadcastShape(bias.shape, full) == full,
+                         "multiHeadAttention: bias \(bias.shape) does not broadcast to \(full)")
+            let st = broadcastStrides(bias.shape, to: full)
+            biasOffsets = odometerOffsets(shape: [bq, heads], strides: [st[0], st[1]])
+            bRow = st[2]; bCol = st[3]
+        }
+        if let relPos {
+            precondition(relPos.relH.shape == [nb, relPos.qSize.h, relPos.qSize.w, relPos.kSize.h]
+                         && relPos.relW.shape == [nb, relPos.qSize.h, relPos.qSize.w, relPos.kSize.w]
+                         && relPos.qSize.h * relPos.qSize.w == lq && relPos.kSize.h * relPos.kSize.w == lk,
+                         "multiHeadAttention: rel-pos terms \(relPos.relH.shape)/\(relPos.relW.shape) for \(nb) problems")
+        }
+        let alpha = scale ?? 1 / Float(d).squareRoot()
+        var out = Tensor.uninitialized([bq, lq, heads * dv]) { _ in }
+        let relH = relPos?.relH.data ?? [], relW = relPos?.relW.data ?? [], biasData = bias?.data ?? []
+        qt.data.withUnsafeBufferPointer { qp in
+        kt.data.withUnsafeBufferPointer { kp in
+        vt.data.withUnsafeBufferPointer { vp in
+        out.data.withUnsafeMutableBufferPointer { op in
+        biasData.withUnsafeBufferPointer { bp in
+        relH.withUnsafeBufferPointer { hp in
+        relW.withUnsafeBufferPointer { wp in
+            guard let qb = qp.baseAddress, let kb = kp.baseAddress, let vb = vp.baseAddress, let ob = op.baseAddress else { return }
+            let mq = MatrixBatch(UnsafeMutablePointer(mutating: qb) + q.column, outerStride: lq * wq, headStride: q.headStride, ld: wq)
+            let mk = MatrixBatch(UnsafeMutablePointer(mutating: kb) + k.column, outerStride: bk == 1 ? 0 : lk * wk,
+                                 headStride: k.headStride, ld: wk)
+            let mv = MatrixBatch(UnsafeMutablePointer(mutating: vb) + v.column, outerStride: bk == 1 ? 0 : lk * wv,
+                                 headStride: v.headStride, ld: wv)
+            let mo = MatrixBatch(ob, outerStride: lq * heads * dv, headStride: dv, ld: heads * dv)
+            let ab = bias != nil ? AttentionBias(base: bp.baseAddress!, offsets: biasOffsets, rowStride: bRow, colStride: bCol) : nil
+            let ar = relPos.map { AttentionRelPos(relH: hp.baseAddress!, relW: wp.baseAddress!, kh: $0.kSize.h, kw: $0.kSize.w) }
+            attentionCore(count: nb, heads: heads, lq: lq, lk: lk, d: d, dv: dv, alpha: alpha,
+                          q: mq, k: mk, v: mv, out: mo, bias: ab, relPos: ar)
+        }}}}}}}
+        return out
+    }
+
+    /// `decomposedRelPos` for a head view: q of problem (b, h) is head h of batch entry b.
+    /// ref: segment_anything/modeling/image_encoder.py add_decomposed_rel_pos (the einsums)
+    public static func decomposedRelPos(q: HeadView, heads: Int, relPosH: Tensor, relPosW: Tensor,
+                                        qSize: (h: Int, w: Int), kSize: (h: Int, w: Int)) -> DecomposedRelPos {
+        let qt = q.tensor
+        precondition(qt.rank == 3 && qt.shape[1] == qSize.h * qSize.w, "decomposedRelPos: q \(qt.shape) vs q size \(qSize)")
+        let (b, w, c) = (qt.shape[0], qt.shape[2], q.headDim)
+        let rh = getRelPos(qSize: qSize.h, kSize: kSize.h, relPos: relPosH)
+        let rw = getRelPos(qSize: qSize.w, kSize: kSize.w, relPos: relPosW)
+        precondition(rh.shape[2] == c && rw.shape[2] == c, "decomposedRelPos: table width differs from q's \(c)")
+        let (qh, qw, kh, kw) = (qSize.h, qSize.w, kSize.h, kSize.w)
+        let nb = b * heads
+        var relH = Tensor.uninitialized([nb, qh, qw, kh]) { _ in }, relW = Tensor.uninitialized([nb, qh, qw, kw]) { _ in }
+        qt.data.withUnsafeBufferPointer { qp in
+        rh.data.withUnsafeBufferPointer { hp in
+        rw.data.withUnsafeBufferPointer { wp in
+        relH.data.withUnsafeMutableBufferPointer { oh in
+        relW.data.withUnsafeMutableBufferPointer { ow in
+            let qb = SendableConstPointer(qp.baseAddress!), hb = SendableConstPointer(hp.baseAddress!)
+            let wb = SendableConstPointer(wp.baseAddress!)
+            let ohb = SendablePointer(oh.baseAddress!), owb = SendablePointer(ow.baseAddress!)
+            parallelFor(nb, costPerItem: 2 * qh * qw * max(kh, kw) * c) { i in
+                // Problem i writes only its own relH/relW slices.
+                let qi = qb.base + (i / heads) * qSize.h * qSize.w * w + q.column + (i % heads) * q.headStride
+                for y in 0..<qh {
+                    sgemmSerial(transA: false, transB: true, m: qw, n: kh, k: c,
+                                a: qi + y * qw * w, lda: w, b: hb.base + y * kh * c, ldb: c,
+                                c: ohb.base + ((i * qh + y) * qw) * kh, ldc: kh)
+                }
+                for x in 0..<qw {
+                    sgemmSerial(transA: false, transB: true, m: qh, n: kw, k: c,
+                                a: qi + x * w, lda: qw * w, b: wb.base + x * kw * c, ldb: c,
+                                c: owb.base + (i * qh * qw + x) * kw, ldc: qw * kw)
+                }
+            }
+        }}}}}
+        return DecomposedRelPos(relH: relH, relW: relW, qSize: qSize, kSize: kSize)
+    }
+}

@@ -84,7 +84,7 @@ let package = Package(
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Messaging", "SAM", "Imaging", "Pipeline"],
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),

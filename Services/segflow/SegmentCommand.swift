@@ -30,7 +30,7 @@ struct SegmentCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "Input image (PNG).") var image: String
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")), or clipseg (with --text).") var model = "litemedsam"
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(name: .customLong("point"), help: "Point prompt x,y[,label] (label 1 foreground, 0 background); repeatable.")
     var points: [String] = []
@@ -46,21 +46,52 @@ struct SegmentCommand: AsyncParsableCommand {
     @Flag(help: "Run the model in this process without Kafka.") var inProcess = false
     @Option(help: "Seconds to wait for the result over Kafka.") var timeout = 300
     @Flag(help: "Log service activity to stderr.") var verbose = false
+    @Option(help: "Text prompt (needs --model clipseg and a CLIPSeg checkpoint).") var text: String?
+    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig = "rd64-refined"
+    @Option(help: "Refine the CLIPSeg mask with SAM: 'sam' (uses --sam-model/--sam-checkpoint).") var refine: String?
+    @Option(help: "SAM-family model for --refine sam.") var samModel = "litemedsam"
+    @Option(help: "Checkpoint for --sam-model (default for litemedsam: the cached one).") var samCheckpoint: String?
 
     func validate() throws {
         if out == nil && overlay == nil && json == nil && saveLogits == nil {
             throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits")
         }
+        if text != nil {
+            guard model == "clipseg" else { throw ValidationError("--text needs --model clipseg (SAM has no text input)") }
+            guard checkpoint != nil else { throw ValidationError("--model clipseg needs --checkpoint /path/to/clipseg model.safetensors") }
+            guard points.isEmpty, boxes.isEmpty, maskInput == nil else { throw ValidationError("--text cannot be combined with --point, --box or --mask-input") }
+            if let refine, refine != "sam" { throw ValidationError("--refine takes 'sam', got '\(refine)'") }
+        } else if model == "clipseg" {
+            throw ValidationError("--model clipseg needs --text \"what to segment\"")
+        }
+    }
+
+    func runText(_ text: String, png: [UInt8], img: RGBImage, brokers: String?, logger: Logger) async throws {
+        let run = TextSegmentRun(imagePath: image, png: png, image: img, text: text, clipsegCheckpoint: checkpoint!,
+                                 clipsegConfig: clipsegConfig, refineModel: try refine.map { _ in try ModelStore.kind(named: samModel) },
+                                 refineCheckpoint: samCheckpoint, brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
+        let (mask, outcome) = try await run.run()
+        if let out { try PNG.write(mask.grayImage(), toFile: out); print("wrote mask: \(out)") }
+        if let overlay { try PNG.write(try Overlay.render(img, masks: [mask]), toFile: overlay); print("wrote overlay: \(overlay)") }
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(outcome).write(to: URL(fileURLWithPath: json))
+            print("wrote json: \(json)")
+        }
+        print(String(format: "\"%@\": CLIPSeg score %.3f area %d", text, outcome.clipsegScore, outcome.clipsegArea)
+              + (outcome.samPredictedIoU.map { String(format: "; SAM refined: iou %.3f stability %.3f area %d", $0, outcome.samStabilityScore ?? 0, mask.area) } ?? ""))
     }
 
     func run() async throws {
-        let kind = try ModelStore.kind(named: model)
-        var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
         let pngBytes = try readFile(image)
         let img = try PNG.decodeRGB(pngBytes)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var logger = Logger(label: "segflow")
         logger.logLevel = verbose ? .info : .warning
+        if let text { return try await runText(text, png: pngBytes, img: img, brokers: brokers, logger: logger) }
+        let kind = try ModelStore.kind(named: model)
+        var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
 
         let t0 = InProcessSegmenter.now()
         // Only needed here when this process runs the model (in-process or embedded).

@@ -14,16 +14,21 @@ public final class EmbeddedStack: Sendable {
     public var client: KafkaClientConfig { broker.clientConfig(clientID: "segflow-cli") }
 
     /// Starts the broker, creates the topics and launches the services (in this process).
-    public static func start(sam: Sam, partitions: Int = 4, logger: Logger) async throws -> EmbeddedStack {
+    /// With `clipseg`, CLIPSeg is served too and a text-encoder runs.
+    public static func start(sam: Sam?, clipseg: CLIPSegBackend? = nil, partitions: Int = 4, logger: Logger) async throws -> EmbeddedStack {
         let broker = try EmbeddedBroker()
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let client = broker.clientConfig(clientID: "segflow-embedded")
-        let encoder = ImageEncoderService(sam: sam, client: client, logger: logger)
-        let decoder = PromptDecoderService(sam: sam, client: client, logger: logger)
-        let tasks = [
+        let encoder = ImageEncoderService(sam: sam, clipseg: clipseg, client: client, logger: logger)
+        let decoder = PromptDecoderService(sam: sam, clipseg: clipseg, client: client, logger: logger)
+        var tasks = [
             Task { do { try await encoder.run() } catch { logger.error("image-encoder failed: \(error)") } },
             Task { do { try await decoder.run() } catch { logger.error("prompt-decoder failed: \(error)") } },
         ]
+        if let clipseg {
+            let text = TextEncoderService(backend: clipseg, client: client, logger: logger)
+            tasks.append(Task { do { try await text.run() } catch { logger.error("text-encoder failed: \(error)") } })
+        }
         return EmbeddedStack(broker: broker, partitions: partitions, tasks: tasks)
     }
 

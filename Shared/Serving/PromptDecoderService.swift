@@ -112,8 +112,12 @@ actor DecoderState {
             guard service.modelNames.contains(whole.model) else {
                 throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.modelNames.joined(separator: ", "))")
             }
-            let entry: CachedEmbedding = whole.model == CLIPSegBackend.modelName
-                ? .clipseg(try Conversions.clipseg(whole)) : .sam(try Conversions.model(whole))
+            let entry: CachedEmbedding
+            if whole.model == CLIPSegBackend.modelName, let clipseg = service.clipseg {
+                entry = .clipseg(try Conversions.clipseg(whole, config: clipseg.config))
+            } else {
+                entry = .sam(try Conversions.model(whole))
+            }
             cache.insert(entry, imageID: whole.imageID)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
         } catch {

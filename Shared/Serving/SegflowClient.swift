@@ -70,7 +70,9 @@ public final class SegflowClient: Sendable {
     }
 
     /// One image, one prompt request (with possibly many boxes): the `segflow segment` path.
-    public func segment(image: ImageRequest.Image, prompts: PromptRequest, timeout: Duration = .seconds(300)) async throws -> MaskResult {
+    /// Text prompts go to the text topic (`promptTopic: topics… text`), the rest to prompts.
+    public func segment(image: ImageRequest.Image, prompts: PromptRequest, promptTopic: String? = nil,
+                        timeout: Duration = .seconds(300)) async throws -> MaskResult {
         let producer = try Producer(config: ProducerConfig(client: client))
         let replies = try await openReplies()
         let imageRequestID = "img-" + UUID().uuidString
@@ -81,7 +83,7 @@ public final class SegflowClient: Sendable {
                                    replyTopic: replyTopic == topics.masks ? "" : replyTopic, createdAtMs: now)
         _ = try await producer.send(ProducerRecord(topic: topics.images, key: request.imageID, value: request.encode(),
                                                    headers: [.contentType(protobuf: "ImageRequest"), .requestID(imageRequestID)]))
-        _ = try await producer.send(ProducerRecord(topic: topics.prompts, key: prompt.imageID, value: prompt.encode(),
+        _ = try await producer.send(ProducerRecord(topic: promptTopic ?? topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                    headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
         logger.debug("sent image and prompt", metadata: ["seg.image.id": "\(prompt.imageID)", "seg.request.id": "\(prompt.requestID)"])
         defer { Task { await replies.shutdown(); await producer.close() } }

@@ -86,36 +86,68 @@ public final class CLIPSegBackend: Sendable {
         return Result(probabilities: p, mask: mask, score: n == 0 ? 0 : sum / Float(n))
     }
 
-    /// SAM prompts from a CLIPSeg result: the mask's bounding box plus a foreground point
-    /// at the most probable pixel. ref: the usual text→SAM recipe (e.g. LangSAM: box from
-    /// a text detector, then SAM), with CLIPSeg's coarse mask in the detector's place.
-    public static func refinementPrompt(_ r: Result) -> SamPrompt? {
-        guard r.mask.area > 0 else { return nil }
-        let b = r.mask.boundingBox
-        var best = 0
-        for i in 0..<r.probabilities.count where r.probabilities.data[i] > r.probabilities.data[best] { best = i }
-        let w = r.probabilities.shape[1]
-        return SamPrompt(points: [.init(x: Float(best % w), y: Float(best / w), label: 1)],
+    /// SAM prompts from a CLIPSeg mask: its bounding box plus one foreground point, the
+    /// mask pixel nearest the mask's centroid (inside the mask even for non-convex shapes).
+    /// The usual text→SAM recipe (e.g. LangSAM: a box from a text-conditioned model, then
+    /// SAM), with CLIPSeg's coarse mask in the detector's place. Works from the binary mask
+    /// alone, so the in-process and the Kafka path derive the same prompt.
+    public static func refinementPrompt(_ mask: BinaryMask) -> SamPrompt? {
+        guard mask.area > 0 else { return nil }
+        let b = mask.boundingBox
+        var sx = 0.0, sy = 0.0, n = 0.0
+        for y in 0..<mask.height { for x in 0..<mask.width where mask[x, y] { sx += Double(x); sy += Double(y); n += 1 } }
+        let (cx, cy) = (sx / n, sy / n)
+        var best = (x: 0, y: 0), bestD = Double.infinity
+        for y in 0..<mask.height {
+            for x in 0..<mask.width where mask[x, y] {
+                let d = (Double(x) - cx) * (Double(x) - cx) + (Double(y) - cy) * (Double(y) - cy)
+                if d < bestD { bestD = d; best = (x, y) }
+            }
+        }
+        return SamPrompt(points: [.init(x: Float(best.x), y: Float(best.y), label: 1)],
                          box: (Float(b.x), Float(b.y), Float(b.x + b.width - 1), Float(b.y + b.height - 1)))
     }
 }
 
 extension Conversions {
-    /// CLIPSeg activations travel in the ImageEmbedding message as one opaque blob (the
-    /// documented CLIPSegImageEmbedding format), shape [byte count], dtype f32 marker.
+    /// CLIPSeg activations on the wire: the extract-layer activations stacked as one
+    /// tensor [layers, 1 + grid², hidden] (f16 or f32), the image sizes in the message's
+    /// size fields. The decoder restores the layer indices from its own config.
     public static func wire(clipseg e: CLIPSegImageEmbedding, requestID: String, imageID: String, f16: Bool,
                             encoderMs: Double, frame: VideoFrame?, createdAtMs: Int64) -> Messaging.ImageEmbedding {
-        let blob = e.encoded(dtype: f16 ? .f16 : .f32)
+        let values = e.activations.flatMap(\.data)
+        let tokens = e.activations.first?.dim(-2) ?? 0, hidden = e.activations.first?.dim(-1) ?? 0
+        let data: [UInt8] = f16
+            ? values.map { Float16($0).bitPattern.littleEndian }.withUnsafeBytes { Array($0) }
+            : values.withUnsafeBytes { Array($0) }
         return Messaging.ImageEmbedding(requestID: requestID, imageID: imageID, model: CLIPSegBackend.modelName,
                                         originalHeight: UInt32(e.originalHeight), originalWidth: UInt32(e.originalWidth),
-                                        inputHeight: UInt32(e.inputHeight), inputWidth: UInt32(e.inputWidth), dtype: .f32,
-                                        shape: [UInt32(blob.count)], data: blob, encoderMs: encoderMs, frame: frame,
-                                        createdAtMs: createdAtMs)
+                                        inputHeight: UInt32(e.inputHeight), inputWidth: UInt32(e.inputWidth), dtype: f16 ? .f16 : .f32,
+                                        shape: [UInt32(e.activations.count), UInt32(tokens), UInt32(hidden)], data: data,
+                                        encoderMs: encoderMs, frame: frame, createdAtMs: createdAtMs)
     }
 
-    public static func clipseg(_ w: Messaging.ImageEmbedding) throws(ServingError) -> CLIPSegImageEmbedding {
-        do { return try CLIPSegImageEmbedding.decode(w.data).embedding } catch {
-            throw ServingError(.invalidEmbedding, "CLIPSeg embedding \(w.imageID): \(error)")
+    public static func clipseg(_ w: Messaging.ImageEmbedding, config: CLIPSegConfig) throws(ServingError) -> CLIPSegImageEmbedding {
+        let dims = w.shape.map(Int.init)
+        guard dims.count == 3, dims[0] == config.extractLayers.count, dims[2] == config.vision.hiddenSize else {
+            throw ServingError(.shapeMismatch, "CLIPSeg embedding \(w.imageID) has shape \(dims); this decoder expects [\(config.extractLayers.count), tokens, \(config.vision.hiddenSize)]")
         }
+        let grid = Int(Double(dims[1] - 1).squareRoot())
+        guard grid * grid == dims[1] - 1, grid > 0 else {
+            throw ServingError(.shapeMismatch, "CLIPSeg embedding \(w.imageID): \(dims[1]) tokens is not 1 + a square grid")
+        }
+        let per = dims[1] * dims[2]
+        var values = [Float](repeating: 0, count: dims[0] * per)
+        w.data.withUnsafeBytes { raw in
+            if w.dtype == .f16 {
+                for i in values.indices { values[i] = Float(Float16(bitPattern: UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8)) }
+            } else {
+                values.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
+            }
+        }
+        let acts = (0..<dims[0]).map { Tensor(shape: [1, dims[1], dims[2]], data: Array(values[($0 * per)..<(($0 + 1) * per)])) }
+        return CLIPSegImageEmbedding(activations: acts, extractLayers: config.extractLayers, gridHeight: grid, gridWidth: grid,
+                                     originalHeight: Int(w.originalHeight), originalWidth: Int(w.originalWidth),
+                                     inputHeight: Int(w.inputHeight), inputWidth: Int(w.inputWidth))
     }
 }

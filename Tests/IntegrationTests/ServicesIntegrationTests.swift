@@ -141,6 +141,8 @@ final class ServicesIntegrationTests: XCTestCase {
         var records = [record(SegflowTopics.images, key: "good", good.encode(), requestID: "good-img")]
         records += wrongShape.chunked().map { record(SegflowTopics.embeddings, key: "wrongshape", $0.encode(), requestID: "ws-emb") }
         records += cases.map { record($0.topic, key: $0.key, $0.value, requestID: $0.id) }
+        // A corrupt embedding record has no requester to answer; it must still not vanish.
+        records.append(record(SegflowTopics.embeddings, key: "garbage", [0xff, 0x01, 0x02], requestID: "garbage-emb"))
         try await cluster.send(records)
         let ids = Set(cases.map(\.id))
         let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(180)) { seen in
@@ -161,6 +163,11 @@ final class ServicesIntegrationTests: XCTestCase {
             XCTAssertEqual(report?.sourceTopic, c.topic)
             XCTAssertGreaterThanOrEqual(report?.offset ?? -1, 0)
         }
+        let garbage = try await cluster.collect(topic: SegflowTopics.deadLetter, timeout: .seconds(60)) { seen in
+            seen.contains { (try? Messaging.ErrorReport(bytes: $0.value))?.sourceTopic == SegflowTopics.embeddings }
+        }.compactMap { try? Messaging.ErrorReport(bytes: $0.value) }.first { $0.sourceTopic == SegflowTopics.embeddings }
+        XCTAssertEqual(garbage?.code, .invalidProtobuf, "corrupt embedding record must reach the dead-letter topic")
+        XCTAssertEqual(garbage?.service, "prompt-decoder")
         // Still healthy: a good prompt is answered and both processes are alive.
         try await cluster.send([record(SegflowTopics.prompts, key: "good",
                                        PromptRequest(requestID: "after", imageID: "good", points: [.init(x: 50, y: 40, label: 1)]).encode(),

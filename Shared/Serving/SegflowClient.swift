@@ -86,8 +86,14 @@ public final class SegflowClient: Sendable {
         _ = try await producer.send(ProducerRecord(topic: promptTopic ?? topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                    headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
         logger.debug("sent image and prompt", metadata: ["seg.image.id": "\(prompt.imageID)", "seg.request.id": "\(prompt.requestID)"])
-        defer { Task { await replies.shutdown(); await producer.close() } }
-        let outcome = try await collect(replies, requestIDs: [prompt.requestID], failFast: [imageRequestID], timeout: timeout)
+        let collected: Result<Outcome, Error>
+        do {
+            collected = .success(try await collect(replies, requestIDs: [prompt.requestID], failFast: [imageRequestID], timeout: timeout))
+        } catch { collected = .failure(error) }
+        // Close before returning so an embedded broker can stop after us without noise.
+        await replies.shutdown()
+        await producer.close()
+        let outcome = try collected.get()
         if let failed = outcome.results[imageRequestID], let e = failed.error {
             throw ServingError(e.code, "image request failed: \(e.message)")
         }

@@ -54,7 +54,7 @@ let package = Package(
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
-            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Serving", "Messaging",
+            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Serving", "Messaging", "CLIP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),

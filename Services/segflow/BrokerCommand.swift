@@ -45,6 +45,8 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Partitions per topic.") var partitions = 4
     @Option(help: "Model for all services.") var model = "litemedsam"
     @Option(help: "Checkpoint for all services.") var checkpoint: String?
+    @Option(help: "Also serve text prompts: CLIPSeg checkpoint (starts a text-encoder too).") var clipsegCheckpoint: String?
+    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig = "rd64-refined"
 
     func run() async throws {
         guard encoders > 0, decoders > 0, partitions > 0 else { throw ValidationError("counts must be positive") }
@@ -56,11 +58,13 @@ struct UpCommand: AsyncParsableCommand {
             let p = Process()
             p.executableURL = dir.appendingPathComponent(name)
             p.arguments = ["--brokers", broker.bootstrapServers, "--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? [])
+                + (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0, "--clipseg-config", clipsegConfig] } ?? [])
             try p.run()
             children.append(p)
         }
         for _ in 0..<encoders { try spawn("segflow-image-encoder") }
         for _ in 0..<decoders { try spawn("segflow-prompt-decoder") }
+        if clipsegCheckpoint != nil { try spawn("segflow-text-encoder") }
         print(broker.bootstrapServers)
         fflush(nil)
         FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)

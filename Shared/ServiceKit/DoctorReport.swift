@@ -7,6 +7,7 @@ public struct DoctorReport: Codable, Sendable {
     public var detectedCoreBeforeSelection: String?
     public var coreTypeEnvironment: String?
     public var blasThreads: Int
+    public var blasThreadTimeout: String?
     public var cpuAVX2: Bool
     public var cpuAVX512: Bool
     public var sgemmGFLOPS: Double
@@ -24,6 +25,7 @@ public struct DoctorReport: Codable, Sendable {
             detectedCoreBeforeSelection: env[BLASRuntime.detectedCoreVariable],
             coreTypeEnvironment: env[BLASRuntime.coreTypeVariable],
             blasThreads: BLASRuntime.threads,
+            blasThreadTimeout: env[BLASRuntime.threadTimeoutVariable],
             cpuAVX2: cpu.avx2, cpuAVX512: cpu.avx512,
             sgemmGFLOPS: BLASDiagnostics.measureGFLOPS(size: gemmSize),
             gemmSize: gemmSize,
@@ -35,7 +37,7 @@ public struct DoctorReport: Codable, Sendable {
         let worst = gemmChecks.map(\.relativeError).max() ?? 0
         return """
             OpenBLAS core:   \(blasSelection)
-            threads:         \(blasThreads)
+            threads:         \(blasThreads) (worker spin timeout 2^\(blasThreadTimeout ?? "28 (OpenBLAS default)") cycles)
             CPU:             AVX2 \(cpuAVX2 ? "yes" : "no"), AVX-512 \(cpuAVX512 ? "yes" : "no")
             SGEMM check:     \(gemmChecksPassed ? "ok" : "FAILED") (\(gemmChecks.count) cases, worst relative error \(String(format: "%.2e", worst)), tolerance \(String(format: "%.0e", BLASDiagnostics.gemmRelativeTolerance)))
             SGEMM speed:     \(String(format: "%.1f", sgemmGFLOPS)) GFLOP/s (\(gemmSize)³, median of 5)

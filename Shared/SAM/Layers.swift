@@ -36,8 +36,8 @@ public struct Conv2d: Sendable {
         self.stride = Size2(stride, stride); self.padding = Size2(padding, padding); self.groups = groups
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, groups: groups)
+    public func callAsFunction(_ x: Tensor, epilogue: ConvEpilogue = .none) -> Tensor {
+        Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, groups: groups, epilogue: epilogue)
     }
 }
 
@@ -112,7 +112,7 @@ public struct Conv2dBN: Sendable {
         conv = Conv2d(weight: fused, bias: Tensor(shape: [outCh], data: bias), stride: stride, padding: padding, groups: groups)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+    public func callAsFunction(_ x: Tensor, epilogue: ConvEpilogue = .none) -> Tensor { conv(x, epilogue: epilogue) }
 }
 
 /// segment_anything's MLPBlock (lin1 → act → lin2).

@@ -117,9 +117,7 @@ public struct TinyViT: Sendable {
         func callAsFunction(_ x: Tensor) -> Tensor {
             var h = conv1(x)
             Ops.geluInPlace(&h)
-            h = conv2(h)
-            Ops.geluInPlace(&h)
-            h = conv3(h)
+            h = conv3(conv2(h, epilogue: .gelu))
             h += x
             Ops.geluInPlace(&h)
             return h

@@ -25,7 +25,7 @@ extension Ops {
     /// ref: torch.nn.functional.conv2d
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                               stride: Size2 = 1, padding: Size2 = 0, dilation: Size2 = 1,
-                              groups: Int = 1) -> Tensor {
+                              groups: Int = 1, epilogue: ConvEpilogue = .none) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4, "conv2d: x \(x.shape) must be NCHW, weight \(weight.shape) OIHW")
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, cinG, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
@@ -39,7 +39,7 @@ extension Ops {
         precondition(ho > 0 && wo > 0, "conv2d: output would be empty for input \(x.shape), kernel \(kh)x\(kw)")
         if cinG == 1 && groups > 1 {
             return depthwiseConv2d(x, weight: weight, bias: bias, stride: stride, padding: padding,
-                                   dilation: dilation, groups: groups, ho: ho, wo: wo)
+                                   dilation: dilation, groups: groups, ho: ho, wo: wo, epilogue: epilogue)
         }
         let coutG = cout / groups
         let kdim = cinG * kh * kw, plane = ho * wo
@@ -76,6 +76,7 @@ extension Ops {
                 }
             }
         }
+        if epilogue == .gelu { geluInPlace(&out) }  // fused only on the depthwise path
         return out
     }
 
@@ -125,7 +126,7 @@ extension Ops {
     /// Direct depthwise convolution: output channel `oc` reads input channel
     /// `oc / (Cout/groups)`. Parallel over (image, channel) planes.
     static func depthwiseConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Size2, padding: Size2,
-                                dilation: Size2, groups: Int, ho: Int, wo: Int) -> Tensor {
+                                dilation: Size2, groups: Int, ho: Int, wo: Int, epilogue: ConvEpilogue = .none) -> Tensor {
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let mult = cout / groups
@@ -162,6 +163,9 @@ extension Ops {
                                 }
                             }
                         }
+                        // The plane is still in cache: apply the activation now instead of
+                        // another pass over the whole tensor.
+                        if epilogue == .gelu { geluSerial(dst, count: ho * wo) }
                     }
                 }
             }
@@ -237,5 +241,32 @@ extension Ops {
             }
         }
         return out
+    }
+}
+
+/// An activation applied to a convolution's output. Depthwise convolutions apply it per
+/// output plane while the plane is in cache (one memory pass fewer: LiteMedSAM encoder
+/// 0.417 → 0.408 s); other convolutions apply it after the GEMM.
+public enum ConvEpilogue: Sendable, Equatable {
+    case none
+    /// Exact (erf) GELU, the same kernel as `Ops.gelu`.
+    case gelu
+}
+
+extension Ops {
+    /// Exact GELU over `count` floats in place, on the calling thread (`gelu8` lanes).
+    static func geluSerial(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let v = UnsafeMutableRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: gelu8(v), as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i < count {
+            var v = SIMD8<Float>(repeating: 0)
+            for j in 0..<(count - i) { v[j] = p[i + j] }
+            let r = gelu8(v)
+            for j in 0..<(count - i) { p[i + j] = r[j] }
+        }
     }
 }

@@ -88,3 +88,19 @@ final class FastPathTests: XCTestCase {
         }
     }
 }
+
+final class ConvEpilogueTests: XCTestCase {
+    /// The fused GELU must equal conv2d followed by Ops.gelu exactly (same kernel, same order).
+    func testFusedGELUEqualsSeparateGELU() {
+        var state: UInt64 = 7
+        func r() -> Float { state = state &* 6364136223846793005 &+ 1; return Float(state >> 40) / Float(1 << 24) * 4 - 2 }
+        for (cin, cout, groups, k, h, w) in [(6, 6, 6, 3, 9, 13), (4, 8, 4, 3, 5, 7), (3, 5, 1, 1, 6, 6), (3, 4, 1, 3, 7, 5)] {
+            let x = Tensor(shape: [2, cin, h, w]) { _ in r() }
+            let wt = Tensor(shape: [cout, cin / groups, k, k]) { _ in r() }
+            let b = Tensor(shape: [cout]) { _ in r() }
+            let separate = Ops.gelu(Ops.conv2d(x, weight: wt, bias: b, padding: Size2(k / 2, k / 2), groups: groups))
+            let fused = Ops.conv2d(x, weight: wt, bias: b, padding: Size2(k / 2, k / 2), groups: groups, epilogue: .gelu)
+            XCTAssertEqual(fused, separate, "cin \(cin) cout \(cout) groups \(groups) k \(k)")
+        }
+    }
+}

@@ -71,16 +71,10 @@ struct EverythingCommand: AsyncParsableCommand {
             entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
             masks = try records.map { try $0.rle.decode() }
         } else {
-            var stack: EmbeddedStack?
-            let client: KafkaClientConfig
-            if let brokers {
-                client = KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli")
-            } else {
-                FileHandle.standardError.write("segflow: starting embedded broker, image-encoder and prompt-decoder…\n".data(using: .utf8)!)
-                var logger = Logger(label: "segflow")
-                logger.logLevel = .warning
-                stack = try await EmbeddedStack.start(sam: try ModelStore.load(kind, checkpoint: checkpoint), logger: logger)
-                client = stack!.client
+            var logger = Logger(label: "segflow")
+            logger.logLevel = .warning
+            let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) {
+                (try ModelStore.load(kind, checkpoint: checkpoint), nil)
             }
             let params = AutomaticMaskParams(pointsPerSide: UInt32(pointsPerSide), pointsPerBatch: UInt32(pointsPerBatch),
                                              predIoUThresh: Float(predIouThresh), stabilityScoreThresh: Float(stabilityScoreThresh),

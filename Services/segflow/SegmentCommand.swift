@@ -119,15 +119,7 @@ struct SegmentCommand: AsyncParsableCommand {
                 firstLowRes = Array(first.lowResLogits.data[(best * side * side)..<((best + 1) * side * side)])
             }
         } else {
-            var stack: EmbeddedStack?
-            let client: KafkaClientConfig
-            if let brokers {
-                client = KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli")
-            } else {
-                FileHandle.standardError.write("segflow: starting embedded broker, image-encoder and prompt-decoder…\n".data(using: .utf8)!)
-                stack = try await EmbeddedStack.start(sam: sam!, logger: logger)
-                client = stack!.client
-            }
+            let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) { (sam, nil) }
             let request = PromptRequest(
                 requestID: "prm-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
                 points: prompts.first?.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) } ?? [],

@@ -53,37 +53,31 @@ struct TextSegmentRun {
             outcome.refinedWith = result
             return (try result.unionMask().asMask(), outcome)
         }
-        var stack: EmbeddedStack?
-        let client: KafkaClientConfig
-        if let brokers {
-            client = KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli")
-        } else {
-            FileHandle.standardError.write("segflow: starting embedded broker, image-encoder, prompt-decoder and text-encoder…\n".data(using: .utf8)!)
-            stack = try await EmbeddedStack.start(sam: sam, clipseg: backend, logger: logger)
-            client = stack!.client
+        let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) { (sam, backend) }
+        let outcome: Result<(mask: BinaryMask, outcome: Outcome), Error>
+        do { outcome = .success(try await overKafka(SegflowClient(client: client, logger: logger), sam: sam)) } catch {
+            outcome = .failure(error)
         }
-        defer { if let stack { Task { await stack.stop() } } }
-        let sc = SegflowClient(client: client, logger: logger)
-        let textPrompt = PromptRequest(requestID: "txt-" + UUID().uuidString, imageID: "clipseg-" + UUID().uuidString,
+        await stack?.stop()  // on success and on failure
+        return try outcome.get()
+    }
+
+    func overKafka(_ sc: SegflowClient, sam: Sam?) async throws -> (mask: BinaryMask, outcome: Outcome) {
+        var textPrompt = PromptRequest(requestID: "txt-" + UUID().uuidString, imageID: "clipseg-" + UUID().uuidString,
                                        model: CLIPSegBackend.modelName)
-        var withText = textPrompt
-        withText.text = text
-        let clip = try await sc.segment(image: .png(png), prompts: withText, promptTopic: SegflowTopics.text, timeout: .seconds(timeout))
+        textPrompt.text = text
+        let clip = try await sc.segment(image: .png(png), prompts: textPrompt, promptTopic: SegflowTopics.text, timeout: .seconds(timeout))
         guard let m = clip.masks.first, case let .rle(counts, h, w) = m.encoding else {
             throw ServingError(.internal, "CLIPSeg result has no mask")
         }
         let mask = try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts).decode()
         var outcome = Outcome(text: text, clipsegScore: m.predictedIoU, clipsegArea: Int(m.area))
-        guard let sam, let prompt = CLIPSegBackend.refinementPrompt(mask) else {
-            await stack?.stop(); stack = nil
-            return (mask, outcome)
-        }
+        guard let sam, let prompt = CLIPSegBackend.refinementPrompt(mask) else { return (mask, outcome) }
         let request = PromptRequest(requestID: "prm-" + UUID().uuidString, imageID: "sam-" + UUID().uuidString,
                                     points: prompt.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) },
                                     boxes: [.init(x0: prompt.box!.x0, y0: prompt.box!.y0, x1: prompt.box!.x1, y1: prompt.box!.y1)],
                                     model: sam.kind.rawValue)
         let refined = try await sc.segment(image: .png(png), prompts: request, timeout: .seconds(timeout))
-        await stack?.stop(); stack = nil
         let result = try SegmentationResult(maskResult: refined, prompts: [prompt], width: image.width, height: image.height, timingsMs: [:])
         outcome.samPredictedIoU = refined.masks.first?.predictedIoU
         outcome.samStabilityScore = refined.masks.first?.stabilityScore

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Messaging
+import CLIPSeg
 import SAM
 
 /// The single-machine default: an embedded broker (librdkafka's mock cluster, real Kafka
@@ -41,5 +42,20 @@ public final class EmbeddedStack: Sendable {
         for t in tasks { t.cancel() }
         for t in tasks { await t.value }
         broker.stop()
+    }
+}
+
+extension EmbeddedStack {
+    /// Where a command-line request goes: running services at `brokers`, or (nil) a fresh
+    /// embedded stack serving the given models. `models` is only called for the embedded case.
+    public static func connect(brokers: String?, logger: Logger,
+                               models: () throws -> (sam: Sam?, clipseg: CLIPSegBackend?)) async throws
+        -> (client: KafkaClientConfig, stack: EmbeddedStack?) {
+        if let brokers { return (KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli"), nil) }
+        let (sam, clipseg) = try models()
+        let services = ["image-encoder", "prompt-decoder"] + (clipseg == nil ? [] : ["text-encoder"])
+        FileHandle.standardError.write("segflow: starting embedded broker, \(services.joined(separator: ", "))…\n".data(using: .utf8)!)
+        let stack = try await start(sam: sam, clipseg: clipseg, logger: logger)
+        return (stack.client, stack)
     }
 }

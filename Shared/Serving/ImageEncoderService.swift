@@ -38,20 +38,9 @@ public final class ImageEncoderService: Sendable {
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger)
         logger.info("image-encoder ready", metadata: ["seg.model": "\(modelNames.joined(separator: ","))", "kafka.topic": "\(options.topics.images)"])
-        do {
-            try await withTaskCancellationHandler {
-                for try await record in consumer.messages {
-                    await handle(record, producer: producer, reporter: reporter)
-                    try await consumer.commit(record)
-                }
-            } onCancel: {
-                Task { await consumer.shutdown() }
-            }
-        } catch is CancellationError {}
-        await consumer.shutdown()
-        try? await producer.flush(timeout: .seconds(10))
-        await producer.close()
-        logger.info("image-encoder stopped")
+        try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
+            await handle(record, producer: producer, reporter: reporter)
+        }
     }
 
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter) async {

@@ -58,18 +58,11 @@ public final class PromptDecoderService: Sendable {
                 await state.expire()
             }
         }
-        do {
-            try await withTaskCancellationHandler {
-                for try await record in consumer.messages { await state.handle(record) }
-            } onCancel: {
-                Task { await consumer.shutdown() }
-            }
-        } catch is CancellationError {}
-        ticker.cancel()
-        await consumer.shutdown()
-        try? await producer.flush(timeout: .seconds(10))
-        await producer.close()
-        logger.info("prompt-decoder stopped")
+        // Commits are the state's business: never past a prompt that is still waiting.
+        defer { ticker.cancel() }
+        try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false) { record in
+            await state.handle(record)
+        }
     }
 }
 

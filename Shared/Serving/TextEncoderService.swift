@@ -32,20 +32,9 @@ public final class TextEncoderService: Sendable {
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger)
         let cache = PhraseCache(capacity: options.cacheEntries)
         logger.info("text-encoder ready", metadata: ["kafka.topic": "\(options.textTopic)"])
-        do {
-            try await withTaskCancellationHandler {
-                for try await record in consumer.messages {
-                    await handle(record, producer: producer, reporter: reporter, cache: cache)
-                    try await consumer.commit(record)
-                }
-            } onCancel: {
-                Task { await consumer.shutdown() }
-            }
-        } catch is CancellationError {}
-        await consumer.shutdown()
-        try? await producer.flush(timeout: .seconds(10))
-        await producer.close()
-        logger.info("text-encoder stopped")
+        try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
+            await handle(record, producer: producer, reporter: reporter, cache: cache)
+        }
     }
 
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, cache: PhraseCache) async {

@@ -1,0 +1,26 @@
+import Logging
+import Messaging
+
+/// The loop every Segflow service runs: take records one at a time, hand each to
+/// `handle` (which answers it, possibly with an error result), then — if `commitEach` —
+/// commit it. Cancellation (SIGTERM) stops fetching; in-flight work finishes, commits
+/// run, the producer is flushed and closed.
+enum ServiceLoop {
+    static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
+                    handle: (ConsumedMessage) async -> Void) async throws {
+        do {
+            try await withTaskCancellationHandler {
+                for try await record in consumer.messages {
+                    await handle(record)
+                    if commitEach { try await consumer.commit(record) }
+                }
+            } onCancel: {
+                Task { await consumer.shutdown() }
+            }
+        } catch is CancellationError {}
+        await consumer.shutdown()
+        try? await producer.flush(timeout: .seconds(10))
+        await producer.close()
+        logger.info("\(name) stopped")
+    }
+}

@@ -88,12 +88,10 @@ public enum PipelineBenchmark {
         try await stack.broker.createTopics([TopicSpec(name: "bench.embeddings", partitions: 1)])
         let hopConsumer = try Consumer(config: ConsumerConfig(client: client, groupID: "bench-hop-\(UUID().uuidString)", autoOffsetReset: .latest),
                                        topics: ["bench.embeddings"])
-        while try await hopConsumer.assignment().isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        try await SegflowClient.waitUntilPositioned(hopConsumer, topic: "bench.embeddings", client: client, timeout: .seconds(30))
         let tensorBytes = [UInt8](repeating: 7, count: 256 * 64 * 64 * 4)
         var hops: [Double] = []
         var iterator = hopConsumer.messages.makeAsyncIterator()
-        _ = try await producer.send(ProducerRecord(topic: "bench.embeddings", key: "warm", value: [1]))
-        _ = try await iterator.next()
         for i in 0..<runs {
             let emb = Messaging.ImageEmbedding(requestID: "hop-\(i)", imageID: "hop-\(i)", model: kind.rawValue, originalHeight: 1,
                                                originalWidth: 1, inputHeight: 1, inputWidth: 1, dtype: .f32,
@@ -102,7 +100,8 @@ public enum PipelineBenchmark {
             let t0 = nowMs()
             _ = try await producer.sendEmbedding(emb, topic: "bench.embeddings")
             while let m = try await iterator.next() {
-                if case .complete = try assembler.add(try Messaging.ImageEmbedding(bytes: m.value)) { break }
+                guard let chunk = try? Messaging.ImageEmbedding(bytes: m.value) else { continue }  // stray markers
+                if case .complete = try assembler.add(chunk) { break }
             }
             hops.append(nowMs() - t0)
         }

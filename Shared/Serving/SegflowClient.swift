@@ -26,19 +26,60 @@ public final class SegflowClient: Sendable {
         public var duplicatesDropped: Int
     }
 
-    /// Opens the reply consumer and waits for its assignment.
+    /// Opens the reply consumer and returns once it is positioned: it has its partitions
+    /// AND has read a marker record it wrote to each of them. Assignment alone is not
+    /// enough with "latest": the start offset is resolved a moment later, and a reply
+    /// produced in between would be skipped (seen as a rare hang).
     public func openReplies(timeout: Duration = .seconds(30)) async throws -> Consumer {
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: "segflow-client-\(UUID().uuidString)",
                                                            autoOffsetReset: .latest, fetchWaitMaxMs: 1), topics: [replyTopic])
-        let deadline = ContinuousClock.now + timeout
-        while try await consumer.assignment().isEmpty {
-            guard ContinuousClock.now < deadline else {
-                await consumer.shutdown()
-                throw ServingError(.timeout, "reply consumer on \(replyTopic) got no partitions within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            try await Self.waitUntilPositioned(consumer, topic: replyTopic, client: client, timeout: timeout)
+        } catch {
+            await consumer.shutdown()
+            throw error
         }
         return consumer
+    }
+
+    /// Writes a marker record (key "segflow-marker-…", value "segflow-client-marker", not a
+    /// MaskResult, so result readers skip it) to every partition the consumer owns and
+    /// reads until all markers came back.
+    public static func waitUntilPositioned(_ consumer: Consumer, topic: String, client: KafkaClientConfig,
+                                           timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var partitions: [TopicPartition] = []
+        while partitions.isEmpty {
+            guard ContinuousClock.now < deadline else {
+                throw ServingError(.timeout, "reply consumer on \(topic) got no partitions within \(timeout)")
+            }
+            partitions = try await consumer.assignment().filter { $0.topic == topic }
+            if partitions.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let marker = "segflow-marker-" + UUID().uuidString
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        var pending = Set(partitions.map(\.partition))
+        let timer = Task { try? await Task.sleep(until: deadline); if !Task.isCancelled { await consumer.shutdown() } }
+        defer { timer.cancel() }
+        // Resend until seen: a marker written before the position was resolved is skipped.
+        let sender = Task {
+            while !Task.isCancelled {
+                for p in partitions {
+                    _ = try? await producer.send(ProducerRecord(topic: topic, key: marker, value: Array("segflow-client-marker".utf8),
+                                                                partition: p.partition))
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { sender.cancel() }
+        for try await m in consumer.messages {
+            if m.keyString == marker { pending.remove(m.partition) }
+            if pending.isEmpty { break }
+        }
+        sender.cancel()
+        await sender.value
+        await producer.close()
+        guard pending.isEmpty else { throw ServingError(.timeout, "reply consumer on \(topic) was not positioned within \(timeout)") }
     }
 
     /// Waits for one result per id in `requestIDs`; an error result for `failFast` ids

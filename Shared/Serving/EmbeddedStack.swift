@@ -16,11 +16,14 @@ public final class EmbeddedStack: Sendable {
 
     /// Starts the broker, creates the topics and launches the services (in this process).
     /// With `clipseg`, CLIPSeg is served too and a text-encoder runs.
-    public static func start(sam: Sam?, clipseg: CLIPSegBackend? = nil, partitions: Int = 4, logger: Logger) async throws -> EmbeddedStack {
+    public static func start(sam: Sam?, clipseg: CLIPSegBackend? = nil, partitions: Int = 4,
+                             embeddingDType: Messaging.DType = .f16, logger: Logger) async throws -> EmbeddedStack {
         let broker = try EmbeddedBroker()
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let client = broker.clientConfig(clientID: "segflow-embedded")
-        let encoder = ImageEncoderService(sam: sam, clipseg: clipseg, client: client, logger: logger)
+        var encoderOptions = ImageEncoderService.Options()
+        encoderOptions.embeddingDType = embeddingDType
+        let encoder = ImageEncoderService(sam: sam, clipseg: clipseg, client: client, options: encoderOptions, logger: logger)
         let decoder = PromptDecoderService(sam: sam, clipseg: clipseg, client: client, logger: logger)
         var tasks = [
             Task { do { try await encoder.run() } catch { logger.error("image-encoder failed: \(error)") } },

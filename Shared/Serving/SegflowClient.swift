@@ -171,3 +171,55 @@ extension SegmentationResult {
         self.init(model: r.model, width: width, height: height, prompts: out, timingsMs: timingsMs)
     }
 }
+
+extension SegflowClient {
+    /// Tracks an object through video frames over Kafka: every frame is sent at once as an
+    /// ImageRequest keyed by `streamID` (per-stream order on the images topic; the encoder
+    /// works ahead), and each frame's prompt — the previous frame's low-res logits and mask
+    /// box, as VideoTracker does in-process — is sent when the previous answer is back.
+    public func track(streamID: String, frames: [[UInt8]], initial: PromptRequest, model: String,
+                      timeout: Duration = .seconds(300)) async throws -> [MaskResult] {
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let replies = try await openReplies()
+        var results: [MaskResult] = []
+        let outcome: Result<Void, Error>
+        do {
+            let imageIDs = frames.indices.map { "\(streamID)-frame-\($0)" }
+            for (i, png) in frames.enumerated() {
+                let req = ImageRequest(requestID: "img-\(imageIDs[i])-\(UUID().uuidString)", imageID: imageIDs[i], image: .png(png),
+                                       frame: VideoFrame(streamID: streamID, frameIndex: UInt64(i)), model: model,
+                                       createdAtMs: ErrorReporter.nowMs())
+                _ = try await producer.send(ProducerRecord(topic: topics.images, key: streamID, value: req.encode(),
+                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(req.requestID)]))
+            }
+            var prompt = initial
+            for i in frames.indices {
+                prompt.requestID = "trk-\(imageIDs[i])-\(UUID().uuidString)"
+                prompt.imageID = imageIDs[i]
+                prompt.frame = VideoFrame(streamID: streamID, frameIndex: UInt64(i))
+                prompt.returnLowResLogits = true
+                prompt.multimask = false
+                prompt.model = model
+                prompt.createdAtMs = ErrorReporter.nowMs()
+                _ = try await producer.send(ProducerRecord(topic: topics.prompts, key: prompt.imageID, value: prompt.encode(),
+                                                           headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
+                let got = try await collect(replies, requestIDs: [prompt.requestID], timeout: timeout)
+                guard let r = got.results[prompt.requestID] else { throw ServingError(.timeout, "no answer for frame \(i)") }
+                if let e = r.error { throw ServingError(e.code, "frame \(i): \(e.message)") }
+                results.append(r)
+                guard let m = r.masks.first, case let .rle(counts, h, w) = m.encoding, let logits = m.lowResLogits else { break }
+                let mask = try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts).decode()
+                guard mask.area > 0 else { break }  // object lost
+                let b = mask.boundingBox
+                prompt = PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: Float(b.x), y0: Float(b.y),
+                                                                                 x1: Float(b.x + b.width - 1), y1: Float(b.y + b.height - 1))],
+                                       maskInput: logits)
+            }
+            outcome = .success(())
+        } catch { outcome = .failure(error) }
+        await replies.shutdown()
+        await producer.close()
+        try outcome.get()
+        return results
+    }
+}

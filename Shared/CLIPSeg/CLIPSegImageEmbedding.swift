@@ -73,57 +73,32 @@ public struct CLIPSegImageEmbedding: Sendable, Equatable {
         let tokens = 1 + gridHeight * gridWidth, hidden = activations[0].shape.last ?? 0
         for a in activations { precondition(a.shape == [1, tokens, hidden], "activation \(a.shape) is not [1, \(tokens), \(hidden)]") }
         var out = Self.magic
-        func u16(_ v: UInt16) { out += [UInt8(v & 0xff), UInt8(v >> 8)] }
-        func u32(_ v: Int) { let x = UInt32(v); out += [UInt8(x & 0xff), UInt8((x >> 8) & 0xff), UInt8((x >> 16) & 0xff), UInt8(x >> 24)] }
-        u16(Self.formatVersion)
+        LittleEndian.append(Self.formatVersion, to: &out)
         out.append(dtype.rawValue)
         out.append(UInt8(activations.count))
-        u32(originalHeight); u32(originalWidth); u32(inputHeight); u32(inputWidth)
-        u32(gridHeight); u32(gridWidth); u32(hidden)
-        for l in extractLayers { u32(l) }
-        let n = tokens * hidden
-        out.reserveCapacity(out.count + activations.count * n * (dtype == .f32 ? 4 : 2))
-        for a in activations {
-            switch dtype {
-            case .f32:
-                for v in a.data { u32Bits(v.bitPattern, into: &out) }
-            case .f16:
-                for v in a.data { let h = Float16(v).bitPattern; out += [UInt8(h & 0xff), UInt8(h >> 8)] }
-            }
+        for v in [originalHeight, originalWidth, inputHeight, inputWidth, gridHeight, gridWidth, hidden] + extractLayers {
+            LittleEndian.append(UInt32(v), to: &out)
         }
+        for a in activations { out += dtype == .f32 ? LittleEndian.f32Bytes(a.data) : LittleEndian.f16Bytes(a.data) }
         return out
     }
 
-    @inline(__always)
-    private func u32Bits(_ x: UInt32, into out: inout [UInt8]) {
-        out += [UInt8(x & 0xff), UInt8((x >> 8) & 0xff), UInt8((x >> 16) & 0xff), UInt8(x >> 24)]
-    }
-
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> (embedding: CLIPSegImageEmbedding, dtype: DType) {
-        var p = 0
-        func need(_ k: Int) throws(DecodeError) { if bytes.count - p < k { throw .truncated(needed: p + k, available: bytes.count) } }
-        func u8() throws(DecodeError) -> UInt8 { try need(1); defer { p += 1 }; return bytes[p] }
-        func u16() throws(DecodeError) -> UInt16 { try need(2); defer { p += 2 }; return UInt16(bytes[p]) | UInt16(bytes[p + 1]) << 8 }
-        func u32() throws(DecodeError) -> Int {
-            try need(4); defer { p += 4 }
-            return Int(bytes[p]) | Int(bytes[p + 1]) << 8 | Int(bytes[p + 2]) << 16 | Int(bytes[p + 3]) << 24
-        }
-        try need(4)
-        guard Array(bytes[0..<4]) == magic else { throw .badMagic }
-        p = 4
-        let v = try u16()
+        var r = LittleEndian.Reader(bytes) { DecodeError.truncated(needed: $0, available: $1) }
+        guard Array(try r.bytes(4)) == magic else { throw .badMagic }
+        let v = try r.u16()
         guard v == formatVersion else { throw .unsupportedVersion(v) }
-        let rawType = try u8()
+        let rawType = try r.u8()
         guard let dtype = DType(rawValue: rawType) else { throw .unknownDType(rawType) }
-        let k = Int(try u8())
+        let k = Int(try r.u8())
         guard (1...64).contains(k) else { throw .badHeader("\(k) activations (1…64 allowed)") }
-        let oh = try u32(), ow = try u32(), ih = try u32(), iw = try u32()
-        let gh = try u32(), gw = try u32(), hidden = try u32()
+        let oh = try r.u32(), ow = try r.u32(), ih = try r.u32(), iw = try r.u32()
+        let gh = try r.u32(), gw = try r.u32(), hidden = try r.u32()
         guard oh > 0, ow > 0, ih > 0, iw > 0, gh > 0, gw > 0, hidden > 0 else {
             throw .badHeader("zero size (original \(oh)x\(ow), input \(ih)x\(iw), grid \(gh)x\(gw), hidden \(hidden))")
         }
         var layers: [Int] = []
-        for _ in 0..<k { layers.append(try u32()) }
+        for _ in 0..<k { layers.append(try r.u32()) }
         // Each factor ≤ 2¹⁶ first, so the products below cannot overflow.
         guard gh <= 1 << 16, gw <= 1 << 16, hidden <= 1 << 16, k * (1 + gh * gw) * hidden <= maxElements else {
             throw .badHeader("\(k) × (1 + \(gh)·\(gw)) × \(hidden) values exceed the \(maxElements) limit")
@@ -131,21 +106,12 @@ public struct CLIPSegImageEmbedding: Sendable, Equatable {
         let tokens = 1 + gh * gw
         let perActivation = tokens * hidden
         let width = dtype == .f32 ? 4 : 2
-        try need(perActivation * k * width)
-        if bytes.count - p > perActivation * k * width { throw .trailingBytes(bytes.count - p - perActivation * k * width) }
+        try r.need(perActivation * k * width)
+        if r.remaining > perActivation * k * width { throw .trailingBytes(r.remaining - perActivation * k * width) }
         var activations: [Tensor] = []
         for _ in 0..<k {
-            var data = [Float](repeating: 0, count: perActivation)
-            for i in 0..<perActivation {
-                let q = p + i * width
-                if dtype == .f32 {
-                    let bits = UInt32(bytes[q]) | UInt32(bytes[q + 1]) << 8 | UInt32(bytes[q + 2]) << 16 | UInt32(bytes[q + 3]) << 24
-                    data[i] = Float(bitPattern: bits)
-                } else {
-                    data[i] = Float(Float16(bitPattern: UInt16(bytes[q]) | UInt16(bytes[q + 1]) << 8))
-                }
-            }
-            p += perActivation * width
+            let raw = try r.bytes(perActivation * width)
+            let data = dtype == .f32 ? LittleEndian.floats(f32: raw, count: perActivation) : LittleEndian.floats(f16: raw, count: perActivation)
             activations.append(Tensor(shape: [1, tokens, hidden], data: data))
         }
         let e = CLIPSegImageEmbedding(activations: activations, extractLayers: layers, gridHeight: gh, gridWidth: gw,

@@ -49,54 +49,33 @@ public enum EmbeddingCodec {
 
     public static func encode(_ e: ImageEmbedding, dtype: DType = .f32) -> [UInt8] {
         var out: [UInt8] = magic
-        func u16(_ v: UInt16) { out += [UInt8(v & 0xff), UInt8(v >> 8)] }
-        func u32(_ v: Int) { let x = UInt32(v); out += [UInt8(x & 0xff), UInt8((x >> 8) & 0xff), UInt8((x >> 16) & 0xff), UInt8(x >> 24)] }
-        u16(version)
+        LittleEndian.append(version, to: &out)
         out.append(dtype.rawValue)
         let name = Array(e.model.rawValue.utf8)
         out.append(UInt8(name.count))
         out += name
-        u32(e.originalSize.height); u32(e.originalSize.width); u32(e.inputSize.height); u32(e.inputSize.width)
-        out.append(UInt8(e.embedding.rank))
-        for d in e.embedding.shape { u32(d) }
-        let n = e.embedding.count
-        switch dtype {
-        case .f32:
-            out.reserveCapacity(out.count + 4 * n)
-            e.embedding.data.withUnsafeBytes { out += $0 }  // x86-64 and arm64 are little-endian
-        case .f16:
-            var halves = [UInt16](repeating: 0, count: n)
-            for i in 0..<n { halves[i] = Float16(e.embedding.data[i]).bitPattern }
-            halves.withUnsafeBytes { out += $0 }
+        for v in [e.originalSize.height, e.originalSize.width, e.inputSize.height, e.inputSize.width] {
+            LittleEndian.append(UInt32(v), to: &out)
         }
+        out.append(UInt8(e.embedding.rank))
+        for d in e.embedding.shape { LittleEndian.append(UInt32(d), to: &out) }
+        out += dtype == .f32 ? LittleEndian.f32Bytes(e.embedding.data) : LittleEndian.f16Bytes(e.embedding.data)
         return out
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> (embedding: ImageEmbedding, dtype: DType) {
-        var p = 0
-        func need(_ k: Int) throws(DecodeError) { if bytes.count - p < k { throw .truncated(needed: p + k, available: bytes.count) } }
-        func u8() throws(DecodeError) -> UInt8 { try need(1); defer { p += 1 }; return bytes[p] }
-        func u16() throws(DecodeError) -> UInt16 { try need(2); defer { p += 2 }; return UInt16(bytes[p]) | UInt16(bytes[p + 1]) << 8 }
-        func u32() throws(DecodeError) -> Int {
-            try need(4); defer { p += 4 }
-            return Int(bytes[p]) | Int(bytes[p + 1]) << 8 | Int(bytes[p + 2]) << 16 | Int(bytes[p + 3]) << 24
-        }
-        try need(4)
-        guard Array(bytes[0..<4]) == magic else { throw .badMagic }
-        p = 4
-        let v = try u16()
+        var r = LittleEndian.Reader(bytes) { DecodeError.truncated(needed: $0, available: $1) }
+        guard Array(try r.bytes(4)) == magic else { throw .badMagic }
+        let v = try r.u16()
         guard v == version else { throw .unsupportedVersion(v) }
-        let rawType = try u8()
+        let rawType = try r.u8()
         guard let dtype = DType(rawValue: rawType) else { throw .unknownDType(rawType) }
-        let n = Int(try u8())
-        try need(n)
-        let name = String(decoding: bytes[p..<(p + n)], as: UTF8.self)
-        p += n
+        let name = String(decoding: try r.bytes(Int(try r.u8())), as: UTF8.self)
         guard let model = SamModelKind(rawValue: name) else { throw .unknownModel(name) }
-        let oh = try u32(), ow = try u32(), ih = try u32(), iw = try u32()
-        let rank = Int(try u8())
+        let oh = try r.u32(), ow = try r.u32(), ih = try r.u32(), iw = try r.u32()
+        let rank = Int(try r.u8())
         var shape: [Int] = []
-        for _ in 0..<rank { shape.append(try u32()) }
+        for _ in 0..<rank { shape.append(try r.u32()) }
         var count = 1
         for d in shape {
             let (m, overflow) = count.multipliedReportingOverflow(by: d)
@@ -105,20 +84,10 @@ public enum EmbeddingCodec {
         }
         guard rank == 4, shape[0] == 1, oh > 0, ow > 0, ih > 0, iw > 0 else { throw .badShape(shape) }
         let width = dtype == .f32 ? 4 : 2
-        try need(count * width)
-        if bytes.count - p > count * width { throw .trailingBytes(bytes.count - p - count * width) }
-        var data = [Float](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + p
-            if dtype == .f32 {
-                data.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: count * 4)) }
-            } else {
-                for i in 0..<count {
-                    let bitsLE = UInt16(raw[p + 2 * i]) | UInt16(raw[p + 2 * i + 1]) << 8
-                    data[i] = Float(Float16(bitPattern: bitsLE))
-                }
-            }
-        }
+        try r.need(count * width)
+        if r.remaining > count * width { throw .trailingBytes(r.remaining - count * width) }
+        let raw = try r.bytes(count * width)
+        let data = dtype == .f32 ? LittleEndian.floats(f32: raw, count: count) : LittleEndian.floats(f16: raw, count: count)
         let emb = ImageEmbedding(model: model, embedding: Tensor(shape: shape, data: data),
                                  originalSize: (oh, ow), inputSize: (ih, iw))
         return (emb, dtype)

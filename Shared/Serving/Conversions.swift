@@ -16,16 +16,7 @@ public enum Conversions {
     /// SAM embedding → wire message (f16 halves the bytes on the wire; see DESIGN.md).
     public static func wire(_ e: SAM.ImageEmbedding, requestID: String, imageID: String, dtype: Messaging.DType,
                             encoderMs: Double, frame: VideoFrame?, createdAtMs: Int64) -> Messaging.ImageEmbedding {
-        let n = e.embedding.count
-        var data: [UInt8]
-        switch dtype {
-        case .f16:
-            var halves = [UInt16](repeating: 0, count: n)
-            e.embedding.data.withUnsafeBufferPointer { p in for i in 0..<n { halves[i] = Float16(p[i]).bitPattern.littleEndian } }
-            data = halves.withUnsafeBytes { Array($0) }
-        default:
-            data = e.embedding.data.withUnsafeBytes { Array($0) }
-        }
+        let data = dtype == .f16 ? LittleEndian.f16Bytes(e.embedding.data) : LittleEndian.f32Bytes(e.embedding.data)
         return Messaging.ImageEmbedding(
             requestID: requestID, imageID: imageID, model: e.model.rawValue,
             originalHeight: UInt32(e.originalSize.height), originalWidth: UInt32(e.originalSize.width),
@@ -46,17 +37,7 @@ public enum Conversions {
         guard w.originalHeight > 0, w.originalWidth > 0, w.inputHeight > 0, w.inputWidth > 0 else {
             throw ServingError(.invalidEmbedding, "embedding \(w.imageID): zero image size")
         }
-        var values = [Float](repeating: 0, count: n)
-        w.data.withUnsafeBytes { raw in
-            if width == 4 {
-                values.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
-            } else {
-                for i in 0..<n {
-                    let bits = UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8
-                    values[i] = Float(Float16(bitPattern: bits))
-                }
-            }
-        }
+        let values = width == 2 ? LittleEndian.floats(f16: w.data, count: n) : LittleEndian.floats(f32: w.data, count: n)
         return SAM.ImageEmbedding(model: kind, embedding: Tensor(shape: shape, data: values),
                                   originalSize: (Int(w.originalHeight), Int(w.originalWidth)),
                                   inputSize: (Int(w.inputHeight), Int(w.inputWidth)))

@@ -117,9 +117,7 @@ extension Conversions {
                             encoderMs: Double, frame: VideoFrame?, createdAtMs: Int64) -> Messaging.ImageEmbedding {
         let values = e.activations.flatMap(\.data)
         let tokens = e.activations.first?.dim(-2) ?? 0, hidden = e.activations.first?.dim(-1) ?? 0
-        let data: [UInt8] = f16
-            ? values.map { Float16($0).bitPattern.littleEndian }.withUnsafeBytes { Array($0) }
-            : values.withUnsafeBytes { Array($0) }
+        let data = f16 ? LittleEndian.f16Bytes(values) : LittleEndian.f32Bytes(values)
         return Messaging.ImageEmbedding(requestID: requestID, imageID: imageID, model: CLIPSegBackend.modelName,
                                         originalHeight: UInt32(e.originalHeight), originalWidth: UInt32(e.originalWidth),
                                         inputHeight: UInt32(e.inputHeight), inputWidth: UInt32(e.inputWidth), dtype: f16 ? .f16 : .f32,
@@ -137,14 +135,8 @@ extension Conversions {
             throw ServingError(.shapeMismatch, "CLIPSeg embedding \(w.imageID): \(dims[1]) tokens is not 1 + a square grid")
         }
         let per = dims[1] * dims[2]
-        var values = [Float](repeating: 0, count: dims[0] * per)
-        w.data.withUnsafeBytes { raw in
-            if w.dtype == .f16 {
-                for i in values.indices { values[i] = Float(Float16(bitPattern: UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8)) }
-            } else {
-                values.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
-            }
-        }
+        let values = w.dtype == .f16 ? LittleEndian.floats(f16: w.data, count: dims[0] * per)
+                                     : LittleEndian.floats(f32: w.data, count: dims[0] * per)
         let acts = (0..<dims[0]).map { Tensor(shape: [1, dims[1], dims[2]], data: Array(values[($0 * per)..<(($0 + 1) * per)])) }
         return CLIPSegImageEmbedding(activations: acts, extractLayers: config.extractLayers, gridHeight: grid, gridWidth: grid,
                                      originalHeight: Int(w.originalHeight), originalWidth: Int(w.originalWidth),

@@ -8,6 +8,6 @@ struct SegflowCommand: AsyncParsableCommand {
             Run `segflow doctor` first on a new machine: it shows the OpenBLAS core in use, \
             checks SGEMM against a reference and measures its speed.
             """,
-        subcommands: [SegmentCommand.self, EverythingCommand.self, TrackCommand.self, BenchCommand.self, BrokerCommand.self, UpCommand.self, TopicsCommand.self, TokenizeCommand.self, DoctorCommand.self]
+        subcommands: [SegmentCommand.self, EverythingCommand.self, TrackCommand.self, EmbedCommand.self, BenchCommand.self, BrokerCommand.self, UpCommand.self, TopicsCommand.self, TokenizeCommand.self, DoctorCommand.self]
     )
 }

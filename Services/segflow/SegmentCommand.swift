@@ -44,6 +44,7 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "Kafka bootstrap servers of running services (default: $SEGFLOW_BROKERS, else an embedded broker).")
     var brokers: String?
     @Flag(help: "Run the model in this process without Kafka.") var inProcess = false
+    @Option(help: "Use an embedding saved by `segflow embed` (in-process; the encoder does not run).") var embedding: String?
     @Option(help: "Seconds to wait for the result over Kafka.") var timeout = 300
     @Flag(help: "Log service activity to stderr.") var verbose = false
     @Option(help: "Text prompt (needs --model clipseg and a CLIPSeg checkpoint).") var text: String?
@@ -95,7 +96,7 @@ struct SegmentCommand: AsyncParsableCommand {
 
         let t0 = InProcessSegmenter.now()
         // Only needed here when this process runs the model (in-process or embedded).
-        let sam: Sam? = (inProcess || brokers == nil) ? try ModelStore.load(kind, checkpoint: checkpoint) : nil
+        let sam: Sam? = (inProcess || embedding != nil || brokers == nil) ? try ModelStore.load(kind, checkpoint: checkpoint) : nil
         let loadMs = InProcessSegmenter.now() - t0
         let maskSide = 4 * (sam?.promptEncoder.imageEmbeddingSize ?? 64)
         var maskInputTensor: Tensor?
@@ -106,9 +107,23 @@ struct SegmentCommand: AsyncParsableCommand {
 
         let result: SegmentationResult
         var firstLowRes: [Float]?
-        if inProcess, let sam {
+        if inProcess || embedding != nil, let sam {
             let t1 = InProcessSegmenter.now()
-            let emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
+            let emb: SAM.ImageEmbedding
+            if let embedding {
+                guard let data = FileManager.default.contents(atPath: embedding) else {
+                    throw PipelineError.unreadableFile(path: embedding, reason: "no such file")
+                }
+                emb = try EmbeddingCodec.decode([UInt8](data)).embedding
+                guard emb.model == kind else {
+                    throw PipelineError.badArgument("embedding \(embedding) is for \(emb.model.rawValue), not \(kind.rawValue)")
+                }
+                guard emb.originalSize.height == img.height, emb.originalSize.width == img.width else {
+                    throw PipelineError.badArgument("embedding \(embedding) is for a \(emb.originalSize.width)x\(emb.originalSize.height) image; \(image) is \(img.width)x\(img.height)")
+                }
+            } else {
+                emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
+            }
             let t2 = InProcessSegmenter.now()
             let preds = try sam.predict(emb, prompts)
             let t3 = InProcessSegmenter.now()
@@ -151,7 +166,8 @@ struct SegmentCommand: AsyncParsableCommand {
             print("prompt \(i): " + scores.enumerated().map { "\($0.offset == p.best ? "*" : " ")[\($0.offset)] \($0.element)" }.joined(separator: "  "))
         }
         let timings = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
-        print("model \(kind.rawValue) via \(inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"): "
+        let via = embedding != nil ? "saved embedding" : inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
+        print("model \(kind.rawValue) via \(via): "
               + timings.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }

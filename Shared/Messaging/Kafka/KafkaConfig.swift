@@ -24,7 +24,10 @@ public struct KafkaClientConfig: Sendable, Hashable {
     }
 
     func render() -> [String: String] {
-        ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID]
+        // Segflow's records are latency-bound requests and replies, not bulk streams:
+        // send small frames at once instead of letting Nagle's algorithm hold them.
+        ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID,
+         "socket.nagle.disable": "true"]
     }
 }
 

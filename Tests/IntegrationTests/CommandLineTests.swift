@@ -1,0 +1,88 @@
+import Foundation
+import Imaging
+import SAM
+import XCTest
+
+/// The README's main job and the scale-out path, run as a user runs them: the `segflow`
+/// binary, through the embedded broker and against `segflow up`.
+final class CommandLineTests: XCTestCase {
+    func run(_ args: [String], timeout: TimeInterval = 240) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = TestCluster.binDir.appendingPathComponent("segflow")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    func maskIoU(_ a: BinaryMask, _ b: BinaryMask) -> Double {
+        var inter = 0, union = 0
+        for i in 0..<a.bits.count {
+            if a.bits[i] != 0 && b.bits[i] != 0 { inter += 1 }
+            if a.bits[i] != 0 || b.bits[i] != 0 { union += 1 }
+        }
+        return union == 0 ? 1 : Double(inter) / Double(union)
+    }
+
+    /// f16 embeddings on the wire vs f32 in-process: measured ≥ 0.9998 (HalfPrecisionEmbeddingTests).
+    static let wireVersusInProcessIoU = 0.995
+
+    func testMainJobThroughTheEmbeddedBrokerAndAgainstRunningServices() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let image = Fixtures.dir.appendingPathComponent("chelsea.png").path
+        let box = ["--box", "60,10,330,290"]
+
+        // The README's main job: embedded broker, mask + overlay + JSON.
+        let main = try run(["segment", image, "--model", "litemedsam"] + box
+                           + ["--out", "\(dir)/mask.png", "--overlay", "\(dir)/overlay.png", "--json", "\(dir)/r.json"])
+        XCTAssertEqual(main.status, 0, main.output)
+        XCTAssertTrue(main.output.contains("via embedded broker"), main.output)
+        let viaKafka = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/mask.png").gray())
+        let overlay = try PNG.decodeRGB(contentsOfFile: "\(dir)/overlay.png")
+        XCTAssertEqual([overlay.width, overlay.height], [451, 300])
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/r.json"))) as? [String: Any]
+        XCTAssertEqual(json?["model"] as? String, "litemedsam")
+
+        // The same request in-process.
+        let local = try run(["segment", image, "--in-process"] + box + ["--out", "\(dir)/local.png"])
+        XCTAssertEqual(local.status, 0, local.output)
+        let inProcess = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/local.png").gray())
+        XCTAssertGreaterThan(inProcess.area, 1000)
+        XCTAssertGreaterThanOrEqual(maskIoU(viaKafka, inProcess), Self.wireVersusInProcessIoU)
+
+        // Scale-out: `segflow up` (separate encoder and decoder processes), then a client.
+        let up = Process()
+        up.executableURL = TestCluster.binDir.appendingPathComponent("segflow")
+        up.arguments = ["up", "--encoders", "1", "--decoders", "2"]
+        let upOut = Pipe()
+        up.standardOutput = upOut
+        up.standardError = FileHandle.nullDevice
+        try up.run()
+        defer { if up.isRunning { up.interrupt(); up.waitUntilExit() } }
+        let address = String(decoding: upOut.fileHandleForReading.availableData, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(address.hasPrefix("127.0.0.1:"), "segflow up printed '\(address)'")
+        let remote = try run(["segment", image, "--brokers", address] + box + ["--out", "\(dir)/remote.png"])
+        XCTAssertEqual(remote.status, 0, remote.output)
+        XCTAssertTrue(remote.output.contains("via brokers"), remote.output)
+        let viaServices = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/remote.png").gray())
+        XCTAssertGreaterThanOrEqual(maskIoU(viaServices, inProcess), Self.wireVersusInProcessIoU)
+        up.interrupt()
+        up.waitUntilExit()
+    }
+}
+
+extension RGBImage {
+    /// The red channel as gray (mask PNGs decode to R = G = B).
+    func gray() -> GrayImage {
+        try! GrayImage(width: width, height: height, pixels: stride(from: 0, to: pixels.count, by: 3).map { pixels[$0] })
+    }
+}

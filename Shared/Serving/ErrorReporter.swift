@@ -36,9 +36,9 @@ public struct ErrorReporter: Sendable {
         let reply = replyTopic.isEmpty ? topics.masks : replyTopic
         _ = try await producer.send([
             ProducerRecord(topic: topics.deadLetter, key: record.key, value: dead.encode(),
-                           headers: [.contentType(protobuf: "ErrorReport"), .requestID(requestID)]),
+                           headers: [.contentType(protobuf: "ErrorReport"), .requestID(requestID)] + record.traceHeaders),
             ProducerRecord(topic: reply, key: imageID.isEmpty ? requestID : imageID, value: result.encode(),
-                           headers: [.contentType(protobuf: "MaskResult"), .requestID(requestID)]),
+                           headers: [.contentType(protobuf: "MaskResult"), .requestID(requestID)] + record.traceHeaders),
         ])
     }
 }

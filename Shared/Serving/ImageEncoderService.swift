@@ -72,7 +72,7 @@ public final class ImageEncoderService: Sendable {
                                         createdAtMs: request.createdAtMs)
             }
             let ms = wire.encoderMs
-            _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings)
+            _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
             logger.info("encoded", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)",
                                               "seg.encoder.ms": "\(Int(ms))"])
         } catch let error as ServingError {

@@ -210,7 +210,7 @@ actor DecoderState {
                                     model: modelName, frame: request.frame)
             let topic = request.replyTopic.isEmpty ? service.options.topics.masks : request.replyTopic
             _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
-                                                       headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)]))
+                                                       headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
             await finished(record)
         } catch {
             let e = (error as? ServingError) ?? ServingError(.internal, "\(error)")

@@ -58,7 +58,7 @@ public final class TextEncoderService: Sendable {
             request.textEmbedding = FloatTensor(shape: [1, UInt32(values.count)], values: values)
             request.model = CLIPSegBackend.modelName
             _ = try await producer.send(ProducerRecord(topic: options.topics.prompts, key: request.imageID, value: request.encode(),
-                                                       headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)]))
+                                                       headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)] + record.traceHeaders))
             logger.info("encoded text", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)"])
         } catch let e as ServingError {
             try? await reporter.report(e, record: record, requestID: requestID, imageID: imageID, replyTopic: reply, model: CLIPSegBackend.modelName)

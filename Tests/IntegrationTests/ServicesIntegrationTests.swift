@@ -169,11 +169,14 @@ final class ServicesIntegrationTests: XCTestCase {
         XCTAssertEqual(garbage?.code, .invalidProtobuf, "corrupt embedding record must reach the dead-letter topic")
         XCTAssertEqual(garbage?.service, "prompt-decoder")
         // Still healthy: a good prompt is answered and both processes are alive.
-        try await cluster.send([record(SegflowTopics.prompts, key: "good",
-                                       PromptRequest(requestID: "after", imageID: "good", points: [.init(x: 50, y: 40, label: 1)]).encode(),
-                                       requestID: "after")])
+        try await cluster.send([ProducerRecord(topic: SegflowTopics.prompts, key: "good",
+                                               value: PromptRequest(requestID: "after", imageID: "good", points: [.init(x: 50, y: 40, label: 1)]).encode(),
+                                               headers: [.requestID("after"), .traceID("trace-42")])])
         let after = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(60)) { results($0).contains { $0.requestID == "after" } }
         let answer = results(after).first { $0.requestID == "after" }
+        // The trace id travels from request to result.
+        let answerRecord = after.first { (try? MaskResult(bytes: $0.value))?.requestID == "after" }
+        XCTAssertEqual(answerRecord?.headers.first { $0.name == KafkaHeader.traceIDName }?.stringValue, "trace-42")
         XCTAssertNil(answer?.error)
         XCTAssertEqual(answer?.masks.count, 1)
         XCTAssertTrue(cluster.processes.values.allSatisfy(\.isRunning))

@@ -94,10 +94,10 @@ struct SegmentCommand: AsyncParsableCommand {
         let kind = try ModelStore.kind(named: model)
         var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
 
-        let t0 = InProcessSegmenter.now()
+        let t0 = Timing.nowMs()
         // Only needed here when this process runs the model (in-process or embedded).
         let sam: Sam? = (inProcess || embedding != nil || brokers == nil) ? try ModelStore.load(kind, checkpoint: checkpoint) : nil
-        let loadMs = InProcessSegmenter.now() - t0
+        let loadMs = Timing.nowMs() - t0
         let maskSide = 4 * (sam?.promptEncoder.imageEmbeddingSize ?? 64)
         var maskInputTensor: Tensor?
         if let maskInput {
@@ -108,27 +108,22 @@ struct SegmentCommand: AsyncParsableCommand {
         let result: SegmentationResult
         var firstLowRes: [Float]?
         if inProcess || embedding != nil, let sam {
-            let t1 = InProcessSegmenter.now()
-            let emb: SAM.ImageEmbedding
+            var saved: SAM.ImageEmbedding?
             if let embedding {
                 guard let data = FileManager.default.contents(atPath: embedding) else {
                     throw PipelineError.unreadableFile(path: embedding, reason: "no such file")
                 }
-                emb = try EmbeddingCodec.decode([UInt8](data)).embedding
+                let emb = try EmbeddingCodec.decode([UInt8](data)).embedding
                 guard emb.model == kind else {
                     throw PipelineError.badArgument("embedding \(embedding) is for \(emb.model.rawValue), not \(kind.rawValue)")
                 }
                 guard emb.originalSize.height == img.height, emb.originalSize.width == img.width else {
                     throw PipelineError.badArgument("embedding \(embedding) is for a \(emb.originalSize.width)x\(emb.originalSize.height) image; \(image) is \(img.width)x\(img.height)")
                 }
-            } else {
-                emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
+                saved = emb
             }
-            let t2 = InProcessSegmenter.now()
-            let preds = try sam.predict(emb, prompts)
-            let t3 = InProcessSegmenter.now()
-            result = try SegmentationResult(model: kind, width: img.width, height: img.height, prompts: prompts, predictions: preds,
-                                            timingsMs: ["load": loadMs, "encode": t2 - t1, "decode": t3 - t2])
+            let (r, preds) = try InProcessSegmenter.segment(model: sam, image: img, prompts: prompts, embedding: saved, loadMs: loadMs)
+            result = r
             if let first = preds.first {
                 let side = first.lowResLogits.shape[1], best = first.bestMaskIndex
                 firstLowRes = Array(first.lowResLogits.data[(best * side * side)..<((best + 1) * side * side)])
@@ -141,7 +136,7 @@ struct SegmentCommand: AsyncParsableCommand {
                 boxes: prompts.compactMap { $0.box.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) } },
                 maskInput: maskInputTensor.map { FloatTensor(shape: [1, UInt32(maskSide), UInt32(maskSide)], values: $0.data) },
                 multimask: multimask, model: kind.rawValue, returnLowResLogits: saveLogits != nil)
-            let t1 = InProcessSegmenter.now()
+            let t1 = Timing.nowMs()
             let outcome: Result<MaskResult, Error>
             do {
                 outcome = .success(try await SegflowClient(client: client, logger: logger)
@@ -149,7 +144,7 @@ struct SegmentCommand: AsyncParsableCommand {
             } catch { outcome = .failure(error) }
             await stack?.stop()
             let maskResult = try outcome.get()
-            let t2 = InProcessSegmenter.now()
+            let t2 = Timing.nowMs()
             result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
                                             timingsMs: ["load": loadMs, "round_trip": t2 - t1,
                                                         "decode": maskResult.timings.decodeMs])

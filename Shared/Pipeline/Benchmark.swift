@@ -53,8 +53,6 @@ public enum Benchmark {
         }
     }
 
-    static func nowMs() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
-
     /// Peak resident set size of this process (Linux reports ru_maxrss in KiB).
     public static func peakRSSMiB() -> Double {
         var usage = rusage()
@@ -68,14 +66,14 @@ public enum Benchmark {
         var times: [Double] = []
         GEMMStats.reset()
         for _ in 0..<runs {
-            let t0 = nowMs()
+            let t0 = Timing.nowMs()
             try body()
-            times.append((nowMs() - t0) / Double(divideBy))
+            times.append((Timing.nowMs() - t0) / Double(divideBy))
         }
         let flopsPerRun = Double(GEMMStats.flops) / Double(runs)
         let gemmMsPerRun = Double(GEMMStats.nanoseconds) / 1e6 / Double(runs)
         times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let median = Timing.median(times)
         let mean = times.reduce(0, +) / Double(times.count)
         let sd = (times.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, times.count - 1))).squareRoot()
         let wallPerRun = median * Double(divideBy)
@@ -101,7 +99,7 @@ public enum Benchmark {
 
     public static func run(_ o: Options, progress: (String) -> Void = { _ in }) throws -> Report {
         if let t = o.threads { openblas_set_num_threads(Int32(t)) }
-        let t0 = nowMs()
+        let t0 = Timing.nowMs()
         let sam: Sam
         let weights: String
         if o.randomWeights {
@@ -112,7 +110,7 @@ public enum Benchmark {
             sam = try Sam.load(o.model, checkpoint: url)
             weights = url.lastPathComponent
         }
-        let loadMs = nowMs() - t0
+        let loadMs = Timing.nowMs() - t0
         let (w, h) = (1024, 768)
         let rgb = syntheticImage(width: w, height: h)
         var rows: [Row] = []

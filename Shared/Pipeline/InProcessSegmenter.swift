@@ -6,17 +6,19 @@ import Tensor
 /// Runs a segmentation request in this process: decode image, embed once, decode prompts.
 /// The Kafka path (image-encoder + prompt-decoder services) produces the same result type.
 public enum InProcessSegmenter {
-    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
-
-    public static func segment(model sam: Sam, image: RGBImage, prompts: [SamPrompt], loadMs: Double = 0) throws -> SegmentationResult {
-        let t0 = now()
-        let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
-        let t1 = now()
+    /// Embeds `image` (unless `embedding` is given, e.g. one saved by `segflow embed`) and
+    /// decodes `prompts`; returns the result and the raw predictions (for --save-logits).
+    public static func segment(model sam: Sam, image: RGBImage, prompts: [SamPrompt], embedding: ImageEmbedding? = nil,
+                               loadMs: Double = 0) throws -> (result: SegmentationResult, predictions: [SamPrediction]) {
+        let t0 = Timing.nowMs()
+        let emb = try embedding ?? sam.embed(rgb: image.pixels, width: image.width, height: image.height)
+        let t1 = Timing.nowMs()
         let preds = try sam.predict(emb, prompts)
-        let t2 = now()
-        return try SegmentationResult(model: sam.kind, width: image.width, height: image.height, prompts: prompts,
-                                      predictions: preds,
-                                      timingsMs: ["load": loadMs, "encode": t1 - t0, "decode": t2 - t1])
+        let t2 = Timing.nowMs()
+        let result = try SegmentationResult(model: sam.kind, width: image.width, height: image.height, prompts: prompts,
+                                            predictions: preds,
+                                            timingsMs: ["load": loadMs, "encode": t1 - t0, "decode": t2 - t1])
+        return (result, preds)
     }
 
     /// Reads a mask-input file: raw little-endian float32 low-res logits (side×side), as

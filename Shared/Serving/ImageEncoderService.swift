@@ -30,7 +30,7 @@ public final class ImageEncoderService: Sendable {
         self.sam = sam; self.clipseg = clipseg; self.client = client; self.options = options; self.logger = logger
     }
 
-    var modelNames: [String] { [sam?.kind.rawValue, clipseg.map { _ in CLIPSegBackend.modelName }].compactMap { $0 } }
+    var modelNames: [String] { servedModelNames(sam: sam, clipseg: clipseg) }
 
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {

@@ -33,12 +33,9 @@ public enum PipelineBenchmark {
         }
     }
 
-    static func nowMs() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
-
     static func row(_ name: String, _ samples: [Double], _ note: String) -> Row {
-        let s = samples.sorted()
-        let median = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        return Row(measure: name, runs: s.count, medianMs: median, minMs: s.first ?? 0, maxMs: s.last ?? 0, note: note)
+        Row(measure: name, runs: samples.count, medianMs: Timing.median(samples), minMs: samples.min() ?? 0,
+            maxMs: samples.max() ?? 0, note: note)
     }
 
     public static func run(model kind: SamModelKind, checkpoint: String?, runs: Int = 5, throughputPrompts: Int = 24,
@@ -55,10 +52,10 @@ public enum PipelineBenchmark {
         progress("in-process: embed + decode")
         var inProc: [Double] = []
         for _ in 0..<runs {
-            let t0 = nowMs()
+            let t0 = Timing.nowMs()
             let emb = try sam.embed(rgb: rgb, width: w, height: h)
             _ = try sam.predict(emb, SamPrompt(box: (200, 150, 700, 600)))
-            inProc.append(nowMs() - t0)
+            inProc.append(Timing.nowMs() - t0)
         }
         rows.append(row("in-process: embed + 1 box", inProc, "no Kafka"))
 
@@ -97,13 +94,13 @@ public enum PipelineBenchmark {
                                                originalWidth: 1, inputHeight: 1, inputWidth: 1, dtype: .f32,
                                                shape: [256, 64, 64], data: tensorBytes)
             var assembler = EmbeddingAssembler()
-            let t0 = nowMs()
+            let t0 = Timing.nowMs()
             _ = try await producer.sendEmbedding(emb, topic: "bench.embeddings")
             while let m = try await iterator.next() {
                 guard let chunk = try? Messaging.ImageEmbedding(bytes: m.value) else { continue }  // stray markers
                 if case .complete = try assembler.add(chunk) { break }
             }
-            hops.append(nowMs() - t0)
+            hops.append(Timing.nowMs() - t0)
         }
         await hopConsumer.shutdown()
         rows.append(row("embedding hop, 4 MiB f32 (8 chunks), produce → reassembled", hops, "loopback"))
@@ -126,7 +123,7 @@ public enum PipelineBenchmark {
     static func roundTrip(_ producer: Producer, _ replies: Consumer, image: [UInt8]?, imageID: String,
                           box: PromptRequest.Box) async throws -> RoundTrip {
         let id = "bench-" + UUID().uuidString
-        let t0 = nowMs()
+        let t0 = Timing.nowMs()
         if let image {
             let req = ImageRequest(requestID: "img-" + id, imageID: imageID, image: .png(image))
             _ = try await producer.send(ProducerRecord(topic: SegflowTopics.images, key: imageID, value: req.encode()))
@@ -136,7 +133,7 @@ public enum PipelineBenchmark {
         for try await m in replies.messages {
             guard let r = try? MaskResult(bytes: m.value), r.requestID == id else { continue }
             if let e = r.error { throw ServingError(e.code, e.message) }
-            return RoundTrip(total: nowMs() - t0, decodeMs: r.timings.decodeMs)
+            return RoundTrip(total: Timing.nowMs() - t0, decodeMs: r.timings.decodeMs)
         }
         throw ServingError(.timeout, "reply stream ended")
     }
@@ -163,7 +160,7 @@ public enum PipelineBenchmark {
         let images = (0..<4).map { "tp-\($0)" }
         for id in images { _ = try await roundTrip(producer, replies, image: png, imageID: id, box: .init(x0: 10, y0: 10, x1: 500, y1: 400)) }
         var ids = Set<String>()
-        let t0 = nowMs()
+        let t0 = Timing.nowMs()
         for i in 0..<prompts {
             let id = "tp-prompt-\(i)"
             ids.insert(id)
@@ -175,7 +172,7 @@ public enum PipelineBenchmark {
             if let r = try? MaskResult(bytes: m.value) { ids.remove(r.requestID) }
             if ids.isEmpty { break }
         }
-        let rate = Double(prompts) / ((nowMs() - t0) / 1000)
+        let rate = Double(prompts) / ((Timing.nowMs() - t0) / 1000)
         // Orderly teardown: clients and services first, the broker last.
         await replies.shutdown()
         await producer.close()

@@ -3,6 +3,7 @@ import Logging
 import Messaging
 import CLIPSeg
 import Imaging
+import Pipeline
 import SAM
 
 /// Joins embeddings and prompts by image id and answers every prompt exactly once per
@@ -42,7 +43,7 @@ public final class PromptDecoderService: Sendable {
         self.sam = sam; self.clipseg = clipseg; self.client = client; self.options = options; self.logger = logger
     }
 
-    var modelNames: [String] { [sam?.kind.rawValue, clipseg.map { _ in CLIPSegBackend.modelName }].compactMap { $0 } }
+    var modelNames: [String] { servedModelNames(sam: sam, clipseg: clipseg) }
 
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
@@ -87,8 +88,6 @@ actor DecoderState {
         cache = EmbeddingCache(capacityBytes: service.options.cacheBytes)
         pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked)
     }
-
-    static func nowMs() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
 
     func handle(_ record: ConsumedMessage) async {
         if record.topic == service.options.topics.embeddings {
@@ -139,7 +138,7 @@ actor DecoderState {
             await finished(record)
             return
         }
-        let now = Self.nowMs()
+        let now = Timing.nowMs()
         if cache.contains(request.imageID) {
             await answer(record, request, arrivedMs: now)
         } else {
@@ -150,7 +149,7 @@ actor DecoderState {
     }
 
     func expire() async {
-        for p in pending.expire(nowMs: Self.nowMs()) {
+        for p in pending.expire(nowMs: Timing.nowMs()) {
             await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
         }
     }
@@ -170,7 +169,7 @@ actor DecoderState {
             if !request.model.isEmpty && request.model != cached.modelName {
                 throw ServingError(.shapeMismatch, "prompt is for '\(request.model)' but image '\(request.imageID)' was encoded with '\(cached.modelName)'")
             }
-            let t0 = Self.nowMs()
+            let t0 = Timing.nowMs()
             let masks: [MaskResult.Mask]
             let modelName = cached.modelName
             switch cached {
@@ -201,7 +200,7 @@ actor DecoderState {
                     throw ServingError(.invalidPrompt, e.description)
                 }
             }
-            let t1 = Self.nowMs()
+            let t1 = Timing.nowMs()
             let nowWall = ErrorReporter.nowMs()
             let created = request.createdAtMs > 0 ? Double(request.createdAtMs) : Double(nowWall)
             let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: masks,

@@ -109,6 +109,12 @@ public final class CLIPSegBackend: Sendable {
     }
 }
 
+/// The model names a service answers for (SAM-family first: the default for requests
+/// that name no model).
+func servedModelNames(sam: Sam?, clipseg: CLIPSegBackend?) -> [String] {
+    [sam?.kind.rawValue, clipseg.map { _ in CLIPSegBackend.modelName }].compactMap { $0 }
+}
+
 extension Conversions {
     /// CLIPSeg activations on the wire: the extract-layer activations stacked as one
     /// tensor [layers, 1 + grid², hidden] (f16 or f32), the image sizes in the message's

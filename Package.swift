@@ -56,11 +56,13 @@ let package = Package(
         // C shim so libpng's setjmp/longjmp error path never crosses Swift frames.
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
-        .target(name: "SAM", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
-        .target(name: "CLIP", dependencies: ["Tensor", "Checkpoint", "CZlib"], path: "Shared/CLIP",
+        // The one layer library (Linear, LayerNorm, Conv2d, ...) every model family uses.
+        .target(name: "NN", dependencies: ["Tensor", "Checkpoint"], path: "Shared/NN"),
+        .target(name: "SAM", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
+        .target(name: "CLIP", dependencies: ["NN", "Tensor", "Checkpoint", "CZlib"], path: "Shared/CLIP",
                 resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz"),
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
-        .target(name: "CLIPSeg", dependencies: ["Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
+        .target(name: "CLIPSeg", dependencies: ["CLIP", "NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser"),

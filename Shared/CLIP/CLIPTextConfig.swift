@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Tensor
 
 /// Hyper-parameters of a CLIP text tower, named after transformers' `CLIPTextConfig`

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import NN
 import Tensor
 
 /// Text prompts → CLIP text embeddings: the BPE tokenizer and the projected text tower.

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import NN
 import Tensor
 
 // transformers' CLIP text tower, one type per upstream module, weights bound by the HF

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Tensor
 
 /// Bicubic resize of an NCHW tensor, `align_corners=False`, as PyTorch's CPU kernel:

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import NN
 import Tensor
 
 /// The prompt-dependent part of CLIPSeg: reduces each extracted activation to

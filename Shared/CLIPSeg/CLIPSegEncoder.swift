@@ -1,4 +1,5 @@
 import Checkpoint
+import NN
 import Tensor
 
 /// Multi-head self-attention with separate q/k/v/out projections.

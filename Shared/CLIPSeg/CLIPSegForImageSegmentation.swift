@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Imaging
+import NN
 import Tensor
 
 /// The image half of CLIPSeg, as the image-encoder service runs it: CLIP's vision tower

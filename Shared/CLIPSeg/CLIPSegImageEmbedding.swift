@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Tensor
 
 /// What the image-encoder service computes once per image for CLIPSeg: the vision

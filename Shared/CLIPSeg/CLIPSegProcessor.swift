@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import NN
 import Tensor
 
 /// Image pre- and post-processing for CLIPSeg.

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import NN
 import Tensor
 
 /// CLIP's text tower as CLIPSeg ships it: token + position embeddings, causal pre-norm

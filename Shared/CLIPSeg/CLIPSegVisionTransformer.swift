@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import NN
 import Tensor
 
 /// Patch embedding (conv without bias) + class token + position embeddings, the latter

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import NN
 import Tensor
 
 public enum AutomaticMaskGeneratorError: Error, Equatable, Sendable, CustomStringConvertible {

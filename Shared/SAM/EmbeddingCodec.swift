@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Tensor
 
 /// The binary form of an `ImageEmbedding`, used on the wire (Kafka) and in files

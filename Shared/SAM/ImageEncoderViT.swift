@@ -1,4 +1,5 @@
 import Checkpoint
+import NN
 import Tensor
 
 /// SAM's ViT image encoder: patch embedding, absolute positions, windowed and global

@@ -1,4 +1,5 @@
 import Checkpoint
+import NN
 import Tensor
 
 /// Predicts masks and their IoU from image and prompt embeddings.
@@ -103,7 +104,7 @@ public struct MaskDecoder: Sendable {
                 upscale1.weight.data.withUnsafeBufferPointer { wp in
                     upscale1.bias.data.withUnsafeBufferPointer { bp in
                         Ops.layerNormRows(p.baseAddress!, rows: hw * 4, c: c4, ld: c4, weight: wp.baseAddress!,
-                                          bias: bp.baseAddress!, eps: LayerNorm2d.eps)
+                                          bias: bp.baseAddress!, eps: LayerNorm2d.samEps)
                     }
                 }
             }

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import NN
 import Tensor
 
 /// Encodes points, boxes and a low-resolution mask into SAM's sparse and dense prompt

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Imaging
+import NN
 import Tensor
 
 /// The SAM model families Segflow serves, chosen by name on the command line and in messages.

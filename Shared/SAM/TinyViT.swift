@@ -1,4 +1,5 @@
 import Checkpoint
+import NN
 import Tensor
 
 /// TinyViT image encoder in the two layouts SAM variants ship:
@@ -100,7 +101,7 @@ public struct TinyViT: Sendable {
         let side = Int(Double(l).squareRoot())
         precondition(side * side == l, "TinyViT: \(l) tokens do not form a square grid")
         let n0 = Ops.linear(tokens, weight: neck0Linear)
-        let n1 = Ops.layerNorm(n0, weight: neck1.weight, bias: neck1.bias, eps: LayerNorm2d.eps)
+        let n1 = Ops.layerNorm(n0, weight: neck1.weight, bias: neck1.bias, eps: LayerNorm2d.samEps)
         let grid = Ops.permute(n1.reshaped([b, side, side, config.outChans]), [0, 3, 1, 2])
         return neck3(neck2(grid))
     }

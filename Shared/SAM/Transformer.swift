@@ -1,4 +1,5 @@
 import Checkpoint
+import NN
 import Tensor
 
 /// Two-way transformer between prompt tokens and image embedding tokens.

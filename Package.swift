@@ -64,7 +64,10 @@ let package = Package(
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
         .target(name: "CLIPSeg", dependencies: ["CLIP", "NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
-        .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
+        // Model families behind one protocol and one registry (the only code that knows model names).
+        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
+                path: "Shared/Backends"),
+        .target(name: "Serving", dependencies: ["Backends", "SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
@@ -75,19 +78,19 @@ let package = Package(
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
-            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Serving", "Messaging", "CLIP",
+            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Messaging", "CLIP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
 
         .executableTarget(name: "segflow-image-encoder", dependencies: [
-            "Serving", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/image-encoder"),
         .executableTarget(name: "segflow-prompt-decoder", dependencies: [
-            "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/prompt-decoder"),
         .executableTarget(name: "segflow-text-encoder", dependencies: [
-            "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/text-encoder"),
 
         // Tests.
@@ -104,8 +107,8 @@ let package = Package(
         .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),

@@ -31,9 +31,9 @@ struct ImageEncoderMain: AsyncParsableCommand {
         }
         options.embeddingDType = dtype
         let client = try common.clientConfig(clientID: "segflow-image-encoder")
-        let (sam, clipseg) = try common.loadBackends(clipsegParts: [.vision])
+        let backends = try common.loadBackends(parts: [.encoder])
         logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
-        let service = ImageEncoderService(sam: sam, clipseg: clipseg, client: client, options: options, logger: logger)
+        let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
         try await Shutdown.runUntilSignalled { try await service.run() }
     }
 }

@@ -36,9 +36,9 @@ struct PromptDecoderMain: AsyncParsableCommand {
         options.cacheBytes = cacheMb * 1024 * 1024
         options.maxWaitMs = Double(maxWaitMs)
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
-        let (sam, clipseg) = try common.loadBackends(clipsegParts: [.decoder])
+        let backends = try common.loadBackends(parts: [.decoder])
         logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
-        let service = PromptDecoderService(sam: sam, clipseg: clipseg, client: client, options: options, logger: logger)
+        let service = PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
         try await Shutdown.runUntilSignalled { try await service.run() }
     }
 }

@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Option(help: "Model: \(SAMBackend.family.models.map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Flag(help: "Use deterministic random weights with the official shapes instead of a checkpoint.") var randomWeights = false
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice, all cores).") var threads: Int?
@@ -32,7 +32,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         if pipeline {
             let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            let report = try await PipelineBenchmark.run(model: try ModelStore.kind(named: model), checkpoint: checkpoint,
+            let report = try await PipelineBenchmark.run(model: try SAMBackend.kind(named: model), checkpoint: checkpoint,
                                                          runs: runs, binDir: binDir) { stage in
                 FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
             }
@@ -46,7 +46,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             return
         }
-        var o = Benchmark.Options(model: try ModelStore.kind(named: model))
+        var o = Benchmark.Options(model: try SAMBackend.kind(named: model))
         o.checkpoint = checkpoint; o.randomWeights = randomWeights; o.threads = threads
         o.encoderRuns = runs; o.decoderRuns = decoderRuns; o.warmup = warmup
         let report = try Benchmark.run(o) { stage in

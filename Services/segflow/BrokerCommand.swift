@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backends
 import Foundation
 import Messaging
 import ServiceKit
@@ -43,10 +44,10 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Image-encoder processes.") var encoders = 1
     @Option(help: "Prompt-decoder processes.") var decoders = 2
     @Option(help: "Partitions per topic.") var partitions = 4
-    @Option(help: "Model for all services.") var model = "litemedsam"
+    @Option(help: "Model for the image-encoders and prompt-decoders: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint for all services.") var checkpoint: String?
     @Option(help: "Also serve text prompts: CLIPSeg checkpoint (starts a text-encoder too).") var clipsegCheckpoint: String?
-    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig = "rd64-refined"
+    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig: String?
 
     func run() async throws {
         guard encoders > 0, decoders > 0, partitions > 0 else { throw ValidationError("counts must be positive") }
@@ -54,17 +55,18 @@ struct UpCommand: AsyncParsableCommand {
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         var children: [Process] = []
-        func spawn(_ name: String) throws {
+        let textArgs = (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0] } ?? []) + (clipsegConfig.map { ["--clipseg-config", $0] } ?? [])
+        func spawn(_ name: String, modelArgs: Bool = true) throws {
             let p = Process()
             p.executableURL = dir.appendingPathComponent(name)
-            p.arguments = ["--brokers", broker.bootstrapServers, "--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? [])
-                + (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0, "--clipseg-config", clipsegConfig] } ?? [])
+            p.arguments = ["--brokers", broker.bootstrapServers]
+                + (modelArgs ? ["--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? []) : []) + textArgs
             try p.run()
             children.append(p)
         }
         for _ in 0..<encoders { try spawn("segflow-image-encoder") }
         for _ in 0..<decoders { try spawn("segflow-prompt-decoder") }
-        if clipsegCheckpoint != nil { try spawn("segflow-text-encoder") }
+        if clipsegCheckpoint != nil { try spawn("segflow-text-encoder", modelArgs: false) }
         print(broker.bootstrapServers)
         fflush(nil)
         FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backends
 import Foundation
 import Serving
 import ServiceKit
@@ -27,15 +28,18 @@ struct TextEncoderMain: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.logger(label: "segflow-text-encoder")
+        let name = common.model ?? ModelRegistry.models.first { $0.promptKinds.contains(.text) }!.name
+        guard ModelRegistry.info(name)?.promptKinds.contains(.text) == true else {
+            throw ValidationError("model '\(name)' takes no text; the text-encoder serves: \(ModelRegistry.models.filter { $0.promptKinds.contains(.text) }.map(\.name).joined(separator: ", "))")
+        }
         guard let path = common.clipsegCheckpoint ?? common.checkpoint
                 ?? common.environment["SEGFLOW_CLIPSEG_CHECKPOINT"] ?? common.environment["SEGFLOW_CHECKPOINT"] else {
             throw ValidationError("the text-encoder needs a CLIPSeg checkpoint: --clipseg-checkpoint /path/to/model.safetensors")
         }
-        let backend = try CLIPSegBackend(checkpoint: URL(fileURLWithPath: path),
-                                         config: try CLIPSegBackend.config(named: common.clipsegConfig), parts: [.text])
+        let backend = try ModelRegistry.load(ModelLoadRequest(model: name, checkpoint: path, config: common.clipsegConfig ?? common.config,
+                                                              parts: [.text]))
         var options = TextEncoderService.Options()
         options.topics = common.topics
-        options.textTopic = "\(common.topicPrefix).text"
         options.cacheEntries = cacheEntries
         if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
         let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),

@@ -1,3 +1,4 @@
+import Backends
 import Foundation
 import Imaging
 import Logging
@@ -60,7 +61,7 @@ public enum PipelineBenchmark {
         rows.append(row("in-process: embed + 1 box", inProc, "no Kafka"))
 
         progress("embedded broker: end to end")
-        let stack = try await EmbeddedStack.start(sam: sam, logger: logger)
+        let stack = try await EmbeddedStack.start(backends: BackendSet([SAMBackend(sam)]), logger: logger)
         let client = stack.client
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
         let sc = SegflowClient(client: client, logger: logger)
@@ -144,7 +145,7 @@ public enum PipelineBenchmark {
         let broker = try EmbeddedBroker()
         try await broker.createTopics(SegflowTopics.specs(partitions: 4))
         let client = broker.clientConfig(clientID: "bench")
-        let encoder = Task { try? await ImageEncoderService(sam: sam, client: client, logger: logger).run() }
+        let encoder = Task { try? await ImageEncoderService(backends: BackendSet([SAMBackend(sam)]), client: client, logger: logger).run() }
         var children: [Process] = []
         for _ in 0..<decoders {
             let p = Process()

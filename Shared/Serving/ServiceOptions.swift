@@ -3,23 +3,23 @@ import Foundation
 import Logging
 import Messaging
 import Pipeline
-import CLIPSeg
-import SAM
+import Backends
 
 /// Flags shared by the service executables (each also reads its environment variable).
 public struct CommonServiceOptions: ParsableArguments {
     @Option(help: "Kafka bootstrap servers (env SEGFLOW_BROKERS).") public var brokers: String?
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (env SEGFLOW_MODEL).")
+    @Option(help: "Model: \(ModelRegistry.helpList) (env SEGFLOW_MODEL).")
     public var model: String?
     @Option(help: "Checkpoint path (env SEGFLOW_CHECKPOINT; default for litemedsam: the cached file).")
     public var checkpoint: String?
+    @Option(help: "Model config: a preset name or a config JSON file, for families that take one.") public var config: String?
     @Option(help: "Consumer group id (env SEGFLOW_GROUP).") public var group: String?
-    @Option(help: "Topic prefix: topics are PREFIX.images, .embeddings, .prompts, .masks, .dead-letter.")
+    @Option(help: "Topic prefix: topics are PREFIX.images, .embeddings, .prompts, .text, .masks, .dead-letter.")
     public var topicPrefix = "segflow"
     @Option(help: "Log level: trace, debug, info, notice, warning, error (env SEGFLOW_LOG_LEVEL).") public var logLevel: String?
     @Option(help: "Also serve CLIPSeg (text prompts) from this checkpoint (transformers CLIPSegForImageSegmentation names; env SEGFLOW_CLIPSEG_CHECKPOINT).")
     public var clipsegCheckpoint: String?
-    @Option(help: "CLIPSeg layout: rd64-refined (CIDAS/clipseg-rd64-refined) or tiny-test.") public var clipsegConfig = "rd64-refined"
+    @Option(help: "CLIPSeg layout: rd64-refined (CIDAS/clipseg-rd64-refined, the default) or tiny-test.") public var clipsegConfig: String?
     @Option(name: .customLong("property"), help: "Extra librdkafka property key=value; repeatable.")
     public var properties: [String] = []
 
@@ -43,36 +43,23 @@ public struct CommonServiceOptions: ParsableArguments {
         return KafkaClientConfig(bootstrapServers: try brokerList(), clientID: clientID, properties: props)
     }
 
-    public func modelKind() throws -> SamModelKind { try ModelStore.kind(named: model ?? environment["SEGFLOW_MODEL"] ?? "litemedsam") }
-
-    public func loadModel() throws -> Sam {
-        try ModelStore.load(try modelKind(), checkpoint: checkpoint ?? environment["SEGFLOW_CHECKPOINT"])
-    }
-
-    /// The models this process serves: `--model clipseg` alone, or a SAM-family model plus
-    /// CLIPSeg when `--clipseg-checkpoint` is given.
-    public func loadBackends(clipsegParts: Set<CLIPSegForImageSegmentation.Part>) throws -> (sam: Sam?, clipseg: CLIPSegBackend?) {
-        let name = (model ?? environment["SEGFLOW_MODEL"] ?? "litemedsam").lowercased()
-        let config = try CLIPSegBackend.config(named: clipsegConfig)
-        if name == CLIPSegBackend.modelName {
-            guard let path = checkpoint ?? clipsegCheckpoint ?? environment["SEGFLOW_CHECKPOINT"] else {
-                throw ValidationError("model clipseg needs --checkpoint /path/to/clipseg model.safetensors")
-            }
-            return (nil, try CLIPSegBackend(checkpoint: URL(fileURLWithPath: path), config: config, parts: clipsegParts))
+    /// The models this process serves: `--model` (with `--checkpoint`, `--config`), plus
+    /// CLIPSeg when `--clipseg-checkpoint` is given. Loaded through the registry.
+    public func loadBackends(parts: Set<BackendPart>) throws -> BackendSet {
+        let name = (model ?? environment["SEGFLOW_MODEL"] ?? ModelRegistry.defaultModel).lowercased()
+        let textModel = ModelRegistry.info(name)?.promptKinds.contains(.text) == true
+        let extra = clipsegCheckpoint ?? environment["SEGFLOW_CLIPSEG_CHECKPOINT"]
+        var backends = [try ModelRegistry.load(ModelLoadRequest(
+            model: name, checkpoint: checkpoint ?? environment["SEGFLOW_CHECKPOINT"] ?? (textModel ? extra : nil),
+            config: config ?? (textModel ? clipsegConfig : nil), parts: parts))]
+        if let extra, !textModel {
+            backends.append(try ModelRegistry.load(ModelLoadRequest(model: CLIPSegBackend.modelName, checkpoint: extra,
+                                                                    config: clipsegConfig, parts: parts)))
         }
-        let sam = try loadModel()
-        let clip = try (clipsegCheckpoint ?? environment["SEGFLOW_CLIPSEG_CHECKPOINT"]).map {
-            try CLIPSegBackend(checkpoint: URL(fileURLWithPath: $0), config: config, parts: clipsegParts)
-        }
-        return (sam, clip)
+        return BackendSet(backends)
     }
 
-    public var topics: ServingTopics {
-        var t = ServingTopics()
-        t.images = "\(topicPrefix).images"; t.embeddings = "\(topicPrefix).embeddings"; t.prompts = "\(topicPrefix).prompts"
-        t.masks = "\(topicPrefix).masks"; t.deadLetter = "\(topicPrefix).dead-letter"
-        return t
-    }
+    public var topics: ServingTopics { ServingTopics(prefix: topicPrefix) }
 
     public func logger(label: String) -> Logger {
         var l = Logger(label: label)

@@ -32,7 +32,7 @@ final class TrackingTests: XCTestCase {
 
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let stack = try await EmbeddedStack.start(sam: sam, embeddingDType: .f32, logger: logger)
+        let stack = try await EmbeddedStack.start(backends: BackendSet([SAMBackend(sam)]), embeddingDType: .f32, logger: logger)
         let remote: [MaskResult]
         do {
             remote = try await SegflowClient(client: stack.client, logger: logger)

@@ -4,14 +4,7 @@ import Messaging
 import SAM
 import Tensor
 
-/// Wire ↔ model conversions. Errors carry the stable wire code for the requester.
-public struct ServingError: Error, Sendable, CustomStringConvertible {
-    public var code: ErrorCode
-    public var message: String
-    public init(_ code: ErrorCode, _ message: String) { self.code = code; self.message = message }
-    public var description: String { "\(code): \(message)" }
-}
-
+/// SAM-family wire ↔ model conversions. Errors carry the stable wire code for the requester.
 public enum Conversions {
     /// SAM embedding → wire message (f16 halves the bytes on the wire; see DESIGN.md).
     public static func wire(_ e: SAM.ImageEmbedding, requestID: String, imageID: String, dtype: Messaging.DType,
@@ -71,21 +64,14 @@ public enum Conversions {
         for p in preds {
             for i in 0..<p.maskCount {
                 let mask = try BinaryMask(width: width, height: height, values: p.mask(i))
-                let rle = COCORLE(mask: mask)
-                let b = rle.boundingBox
-                let encoding: MaskResult.Mask.Encoding = format == .png
-                    ? .png(try mask.pngData())
-                    : .rle(counts: rle.compressedCounts, height: UInt32(height), width: UInt32(width))
                 var logits: FloatTensor?
                 if lowResLogits {
                     let side = p.lowResLogits.shape[1]
                     logits = FloatTensor(shape: [1, UInt32(side), UInt32(side)],
                                          values: Array(p.lowResLogits.data[(i * side * side)..<((i + 1) * side * side)]))
                 }
-                out.append(MaskResult.Mask(encoding: encoding, predictedIoU: p.iouPredictions[i],
-                                           stabilityScore: p.stabilityScore(i),
-                                           bbox: .init(x: UInt32(b.x), y: UInt32(b.y), w: UInt32(b.width), h: UInt32(b.height)),
-                                           area: UInt64(rle.area), lowResLogits: logits))
+                out.append(try WireMask.encode(mask, format: format, predictedIoU: p.iouPredictions[i],
+                                               stabilityScore: p.stabilityScore(i), lowResLogits: logits))
             }
         }
         return out

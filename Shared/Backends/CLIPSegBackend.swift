@@ -10,8 +10,11 @@ import Tensor
 /// CLIPSeg as Segflow serves it: the vision tower runs in the image-encoder (its
 /// activations are the "embedding" shipped like SAM's), the FiLM decoder in the
 /// prompt-decoder, and the text tower plus CLIP's BPE tokenizer in the text-encoder.
-public final class CLIPSegBackend: Sendable {
+public final class CLIPSegBackend: SegmentationBackend, TextPromptEncoder {
+    /// The registry name of CLIPSeg (one place: `ModelRegistry` lists it).
     public static let modelName = "clipseg"
+    public var modelName: String { Self.modelName }
+    public var promptKinds: Set<PromptKind> { [.text] }
     public let config: CLIPSegConfig
     public let model: CLIPSegForImageSegmentation
     let tokenizer: CLIPTokenizer?
@@ -35,7 +38,7 @@ public final class CLIPSegBackend: Sendable {
 
     // MARK: image-encoder side
 
-    public func embed(_ image: RGBImage) throws -> CLIPSegImageEmbedding {
+    public func visionEmbedding(_ image: RGBImage) throws -> CLIPSegImageEmbedding {
         guard let vision = model.visionEncoder else { throw ServingError(.internal, "CLIPSeg vision tower not loaded") }
         return try vision.embed(image)
     }
@@ -109,12 +112,6 @@ public final class CLIPSegBackend: Sendable {
     }
 }
 
-/// The model names a service answers for (SAM-family first: the default for requests
-/// that name no model).
-func servedModelNames(sam: Sam?, clipseg: CLIPSegBackend?) -> [String] {
-    [sam?.kind.rawValue, clipseg.map { _ in CLIPSegBackend.modelName }].compactMap { $0 }
-}
-
 extension Conversions {
     /// CLIPSeg activations on the wire: the extract-layer activations stacked as one
     /// tensor [layers, 1 + grid², hidden] (f16 or f32), the image sizes in the message's
@@ -147,5 +144,41 @@ extension Conversions {
         return CLIPSegImageEmbedding(activations: acts, extractLayers: config.extractLayers, gridHeight: grid, gridWidth: grid,
                                      originalHeight: Int(w.originalHeight), originalWidth: Int(w.originalWidth),
                                      inputHeight: Int(w.inputHeight), inputWidth: Int(w.inputWidth))
+    }
+}
+
+extension CLIPSegImageEmbedding: BackendEmbedding {
+    public var modelName: String { CLIPSegBackend.modelName }
+    public var bytes: Int { activations.reduce(0) { $0 + $1.count } * MemoryLayout<Float>.size }
+}
+
+extension CLIPSegBackend {
+    public var textEncoder: (any TextPromptEncoder)? { tokenizer == nil ? nil : self }
+
+    public func embed(_ image: RGBImage) throws -> any BackendEmbedding { try visionEmbedding(image) }
+
+    public func wire(_ embedding: any BackendEmbedding, context c: EmbeddingContext) throws(ServingError) -> Messaging.ImageEmbedding {
+        guard let e = embedding as? CLIPSegImageEmbedding else { throw ServingError(.internal, "not a CLIPSeg embedding") }
+        return Conversions.wire(clipseg: e, requestID: c.requestID, imageID: c.imageID, f16: c.dtype == .f16,
+                                encoderMs: c.encoderMs, frame: c.frame, createdAtMs: c.createdAtMs)
+    }
+
+    public func embedding(fromWire record: Messaging.ImageEmbedding) throws(ServingError) -> any BackendEmbedding {
+        try Conversions.clipseg(record, config: config)
+    }
+
+    /// The text-encoder filled `text_embedding`; decode to one mask.
+    public func answer(_ request: PromptRequest, embedding: any BackendEmbedding) throws(ServingError) -> [MaskResult.Mask] {
+        try checkOwnership(embedding, imageID: request.imageID)
+        guard let e = embedding as? CLIPSegImageEmbedding else { throw ServingError(.internal, "not a CLIPSeg embedding") }
+        guard let cond = request.textEmbedding else {
+            throw ServingError(.invalidPrompt, request.text == nil
+                ? "a CLIPSeg prompt needs text: send it to the text topic (segflow.text)"
+                : "text prompt '\(request.text!)' has no text_embedding: send it to the text topic, not the prompts topic")
+        }
+        let r = try segment(e, conditional: cond.values)
+        do {
+            return [try WireMask.encode(r.mask, format: request.outputFormat, predictedIoU: r.score, stabilityScore: 0)]
+        } catch { throw ServingError(.internal, "\(error)") }
     }
 }

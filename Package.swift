@@ -67,9 +67,20 @@ let package = Package(
         // Model families behind one protocol and one registry (the only code that knows model names).
         .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
                 path: "Shared/Backends"),
-        .target(name: "Serving", dependencies: ["Backends", "SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
-                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        // The three service loops (image-encoder, prompt-decoder, text-encoder).
+        .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
+        // The client SDK: send images and prompts, await results, decode them.
+        .target(name: "Client", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging", "SAM",
+                                             .product(name: "Logging", package: "swift-log")], path: "Shared/Client"),
+        // The embedded stack (broker + services in one process) and the pipeline benchmark.
+        .target(name: "Embedded", dependencies: ["Serving", "Client", "Backends", "Pipeline", "Imaging", "Messaging", "SAM",
+                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Embedded"),
+        // Command-line options shared by the service executables (the only library using ArgumentParser).
+        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline",
+                                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                         .product(name: "Logging", package: "swift-log")],
+                path: "Shared/ServiceCommandLine"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
         // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
         .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
@@ -78,19 +89,20 @@ let package = Package(
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
-            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Messaging", "CLIP",
+            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
+            "ServiceCommandLine", "Messaging", "CLIP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
 
         .executableTarget(name: "segflow-image-encoder", dependencies: [
-            "Serving", "Backends", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/image-encoder"),
         .executableTarget(name: "segflow-prompt-decoder", dependencies: [
-            "Serving", "Backends", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/prompt-decoder"),
         .executableTarget(name: "segflow-text-encoder", dependencies: [
-            "Serving", "Backends", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/text-encoder"),
 
         // Tests.
@@ -108,7 +120,7 @@ let package = Package(
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Messaging
 import Serving
+import ServiceCommandLine
 import ServiceKit
 
 @main

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Serving
+import ServiceCommandLine
 import ServiceKit
 
 @main

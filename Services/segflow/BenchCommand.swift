@@ -3,6 +3,8 @@ import Foundation
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 import ServiceKit
 
 struct BenchCommand: AsyncParsableCommand {

@@ -6,6 +6,8 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 
 struct EverythingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

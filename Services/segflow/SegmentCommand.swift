@@ -7,6 +7,8 @@ import Pipeline
 import SAM
 import Tensor
 import Serving
+import Client
+import Embedded
 
 struct SegmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

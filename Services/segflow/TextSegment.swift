@@ -5,6 +5,8 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 
 /// `segflow segment IMAGE --text "a cat" --model clipseg --checkpoint … [--refine sam …]`:
 /// the text model's mask for the phrase; with --refine, SAM's mask from a box and a point

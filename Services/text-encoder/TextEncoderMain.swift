@@ -2,6 +2,7 @@ import ArgumentParser
 import Backends
 import Foundation
 import Serving
+import ServiceCommandLine
 import ServiceKit
 
 @main

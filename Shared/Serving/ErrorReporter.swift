@@ -2,6 +2,7 @@ import Backends
 import Foundation
 import Logging
 import Messaging
+import Pipeline
 
 /// Bad input never kills a service and never disappears: each failure becomes an error
 /// MaskResult for the requester and an ErrorReport on the dead-letter topic with the
@@ -16,7 +17,7 @@ public struct ErrorReporter: Sendable {
         self.producer = producer; self.topics = topics; self.service = service; self.logger = logger
     }
 
-    public static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMs() -> Int64 { Timing.wallMs() }
 
     public func report(_ error: ServingError, record: ConsumedMessage, requestID: String, imageID: String,
                        replyTopic: String, model: String = "", frame: VideoFrame? = nil) async throws {

@@ -41,7 +41,7 @@ public final class ImageEncoderService: Sendable {
     }
 
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter) async {
-        let headerID = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+        let headerID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var requestID = headerID, imageID = record.keyString ?? "", reply = "", frame: VideoFrame?
         do {
             let request: ImageRequest

@@ -120,7 +120,7 @@ actor DecoderState {
         let request: PromptRequest
         do { request = try PromptRequest(bytes: record.value) } catch {
             let code = (error as? MessagingError)?.errorCode ?? .invalidProtobuf
-            let rid = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+            let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
             try? await reporter.report(ServingError(code, "\(error)"), record: record, requestID: rid,
                                        imageID: record.keyString ?? "", replyTopic: "")
             await finished(record)

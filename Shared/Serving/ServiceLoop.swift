@@ -30,6 +30,6 @@ extension ConsumedMessage {
     /// The record's trace-id header, forwarded onto everything produced in answer to it so
     /// one request can be followed across services (absent when the client sent none).
     var traceHeaders: [KafkaHeader] {
-        headers.first { $0.name == KafkaHeader.traceIDName }.map { [$0] } ?? []
+        headers.string(named: KafkaHeader.traceIDName).map { [.traceID($0)] } ?? []
     }
 }

@@ -41,7 +41,7 @@ public final class TextEncoderService: Sendable {
     }
 
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, cache: PhraseCache) async {
-        var requestID = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+        var requestID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var imageID = record.keyString ?? "", reply = ""
         do {
             var request: PromptRequest

@@ -5,6 +5,8 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 import XCTest
 
 /// Video tracking: the previous frame's low-res logits and mask box prompt the next frame.

@@ -118,7 +118,7 @@ public final class SegflowClient: Sendable {
         let producer = try Producer(config: ProducerConfig(client: client))
         let replies = try await openReplies()
         let imageRequestID = "img-" + UUID().uuidString
-        let now = ErrorReporter.nowMs()
+        let now = Timing.wallMs()
         var prompt = prompts
         prompt.createdAtMs = now
         let request = ImageRequest(requestID: imageRequestID, imageID: prompts.imageID, image: image, model: prompt.model,
@@ -189,7 +189,7 @@ extension SegflowClient {
             for (i, png) in frames.enumerated() {
                 let req = ImageRequest(requestID: "img-\(imageIDs[i])-\(UUID().uuidString)", imageID: imageIDs[i], image: .png(png),
                                        frame: VideoFrame(streamID: streamID, frameIndex: UInt64(i)), model: model,
-                                       createdAtMs: ErrorReporter.nowMs())
+                                       createdAtMs: Timing.wallMs())
                 _ = try await producer.send(ProducerRecord(topic: topics.images, key: streamID, value: req.encode(),
                                                            headers: [.contentType(protobuf: "ImageRequest"), .requestID(req.requestID)]))
             }
@@ -201,7 +201,7 @@ extension SegflowClient {
                 prompt.returnLowResLogits = true
                 prompt.multimask = false
                 prompt.model = model
-                prompt.createdAtMs = ErrorReporter.nowMs()
+                prompt.createdAtMs = Timing.wallMs()
                 _ = try await producer.send(ProducerRecord(topic: topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                            headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
                 let got = try await collect(replies, requestIDs: [prompt.requestID], timeout: timeout)

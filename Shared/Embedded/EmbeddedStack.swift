@@ -1,4 +1,6 @@
 import Backends
+import Serving
+import Client
 import Foundation
 import Logging
 import Messaging

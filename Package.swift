@@ -4,7 +4,7 @@ import PackageDescription
 
 // The tensor kernels are 8-wide SIMD loops; x86-64's baseline (SSE2) compiles them to
 // 4-wide code. When the building machine has AVX2 + FMA (Haswell and later), Tensor is
-// compiled for that ISA (measured: LiteMedSAM encoder 0.60 s → 0.50 s). Binaries are then
+// compiled for that ISA (faster SIMD kernels; `segflow bench` shows the effect). Binaries are then
 // for machines at least that new — Segflow builds where it runs (Deploy/setup.sh). For a
 // portable build (e.g. a container image for unknown hosts) set SEGFLOW_TARGET_CPU=x86-64.
 let tensorTargetCPU: String? = {
@@ -34,6 +34,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System libraries: one module map per C library.
@@ -69,6 +70,7 @@ let package = Package(
                 path: "Shared/Backends"),
         // The three service loops (image-encoder, prompt-decoder, text-encoder).
         .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
+                                              .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
         // The client SDK: send images and prompts, await results, decode them.
         .target(name: "Client", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging", "SAM",
@@ -81,7 +83,9 @@ let package = Package(
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                          .product(name: "Logging", package: "swift-log")],
                 path: "Shared/ServiceCommandLine"),
-        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
+        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS",
+                                                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                 .product(name: "Logging", package: "swift-log")], path: "Shared/ServiceKit"),
         // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
         .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
         // The only code that touches librdkafka and protobuf-c pointers.
@@ -92,6 +96,7 @@ let package = Package(
             "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
             "ServiceCommandLine", "Messaging", "CLIP",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
 

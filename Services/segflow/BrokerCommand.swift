@@ -1,4 +1,6 @@
 import ArgumentParser
+import ServiceLifecycle
+import Logging
 import Backends
 import Foundation
 import Messaging
@@ -25,9 +27,10 @@ struct BrokerCommand: AsyncParsableCommand {
         fflush(nil)
         if let addressFile { try broker.bootstrapServers.write(toFile: addressFile, atomically: true, encoding: .utf8) }
         FileHandle.standardError.write("segflow broker: \(broker.bootstrapServers), topics with \(partitions) partitions; Ctrl-C to stop\n".data(using: .utf8)!)
-        try? await Shutdown.runUntilSignalled {
-            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
-        }
+        // Runs until SIGTERM/SIGINT: the sleep ends at the graceful shutdown.
+        try? await ServiceRunner.run([ClosureService(run: {
+            try? await cancelWhenGracefulShutdown { while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) } }
+        })], logger: Logger(label: "segflow-broker"))
         broker.stop()
     }
 }
@@ -71,9 +74,11 @@ struct UpCommand: AsyncParsableCommand {
         fflush(nil)
         FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)
         let running = children
-        try? await Shutdown.runUntilSignalled {
-            while !Task.isCancelled && running.contains(where: \.isRunning) { try await Task.sleep(for: .milliseconds(500)) }
-        }
+        try? await ServiceRunner.run([ClosureService(run: {
+            try? await cancelWhenGracefulShutdown {
+                while !Task.isCancelled && running.contains(where: \.isRunning) { try await Task.sleep(for: .milliseconds(500)) }
+            }
+        })], logger: Logger(label: "segflow-up"))
         for c in children where c.isRunning { c.terminate() }
         for c in children { c.waitUntilExit() }
         broker.stop()

@@ -89,13 +89,9 @@ struct EverythingCommand: AsyncParsableCommand {
             }) { client in
                 try await SegflowClient(client: client, logger: logger).segment(image: .png(png), prompts: request, timeout: .seconds(timeout))
             }
-            for m in result.masks {
-                let (h, w, counts) = try WireMask.rle(m)
-                masks.append(try WireMask.decode(m))
-                entries.append(["segmentation": ["size": [Int(h), Int(w)], "counts": counts], "area": Int(m.area),
-                                "bbox": [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)],
-                                "predicted_iou": Double(m.predictedIoU), "stability_score": Double(m.stabilityScore)])
-            }
+            let records = try Conversions.records(result.masks)
+            entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
+            masks = try records.map { try $0.rle.decode() }
         }
         if let json {
             try JSONSerialization.data(withJSONObject: entries, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))

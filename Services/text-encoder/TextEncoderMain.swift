@@ -22,8 +22,9 @@ struct TextEncoderMain: AsyncParsableCommand {
     static func main() async {
         BLASRuntime.selectCoreOrReexec()
         do {
-            var command = try parseAsRoot() as! TextEncoderMain
-            try await command.run()
+            // `--help` and `help` parse to ArgumentParser's own command, not this one.
+            var command = try parseAsRoot()
+            if var service = command as? Self { try await service.run() } else { try command.run() }
         } catch { exit(withError: error) }
     }
 
@@ -45,6 +46,6 @@ struct TextEncoderMain: AsyncParsableCommand {
         if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
         let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),
                                          options: options, logger: logger)
-        try await Shutdown.runUntilSignalled { try await service.run() }
+        try await ServiceRunner.run([service], logger: logger)
     }
 }

@@ -6,7 +6,7 @@ import Tensor
 
 /// SAM-family wire ↔ model conversions. Errors carry the stable wire code for the requester.
 public enum Conversions {
-    /// SAM embedding → wire message (f16 halves the bytes on the wire; see DESIGN.md).
+    /// SAM embedding → wire message (f16 halves the bytes on the wire; README, Large embeddings).
     public static func wire(_ e: SAM.ImageEmbedding, requestID: String, imageID: String, dtype: Messaging.DType,
                             encoderMs: Double, frame: VideoFrame?, createdAtMs: Int64) -> Messaging.ImageEmbedding {
         let data = dtype == .f16 ? LittleEndian.f16Bytes(e.embedding.data) : LittleEndian.f32Bytes(e.embedding.data)
@@ -79,15 +79,16 @@ public enum Conversions {
 }
 
 extension Conversions {
-    /// Wire parameters (0 = upstream default) → generator parameters, validated by the generator.
+    /// Wire parameters (unset = upstream default; an explicit 0 is 0) → generator
+    /// parameters, validated by the generator.
     public static func amgParameters(_ p: AutomaticMaskParams) throws(ServingError) -> AutomaticMaskGenerator.Parameters {
         var a = AutomaticMaskGenerator.Parameters()
         if p.pointsPerSide > 0 { a.pointsPerSide = Int(p.pointsPerSide) }
         if p.pointsPerBatch > 0 { a.pointsPerBatch = Int(p.pointsPerBatch) }
-        if p.predIoUThresh != 0 { a.predIoUThresh = Double(p.predIoUThresh) }
-        if p.stabilityScoreThresh != 0 { a.stabilityScoreThresh = Double(p.stabilityScoreThresh) }
-        if p.stabilityScoreOffset != 0 { a.stabilityScoreOffset = Double(p.stabilityScoreOffset) }
-        if p.boxNMSThresh != 0 { a.boxNMSThresh = Double(p.boxNMSThresh) }
+        if let v = p.predIoUThresh { a.predIoUThresh = Double(v) }
+        if let v = p.stabilityScoreThresh { a.stabilityScoreThresh = Double(v) }
+        if let v = p.stabilityScoreOffset { a.stabilityScoreOffset = Double(v) }
+        if let v = p.boxNMSThresh { a.boxNMSThresh = Double(v) }
         a.minMaskRegionArea = Int(p.minMaskRegionArea)
         a.outputMode = .cocoRLE
         guard a.pointsPerSide ?? 0 <= 256 else { throw ServingError(.invalidPrompt, "points_per_side \(p.pointsPerSide) exceeds 256") }
@@ -103,7 +104,25 @@ extension Conversions {
                 : .rle(counts: r.rle.compressedCounts, height: UInt32(height), width: UInt32(width))
             return MaskResult.Mask(encoding: encoding, predictedIoU: r.predictedIoU, stabilityScore: r.stabilityScore,
                                    bbox: .init(x: UInt32(r.bbox[0]), y: UInt32(r.bbox[1]), w: UInt32(r.bbox[2]), h: UInt32(r.bbox[3])),
-                                   area: UInt64(r.area))
+                                   area: UInt64(r.area), pointCoords: r.pointCoords.flatMap { $0 },
+                                   cropBox: .init(x: UInt32(r.cropBox[0]), y: UInt32(r.cropBox[1]), w: UInt32(r.cropBox[2]), h: UInt32(r.cropBox[3])))
+        }
+    }
+}
+
+extension Conversions {
+    /// Wire masks of an "everything" answer → the generator's records (COCO-RLE mode), so
+    /// `segflow everything --json` writes one schema whichever path computed the masks.
+    public static func records(_ masks: [MaskResult.Mask]) throws -> [AutomaticMaskGenerator.MaskRecord] {
+        try masks.map { m in
+            let (h, w, counts) = try WireMask.rle(m)
+            let rle = try COCORLE(height: h, width: w, compressedCounts: counts)
+            let points = stride(from: 0, to: m.pointCoords.count - 1, by: 2).map { [m.pointCoords[$0], m.pointCoords[$0 + 1]] }
+            let crop = m.cropBox.map { [Int($0.x), Int($0.y), Int($0.w), Int($0.h)] } ?? [0, 0, w, h]
+            return AutomaticMaskGenerator.MaskRecord(
+                segmentation: .cocoRLE(rle), rle: rle, area: Int(m.area),
+                bbox: [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)], predictedIoU: m.predictedIoU,
+                pointCoords: points, stabilityScore: m.stabilityScore, cropBox: crop)
         }
     }
 }

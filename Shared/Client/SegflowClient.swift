@@ -96,7 +96,20 @@ public final class SegflowClient: Sendable {
         }
         defer { timer.cancel() }
         for try await record in consumer.messages {
-            guard let result = try? MaskResult(bytes: record.value) else { continue }
+            let result: MaskResult
+            do { result = try MaskResult(bytes: record.value) } catch {
+                // Never drop a reply silently: one for a request we wait on fails the wait;
+                // anything else on the topic (markers, other clients' junk) is logged.
+                let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
+                if requestIDs.contains(rid) || failFast.contains(rid) {
+                    throw ServingError((error as? MessagingError)?.errorCode ?? .invalidProtobuf,
+                                       "the reply to request \(rid) cannot be read: \(error)")
+                }
+                if record.keyString?.hasPrefix("segflow-marker-") != true {
+                    logger.warning("skipping an unreadable record on \(record.topic) (partition \(record.partition), offset \(record.offset)): \(error)")
+                }
+                continue
+            }
             let id = result.requestID
             guard requestIDs.contains(id) || failFast.contains(id) else { continue }
             if results[id] != nil { duplicates += 1; continue }

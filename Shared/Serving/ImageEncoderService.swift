@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Logging
+import ServiceLifecycle
 import Messaging
 import Backends
 import Pipeline
@@ -8,7 +9,7 @@ import Pipeline
 /// Consumes ImageRequests, computes each image's embedding once and publishes it keyed
 /// by image id. Offsets are committed only after the embedding (or the error result) is
 /// delivered: at-least-once.
-public final class ImageEncoderService: Sendable {
+public final class ImageEncoderService: Service {
     public struct Options: Sendable {
         public var groupID = "segflow-image-encoder"
         public var topics = ServingTopics()

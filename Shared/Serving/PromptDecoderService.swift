@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Messaging
 import Backends
 import Imaging
@@ -15,7 +16,7 @@ import Pipeline
 /// restarts replays the embeddings of the partitions it gets and rebuilds its cache
 /// without asking for re-encoding. Prompt offsets are committed only after the result
 /// (or error result) is delivered, and never past a prompt still waiting for its embedding.
-public final class PromptDecoderService: Sendable {
+public final class PromptDecoderService: Service {
     public struct Options: Sendable {
         public var groupID = "segflow-prompt-decoder"
         public var topics = ServingTopics()

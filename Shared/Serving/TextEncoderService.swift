@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Messaging
 import Backends
 
@@ -7,7 +8,7 @@ import Backends
 /// phrase into CLIPSeg's conditional embedding with CLIP's tokenizer and text tower, and
 /// forwards the enriched prompt to the prompts topic keyed by image id — where the
 /// decoder that owns the image's CLIPSeg embedding picks it up.
-public final class TextEncoderService: Sendable {
+public final class TextEncoderService: Service {
     public struct Options: Sendable {
         public var groupID = "segflow-text-encoder"
         public var topics = ServingTopics()

@@ -165,7 +165,7 @@ public struct TopicSpec: Sendable, Hashable {
     }
 }
 
-/// Segflow's topic names (DESIGN.md data flow).
+/// Segflow's topic names (README, Services and the wire).
 public enum SegflowTopics {
     public static let defaultPrefix = "segflow"
     public static let images = ServingTopics().images

@@ -73,7 +73,7 @@ final class CLIPSegParityTests: XCTestCase {
     func testTextConditionalEmbeddingsLegacyArgmaxRule() throws {
         // rd64-refined's config has eos_token_id = 2, which selects upstream's argmax rule.
         var config = CLIPSegConfig.tinyTest
-        config.text.eosTokenId = 2
+        config.text.eosTokenID = 2
         let text = try CLIPSegTextEncoder(try WeightLoader(try Fixtures.checkpoint()), config: config)
         let ids = try Fixtures.cases().input_ids
         XCTAssertEqual(try text.textModel.pooledIndex(ids[1]), 1, "argmax picks the added token 999")

@@ -121,7 +121,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Checkpoint", "Tensor"], path: "Tests/CLIPTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "Checkpoint", "Tensor", "Imaging"],
+        .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "CLIP", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),

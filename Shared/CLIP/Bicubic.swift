@@ -1,11 +1,10 @@
 import Foundation
-import NN
 import Tensor
 
 /// Bicubic resize of an NCHW tensor, `align_corners=False`, as PyTorch's CPU kernel:
 /// Keys' cubic convolution with A = -0.75 (not PIL's -0.5), 4 taps per axis with source
-/// indices clamped to the border (no antialiasing). Only CLIPSeg's position-embedding
-/// interpolation needs it, so it lives here rather than in `Tensor`.
+/// indices clamped to the border (no antialiasing). Only the CLIP vision tower's
+/// position-embedding interpolation needs it, so it lives here rather than in `Tensor`.
 /// ref: torch.nn.functional.interpolate(mode="bicubic", align_corners=False);
 ///      aten/src/ATen/native/UpSample.h (area_pixel_compute_source_index with cubic=true,
 ///      guard_index_and_lambda, cubic_convolution1/2, get_cubic_upsample_coefficients);

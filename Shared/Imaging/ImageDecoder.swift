@@ -92,7 +92,7 @@ public enum ImageDecoder {
             throw format == .png ? .truncated(byteCount: bytes.count, message: message)
                 : .truncatedImage(format: format, byteCount: bytes.count, message: message)
         case .unknown:
-            throw .unsupportedFormat(prefix: Array(bytes.prefix(8)))
+            throw .unsupportedFormat(prefix: Array(bytes.prefix(12)))
         }
     }
 

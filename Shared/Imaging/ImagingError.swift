@@ -12,7 +12,8 @@ public enum ImagingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The header (PNG IHDR, JPEG SOF, WebP VP8/VP8L/VP8X) declares more pixels than the
     /// decoder's limit (decompression-bomb guard); raised before any image-sized allocation.
     case tooManyPixels(width: Int, height: Int, limit: Int, format: ImageFormat = .png)
-    /// The first bytes match none of the formats ImageDecoder reads; carries up to 8 of them.
+    /// The first bytes match none of the formats ImageDecoder reads; carries up to 12 of them
+    /// (enough for RIFF and ISO-BMFF brands).
     case unsupportedFormat(prefix: [UInt8])
     /// A JPEG or WebP stream that ended before its image data did.
     case truncatedImage(format: ImageFormat, byteCount: Int, message: String)

@@ -82,6 +82,19 @@ def jpeg(array, mode=None, **kw):
     return b.getvalue()
 
 
+def ycck(cmyk_jpeg):
+    """PIL cannot write YCCK, so flip the Adobe APP14 transform flag of a CMYK file
+    from 0 (CMYK) to 2 (YCCK): libjpeg then reads the same samples as YCCK and
+    converts them to CMYK on decode -- a valid YCCK file with unusual colours."""
+    i = cmyk_jpeg.index(b"\xff\xee")
+    assert cmyk_jpeg[i + 4:i + 9] == b"Adobe"
+    transform = i + 4 + 11  # marker(2) + length(2) + "Adobe"(5) + version(2) + flags0(2) + flags1(2)
+    assert cmyk_jpeg[transform] == 0, cmyk_jpeg[transform]
+    out = bytearray(cmyk_jpeg)
+    out[transform] = 2
+    return bytes(out)
+
+
 def webp(image, **kw):
     b = io.BytesIO()
     image.save(b, "WEBP", **kw)
@@ -105,6 +118,7 @@ def main():
     save("jpeg_gray_progressive.jpg", jpeg(photo(16, 16, channels=1, seed=6), quality=85, progressive=True),
          cases, "jpeg")
     save("jpeg_cmyk.jpg", jpeg(photo(24, 16, channels=4, seed=7), mode="CMYK", quality=90), cases, "jpeg")
+    save("jpeg_ycck.jpg", ycck(jpeg(photo(24, 16, channels=4, seed=14), mode="CMYK", quality=90)), cases, "jpeg")
     # EXIF Orientation = 6 ("rotate 90 CW to display"); PIL's Image.open ignores it.
     exif = Image.Exif()
     exif[0x0112] = 6

@@ -1,0 +1,120 @@
+import Foundation
+import Imaging
+import XCTest
+
+/// ImageDecoder must reproduce PIL's `Image.open(f).convert("RGB")` byte for byte on
+/// every JPEG and WebP fixture (baseline 4:2:0 / 4:2:2 / 4:4:4, progressive, odd sizes,
+/// grayscale, Adobe CMYK and YCCK, EXIF-rotated, lossy / lossless / alpha / animated WebP).
+///
+/// PIL decoded the fixtures with its bundled libjpeg-turbo and libwebp (versions in
+/// jpeg_webp_cases.json); Segflow links Debian's (libjpeg-turbo 2.1.5, libwebp 1.2.4).
+/// Measured: the outputs are identical, so there is no tolerance — any difference fails.
+final class ImageDecoderParityTests: XCTestCase {
+    func testEveryJPEGAndWebPFixtureMatchesPILExactly() throws {
+        let cases = try ImageFixtures.cases()
+        XCTAssertEqual(cases.filter { $0.case.format == "jpeg" }.count, 13)
+        XCTAssertEqual(cases.filter { $0.case.format == "webp" }.count, 6)
+        for (name, c) in cases {
+            let file = try Fixtures.bytes(c.file)
+            let expected = try Fixtures.bytes(c.rgb)
+            let image = try ImageDecoder.decodeRGB(file)
+            XCTAssertEqual(image.width, c.width, name)
+            XCTAssertEqual(image.height, c.height, name)
+            XCTAssertEqual(image.pixels.count, expected.count, name)
+            let differing = zip(image.pixels, expected).filter { $0 != $1 }
+            if !differing.isEmpty {
+                let maxDiff = differing.map { abs(Int($0) - Int($1)) }.max()!
+                let first = zip(image.pixels, expected).enumerated().first { $0.element.0 != $0.element.1 }!
+                XCTFail("\(name) (PIL mode \(c.pil_mode)): \(differing.count) of \(expected.count) bytes differ, "
+                        + "max |diff| \(maxDiff), first at byte \(first.offset): got \(first.element.0), PIL \(first.element.1)")
+            }
+        }
+    }
+
+    func testHeaderReportsFormatAndSizeWithoutDecoding() throws {
+        for (name, c) in try ImageFixtures.cases() {
+            let header = try ImageDecoder.header(Fixtures.bytes(c.file))
+            XCTAssertEqual(header, ImageDecoder.Header(format: c.format == "jpeg" ? .jpeg : .webp,
+                                                       width: c.width, height: c.height), name)
+            XCTAssertEqual(header.pixelCount, c.width * c.height, name)
+        }
+        let png = try ImageDecoder.header(Fixtures.bytes("rgb8.png"))
+        XCTAssertEqual(png, ImageDecoder.Header(format: .png, width: 17, height: 11))
+    }
+
+    /// The PNG path through ImageDecoder is PNG.decodeRGB: same pixels for every PNG fixture.
+    func testPNGFixturesDecodeTheSameThroughImageDecoder() throws {
+        for (name, png) in try Fixtures.allPNGs() {
+            XCTAssertEqual(try ImageDecoder.decodeRGB(png), try PNG.decodeRGB(png), name)
+            let header = try PNG.readHeader(png)
+            XCTAssertEqual(try ImageDecoder.header(png), ImageDecoder.Header(format: .png, width: header.width, height: header.height), name)
+        }
+    }
+
+    func testFormatIsDetectedFromContentNotFileName() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-imgfmt-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (source, misleadingName) in [("jpeg_baseline_420.jpg", "photo.png"), ("webp_lossy.webp", "photo.jpg"),
+                                         ("rgb8.png", "photo.webp")] {
+            let bytes = try Fixtures.bytes(source)
+            let path = dir.appendingPathComponent(misleadingName).path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            XCTAssertEqual(try ImageDecoder.decodeRGB(contentsOfFile: path), try ImageDecoder.decodeRGB(bytes), source)
+            XCTAssertEqual(try ImageDecoder.decodeRGB(Data(bytes)), try ImageDecoder.decodeRGB(bytes), source)
+        }
+        XCTAssertEqual(ImageFormat.detect(try Fixtures.bytes("jpeg_gray.jpg")), .jpeg)
+        XCTAssertEqual(ImageFormat.detect(try Fixtures.bytes("webp_lossless.webp")), .webp)
+        XCTAssertEqual(ImageFormat.detect(try Fixtures.bytes("gray8.png")), .png)
+        XCTAssertNil(ImageFormat.detect(Array("GIF89a".utf8)))
+        XCTAssertNil(ImageFormat.detect([0xFF, 0xD8])) // only a prefix of the JPEG magic
+    }
+
+    /// PIL's Image.open does not apply EXIF orientation; the fixture carries
+    /// Orientation = 6 (display rotated 90°) and must decode in stored orientation.
+    func testEXIFOrientationIsNotApplied() throws {
+        let jpeg = try Fixtures.bytes("jpeg_exif_orientation6.jpg")
+        let app1 = try XCTUnwrap(JPEGBuilder.markerOffset(jpeg, 0xE1))
+        XCTAssertEqual(Array(jpeg[(app1 + 4)..<(app1 + 8)]), Array("Exif".utf8))
+        let image = try ImageDecoder.decodeRGB(jpeg)
+        XCTAssertEqual(image.width, 40)
+        XCTAssertEqual(image.height, 24)
+        XCTAssertEqual(image.pixels, try Fixtures.bytes("jpeg_exif_orientation6.rgb"))
+    }
+
+    /// A JPEG cut just before its EOI: accepted exactly when PIL accepts it
+    /// (all scanlines decodable without more data), and then with the same pixels.
+    func testMissingEOIFollowsPIL() throws {
+        var accepted = 0, refused = 0
+        for (name, c) in try ImageFixtures.cases("jpeg") {
+            let jpeg = try Fixtures.bytes(c.file)
+            XCTAssertEqual(Array(jpeg.suffix(2)), [0xFF, 0xD9], name)
+            let cut = Array(jpeg.dropLast(2))
+            if try XCTUnwrap(c.pil_accepts_without_eoi, name) {
+                XCTAssertEqual(try ImageDecoder.decodeRGB(cut).pixels, try Fixtures.bytes(c.rgb), name)
+                accepted += 1
+            } else {
+                XCTAssertThrowsError(try ImageDecoder.decodeRGB(cut), name) {
+                    guard case .truncatedImage(.jpeg, let count, _)? = $0 as? ImagingError else { return XCTFail("\(name): \($0)") }
+                    XCTAssertEqual(count, cut.count, name)
+                }
+                refused += 1
+            }
+        }
+        // The fixtures cover both outcomes.
+        XCTAssertGreaterThan(accepted, 0)
+        XCTAssertGreaterThan(refused, 0)
+    }
+
+    /// convert("RGB") drops alpha; it does not composite. The fixture's first 8 columns
+    /// are fully transparent yet keep their (varied) colours.
+    func testWebPAlphaIsDroppedNotComposited() throws {
+        for name in ["webp_alpha_lossless", "webp_alpha_lossy"] {
+            let image = try ImageDecoder.decodeRGB(Fixtures.bytes("\(name).webp"))
+            XCTAssertEqual(image.pixels, try Fixtures.bytes("\(name).rgb"), name)
+            var band = Set<UInt8>()
+            for y in 0..<image.height { for x in 0..<8 { let p = image[x, y]; band.insert(p.r); band.insert(p.g); band.insert(p.b) } }
+            XCTAssertGreaterThan(band.count, 20, "\(name): transparent band was flattened to \(band.sorted())")
+        }
+    }
+}

@@ -50,8 +50,8 @@ public enum ImageDecoder {
 
     /// Detects the format and reads its header (PNG: chunks up to the first IDAT;
     /// JPEG: markers up to the first scan; WebP: RIFF + VP8/VP8L/VP8X headers).
-    /// Validates size against `options` nowhere: callers compare `pixelCount` themselves
-    /// or let `decodeRGB` do it.
+    /// Applies no pixel limit: callers compare `pixelCount` with their own limit, or let
+    /// `decodeRGB` apply `Options.maxPixels` (it reads the same header first).
     public static func header(_ bytes: [UInt8]) throws(ImagingError) -> Header {
         try withBuffer(bytes) { (buffer) throws(ImagingError) in try header(buffer) }
     }

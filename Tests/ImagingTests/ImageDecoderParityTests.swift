@@ -8,13 +8,23 @@ import XCTest
 ///
 /// PIL decoded the fixtures with its bundled libjpeg-turbo and libwebp (versions in
 /// jpeg_webp_cases.json); Segflow links Debian's (libjpeg-turbo 2.1.5, libwebp 1.2.4).
-/// Measured: the outputs are identical, so there is no tolerance — any difference fails.
+/// Measured: the outputs are identical for every complete file, so there is no
+/// tolerance there — any difference fails. The one exception is measured below.
 final class ImageDecoderParityTests: XCTestCase {
+    /// A progressive JPEG that holds only its DC scan (an interrupted progressive
+    /// download, or a fuzzed file) has no AC coefficients; libjpeg-turbo estimates them
+    /// by inter-block smoothing (do_block_smoothing, on in both PIL and here), and that
+    /// estimate differs between libjpeg-turbo 2.1.5 (Debian) and 3.2.0 (Pillow 13 wheels).
+    /// Measured on the fixture and on fuzzer-found files: at most 8 levels, and Debian's
+    /// own Pillow 9.4 (python3-pil, linked to the same 2.1.5) gives exactly our bytes, so
+    /// the difference is the library version, not this decoder. Complete files are exact.
+    static let dcOnlyProgressiveTolerance = 8
+
     func testEveryJPEGAndWebPFixtureMatchesPILExactly() throws {
         let cases = try ImageFixtures.cases()
-        XCTAssertEqual(cases.filter { $0.case.format == "jpeg" }.count, 13)
+        XCTAssertEqual(cases.filter { $0.case.format == "jpeg" }.count, 14)
         XCTAssertEqual(cases.filter { $0.case.format == "webp" }.count, 6)
-        for (name, c) in cases {
+        for (name, c) in cases where c.dc_only_progressive != true {
             let file = try Fixtures.bytes(c.file)
             let expected = try Fixtures.bytes(c.rgb)
             let image = try ImageDecoder.decodeRGB(file)
@@ -28,6 +38,23 @@ final class ImageDecoderParityTests: XCTestCase {
                 XCTFail("\(name) (PIL mode \(c.pil_mode)): \(differing.count) of \(expected.count) bytes differ, "
                         + "max |diff| \(maxDiff), first at byte \(first.offset): got \(first.element.0), PIL \(first.element.1)")
             }
+        }
+    }
+
+    func testDCOnlyProgressiveJPEGWithinLibraryVersionTolerance() throws {
+        let dcOnly = try ImageFixtures.cases("jpeg").filter { $0.case.dc_only_progressive == true }
+        XCTAssertEqual(dcOnly.count, 1)
+        for (name, c) in dcOnly {
+            let jpeg = try Fixtures.bytes(c.file)
+            XCTAssertEqual(jpeg.indices.dropLast().filter { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xDA }.count, 1, "\(name): one scan")
+            let image = try ImageDecoder.decodeRGB(jpeg)
+            let expected = try Fixtures.bytes(c.rgb)
+            XCTAssertEqual(image.pixels.count, expected.count, name)
+            let maxDiff = zip(image.pixels, expected).map { abs(Int($0) - Int($1)) }.max() ?? 0
+            XCTAssertLessThanOrEqual(maxDiff, Self.dcOnlyProgressiveTolerance, name)
+            // Smoothing only refines the DC-only picture: the mean error stays far below the bound.
+            let meanDiff = Double(zip(image.pixels, expected).map { abs(Int($0) - Int($1)) }.reduce(0, +)) / Double(expected.count)
+            XCTAssertLessThan(meanDiff, 1.0, name)
         }
     }
 

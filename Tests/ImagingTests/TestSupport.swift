@@ -117,6 +117,8 @@ enum ImageFixtures {
         let pil_mode: String
         /// JPEG only: whether PIL decodes the file with its final EOI marker cut off.
         let pil_accepts_without_eoi: Bool?
+        /// JPEG only: a progressive file cut to its DC scan (see ImageDecoderParityTests).
+        let dc_only_progressive: Bool?
     }
 
     struct Manifest: Decodable {

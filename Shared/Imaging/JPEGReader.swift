@@ -62,6 +62,7 @@ final class JPEGReader {
 /// JPEG decoding with PIL's `Image.open(f).convert("RGB")` semantics.
 enum JPEGCodec {
     static func header(_ bytes: UnsafeBufferPointer<UInt8>) throws(ImagingError) -> ImageDecoder.Header {
+        try PILJPEGMarkerCheck.check(bytes)
         let h = try JPEGReader(bytes).readHeader()
         return ImageDecoder.Header(format: .jpeg, width: h.width, height: h.height)
     }
@@ -73,8 +74,10 @@ enum JPEGCodec {
     ///   applies `cmyk2rgb` — see `cmykToRGB`;
     /// - EXIF orientation is ignored: PIL's `Image.open` does not rotate (only
     ///   `ImageOps.exif_transpose` does), so neither do we;
-    /// - ICC profiles are ignored, as `convert("RGB")` ignores them.
+    /// - ICC profiles are ignored, as `convert("RGB")` ignores them;
+    /// - files PIL's own marker walk refuses are refused (`PILJPEGMarkerCheck`).
     static func decodeRGB(_ bytes: UnsafeBufferPointer<UInt8>, maxPixels: Int) throws(ImagingError) -> RGBImage {
+        try PILJPEGMarkerCheck.check(bytes)
         let reader = try JPEGReader(bytes)
         let header = try reader.readHeader()
         // Bomb guard: before jpeg_start_decompress (which allocates the whole-image

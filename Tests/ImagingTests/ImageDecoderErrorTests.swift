@@ -92,11 +92,17 @@ final class ImageDecoderErrorTests: XCTestCase {
         badDHT[dht + 4] = 0x3F
         guard case .corruptImage(.jpeg, let m1)? = error(badDHT) else { return XCTFail("\(String(describing: error(badDHT)))") }
         XCTAssertTrue(error(badDHT)!.description.hasPrefix("corrupt JPEG: "), m1)
-        // SOF whose length does not match its component count.
-        var badSOF = jpeg
+        // SOF claiming 2 components: PIL refuses it ("cannot handle 2-layer images").
+        var twoComponents = jpeg
         let sof = try XCTUnwrap(JPEGBuilder.markerOffset(jpeg, 0xC0))
-        badSOF[sof + 9] = 2
-        guard case .corruptImage(.jpeg, _)? = error(badSOF) else { return XCTFail("\(String(describing: error(badSOF)))") }
+        twoComponents[sof + 9] = 2
+        guard case .unsupportedImage(.jpeg, let reason)? = error(twoComponents) else { return XCTFail("\(String(describing: error(twoComponents)))") }
+        XCTAssertTrue(reason.contains("2-component"), reason)
+        // SOF whose length does not match its component list (one stray byte appended).
+        var longSOF = jpeg
+        longSOF[sof + 3] += 1
+        longSOF.insert(0x11, at: sof + 2 + Int(jpeg[sof + 3]))
+        guard case .corruptImage(.jpeg, _)? = error(longSOF) else { return XCTFail("\(String(describing: error(longSOF)))") }
         // A scan before any frame header: SOI then the SOS segment.
         let sos = try XCTUnwrap(jpeg.indices.dropLast().first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xDA })
         let noFrame = [0xFF, 0xD8] + Array(jpeg[sos...])
@@ -105,6 +111,29 @@ final class ImageDecoderErrorTests: XCTestCase {
         let zero = JPEGBuilder.withFrameSize(jpeg, width: 64, height: 0)
         guard case .corruptImage(.jpeg, _)? = error(zero) else { return XCTFail("\(String(describing: error(zero)))") }
         XCTAssertThrowsError(try ImageDecoder.header(zero))
+    }
+
+    /// Files libjpeg alone would decode but PIL's marker walk refuses (see PILJPEGMarkerCheck).
+    func testMarkerStructurePILRefusesIsRefused() throws {
+        let jpeg = try Fixtures.bytes("jpeg_baseline_420.jpg")
+        // TEM (FF 01) after SOI: libjpeg skips it, PIL raises "no marker found".
+        let tem = [0xFF, 0xD8, 0xFF, 0x01] + Array(jpeg[2...])
+        guard case .corruptImage(.jpeg, let m)? = error(tem) else { return XCTFail("\(String(describing: error(tem)))") }
+        XCTAssertTrue(m.contains("0xFF01"), m)
+        XCTAssertThrowsError(try ImageDecoder.header(tem))
+        // A DQT segment holding one byte less than its 64-entry table.
+        let dqt = try XCTUnwrap(JPEGBuilder.markerOffset(jpeg, 0xDB))
+        var shortDQT = jpeg
+        let length = Int(jpeg[dqt + 2]) << 8 | Int(jpeg[dqt + 3])
+        shortDQT[dqt + 2] = UInt8((length - 1) >> 8); shortDQT[dqt + 3] = UInt8((length - 1) & 0xFF)
+        shortDQT.remove(at: dqt + 2 + length - 1)
+        guard case .corruptImage(.jpeg, let q)? = error(shortDQT) else { return XCTFail("\(String(describing: error(shortDQT)))") }
+        XCTAssertTrue(q.contains("quantization"), q)
+        // Junk bytes and fill bytes between markers are skipped by both: still decodes identically.
+        let app0 = try XCTUnwrap(JPEGBuilder.markerOffset(jpeg, 0xE0))
+        let afterAPP0 = app0 + 2 + (Int(jpeg[app0 + 2]) << 8 | Int(jpeg[app0 + 3]))
+        let padded = [0xFF, 0xD8, 0xFF, 0xFF] + Array(jpeg[2..<afterAPP0]) + [0x00, 0x12] + Array(jpeg[afterAPP0...])
+        XCTAssertEqual(try ImageDecoder.decodeRGB(padded), try ImageDecoder.decodeRGB(jpeg))
     }
 
     /// 12-bit samples: Debian's libjpeg-turbo (8-bit build) and PIL ("cannot handle 12-bit layers") refuse them.

@@ -15,9 +15,12 @@ final class ImageDecoderParityTests: XCTestCase {
     /// download, or a fuzzed file) has no AC coefficients; libjpeg-turbo estimates them
     /// by inter-block smoothing (do_block_smoothing, on in both PIL and here), and that
     /// estimate differs between libjpeg-turbo 2.1.5 (Debian) and 3.2.0 (Pillow 13 wheels).
-    /// Measured on the fixture and on fuzzer-found files: at most 8 levels, and Debian's
-    /// own Pillow 9.4 (python3-pil, linked to the same 2.1.5) gives exactly our bytes, so
-    /// the difference is the library version, not this decoder. Complete files are exact.
+    /// Measured: at most 8 levels (mean 0.46) on this fixture; up to 39 on randomly
+    /// mutated copies of it. In every case (the fixture, 8 fuzzer-found files, 77 of
+    /// 4000 random JPEG/WebP mutations — all of them DC-only progressive) Debian's own
+    /// Pillow 9.4 (python3-pil, linked to the same libjpeg-turbo 2.1.5) gives exactly our
+    /// bytes, so the difference is the library version, not this decoder. Complete
+    /// files, and every other mutation, are exact.
     static let dcOnlyProgressiveTolerance = 8
 
     func testEveryJPEGAndWebPFixtureMatchesPILExactly() throws {

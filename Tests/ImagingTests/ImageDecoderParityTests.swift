@@ -61,6 +61,27 @@ final class ImageDecoderParityTests: XCTestCase {
         }
     }
 
+    /// Tool for the differential run described in Tests/Reference/make_jpeg_webp_fixtures.py:
+    /// with SEGFLOW_IMAGING_DIFF_DIR set, decodes every file there (pixel limit 1 Mi)
+    /// and writes `<file>.swift.rgb` or `<file>.swift.err` for the script to compare with PIL.
+    func testDecodeDirectoryForDifferentialRun() throws {
+        guard let dir = ProcessInfo.processInfo.environment["SEGFLOW_IMAGING_DIFF_DIR"] else {
+            throw XCTSkip("set SEGFLOW_IMAGING_DIFF_DIR to decode a directory for the PIL differential run")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.contains(".swift.") }
+        XCTAssertFalse(names.isEmpty, "no files in \(dir)")
+        for name in names {
+            let path = (dir as NSString).appendingPathComponent(name)
+            for stale in [".swift.rgb", ".swift.err"] { try? FileManager.default.removeItem(atPath: path + stale) }
+            do {
+                let image = try ImageDecoder.decodeRGB(contentsOfFile: path, options: .init(maxPixels: 1 << 20))
+                try Data(image.pixels).write(to: URL(fileURLWithPath: path + ".swift.rgb"))
+            } catch let error as ImagingError {
+                try Data(error.description.utf8).write(to: URL(fileURLWithPath: path + ".swift.err"))
+            }
+        }
+    }
+
     func testHeaderReportsFormatAndSizeWithoutDecoding() throws {
         for (name, c) in try ImageFixtures.cases() {
             let header = try ImageDecoder.header(Fixtures.bytes(c.file))

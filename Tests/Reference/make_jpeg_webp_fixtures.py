@@ -12,6 +12,16 @@ Generate (writes Tests/ImagingTests/Fixtures/):
     /work/venv/bin/pip install pillow numpy   # if missing
     /work/venv/bin/python Tests/Reference/make_jpeg_webp_fixtures.py
 
+Differential run against PIL on many malformed files (mutations of the fixtures):
+    /work/venv/bin/python Tests/Reference/make_jpeg_webp_fixtures.py --mutate /tmp/imgdiff --count 4000
+    SEGFLOW_IMAGING_DIFF_DIR=/tmp/imgdiff swift test -c release --skip-build \
+        --filter ImageDecoderParityTests/testDecodeDirectoryForDifferentialRun
+    /work/venv/bin/python Tests/Reference/make_jpeg_webp_fixtures.py --differential /tmp/imgdiff
+The Swift side writes <file>.swift.rgb (decoded) or <file>.swift.err (error text) next
+to each file; the last step compares accept/refuse and pixels with PIL and exits
+non-zero on any disagreement other than DC-only progressive JPEGs (see the Swift
+tests' dcOnlyProgressiveTolerance), which it reports separately.
+
 Facts about PIL this pins down (each has a Swift test):
 - JPEG: ISLOW DCT, fancy upsampling, libjpeg's own YCbCr -> RGB; grayscale
   replicated; 4-component files are opened as CMYK with Adobe (inverted)
@@ -24,9 +34,14 @@ Facts about PIL this pins down (each has a Swift test):
   convert("RGB") drops alpha (no compositing), so RGB under transparent pixels is
   what the file stores; an animated file yields its first frame on the canvas.
 """
+import argparse
+import glob
 import io
 import json
 import os
+import random
+import sys
+import warnings
 
 import numpy as np
 import PIL
@@ -160,5 +175,93 @@ def main():
     print(json.dumps(meta), len(cases), "cases")
 
 
+def mutate(directory, count, seed=7):
+    """Seeded random edits of every JPEG/WebP fixture: bit flips, byte overwrites near
+    the headers, truncations, insertions and deletions."""
+    os.makedirs(directory, exist_ok=True)
+    rng = random.Random(seed)
+    files = sorted(glob.glob(os.path.join(OUT, "*.jpg")) + glob.glob(os.path.join(OUT, "*.webp")))
+    for k in range(count):
+        d = bytearray(open(files[k % len(files)], "rb").read())
+        op = rng.randrange(5)
+        if op == 0:
+            for _ in range(rng.randint(1, 4)):
+                d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            d[rng.randrange(min(len(d), 300))] = rng.choice([0, 0xFF, 0x7F, 0x80, 1, rng.randrange(256)])
+        elif op == 2:
+            d = d[: rng.randrange(1, len(d))]
+        elif op == 3:
+            i = rng.randrange(min(len(d), 300))
+            d[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
+        else:
+            i = rng.randrange(min(len(d), 300))
+            del d[i : i + rng.randint(1, 3)]
+        with open(os.path.join(directory, f"mutant_{k:05d}"), "wb") as f:
+            f.write(bytes(d))
+    print(f"wrote {count} mutants of {len(files)} fixtures to {directory}")
+
+
+def is_dc_only_progressive(data):
+    """A progressive JPEG with a single scan: its AC coefficients are all missing."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return False
+    sof2 = data.find(b"\xff\xc2")
+    return sof2 >= 0 and data.count(b"\xff\xda") == 1
+
+
+def differential(directory, max_pixels=1 << 20):
+    """Compares the Swift decoder's outputs in `directory` with PIL (same pixel limit
+    as the Swift side's 1 Mi: larger declared sizes are skipped)."""
+    warnings.simplefilter("ignore")
+    Image.MAX_IMAGE_PIXELS = None
+    counts, bad = {}, []
+    for path in sorted(glob.glob(os.path.join(directory, "*"))):
+        if ".swift." in path:
+            continue
+        data = open(path, "rb").read()
+        swift_ok = os.path.exists(path + ".swift.rgb")
+        if not swift_ok and not os.path.exists(path + ".swift.err"):
+            bad.append((path, "no Swift output"))
+            continue
+        try:
+            im = Image.open(io.BytesIO(data))
+            if im.size[0] * im.size[1] > max_pixels:
+                counts["over the pixel limit"] = counts.get("over the pixel limit", 0) + 1
+                continue
+            pil = np.asarray(im.convert("RGB")).tobytes()
+        except Exception:
+            pil = None
+        if swift_ok and pil is not None:
+            same = open(path + ".swift.rgb", "rb").read() == pil
+            key = "same pixels" if same else "pixels differ (DC-only progressive)" if is_dc_only_progressive(data) else None
+        elif not swift_ok and pil is None:
+            key = "both refuse"
+        else:
+            key = None
+        if key is None:
+            what = "pixels differ" if swift_ok and pil is not None else "Swift decodes, PIL refuses" if swift_ok else \
+                "PIL decodes, Swift refuses: " + open(path + ".swift.err").read().strip()
+            bad.append((path, what))
+        else:
+            counts[key] = counts.get(key, 0) + 1
+    for key, n in sorted(counts.items()):
+        print(f"{n:6d}  {key}")
+    for path, what in bad[:20]:
+        print("DISAGREE", path, what)
+    print(f"{len(bad)} disagreements")
+    return not bad
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mutate", metavar="DIR", help="write mutated fixtures for a differential run")
+    parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--differential", metavar="DIR", help="compare Swift outputs in DIR with PIL")
+    args = parser.parse_args()
+    if args.mutate:
+        mutate(args.mutate, args.count)
+    elif args.differential:
+        sys.exit(0 if differential(args.differential) else 1)
+    else:
+        main()

@@ -21,7 +21,8 @@ let tensorTargetCPU: String? = {
 let tensorSettings: [SwiftSetting] = tensorTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 // Native dependencies come from Debian packages (see Deploy/setup.sh):
-// librdkafka-dev, libopenblas-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler.
+// librdkafka-dev, libopenblas-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler,
+// libjpeg62-turbo-dev, libwebp-dev.
 let package = Package(
     name: "Segflow",
     platforms: [.macOS(.v13)],
@@ -44,6 +45,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", path: "Shared/CPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
+        // JPEG and WebP input (ImageDecoder): libjpeg-turbo and libwebp (+ its demux library,
+        // whose WebPAnimDecoder is the decoder PIL uses for every WebP).
+        .systemLibrary(name: "CJPEG", path: "Shared/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CWebP", path: "Shared/CWebP", pkgConfig: "libwebpdemux",
+                       providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
                        providers: [.apt(["libprotobuf-c-dev"])]),
         // zlib: gunzip of CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz), kept compressed
@@ -56,7 +63,9 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
         // C shim so libpng's setjmp/longjmp error path never crosses Swift frames.
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),
-        .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
+        // Same for libjpeg's error_exit, which may only leave by longjmp.
+        .target(name: "CJPEGSupport", dependencies: ["CJPEG"], path: "Shared/CJPEGSupport"),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport", "CJPEGSupport", "CWebP"], path: "Shared/Imaging"),
         // The one layer library (Linear, LayerNorm, Conv2d, ...) every model family uses.
         .target(name: "NN", dependencies: ["Tensor", "Checkpoint"], path: "Shared/NN"),
         .target(name: "SAM", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),

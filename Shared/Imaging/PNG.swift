@@ -3,6 +3,7 @@ import Foundation
 /// Namespace for the PNG codec. Decoding reproduces PIL's
 /// `Image.open(f).convert("RGB")` — the preprocessing every upstream SAM script
 /// uses — so embeddings computed here see the same bytes as the reference.
+/// For input whose format is not known to be PNG, use `ImageDecoder` (PNG, JPEG, WebP).
 public enum PNG {
     /// Default pixel-count limit: 64 Mi pixels (8192 × 8192). SAM resizes every
     /// input to a 1024-pixel long side, so bigger inputs buy nothing, while one

@@ -14,7 +14,7 @@ struct EmbedCommand: AsyncParsableCommand {
             running the encoder. Format: Shared/SAM/EmbeddingCodec.swift.
             """)
 
-    @Argument(help: "Input image (PNG).") var image: String
+    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
     @Option(help: "Model: \(SAMBackend.family.models.map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Embedding file to write.") var out: String
@@ -22,7 +22,7 @@ struct EmbedCommand: AsyncParsableCommand {
 
     func run() async throws {
         let kind = try SAMBackend.kind(named: model)
-        let img = try PNG.decodeRGB(contentsOfFile: image)
+        let img = try ImageInput.read(image).image
         let sam = try ModelStore.load(kind, checkpoint: checkpoint)  // SGFE files hold SAM-family embeddings
         let t0 = Date()
         let emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)

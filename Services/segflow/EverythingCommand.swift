@@ -23,7 +23,7 @@ struct EverythingCommand: AsyncParsableCommand {
             --pred-iou-thresh / --stability-score-thresh for it.
             """)
 
-    @Argument(help: "Input image (PNG).") var image: String
+    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
     @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.everything) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
@@ -49,11 +49,8 @@ struct EverythingCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let data = FileManager.default.contents(atPath: image) else {
-            throw PipelineError.unreadableFile(path: image, reason: "no such file or not readable")
-        }
-        let png = [UInt8](data)
-        let img = try PNG.decodeRGB(png)
+        let input = try ImageInput.read(image)
+        let (png, img) = (input.bytes, input.image)
         var p = AutomaticMaskGenerator.Parameters()
         p.pointsPerSide = pointsPerSide; p.pointsPerBatch = pointsPerBatch; p.predIoUThresh = predIouThresh
         p.stabilityScoreThresh = stabilityScoreThresh; p.stabilityScoreOffset = stabilityScoreOffset

@@ -32,7 +32,7 @@ struct SegmentCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Input image (PNG).") var image: String
+    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
     @Option(help: "Model: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Model config (a preset name or a config JSON), for families that take one.") var config: String?
@@ -102,8 +102,8 @@ struct SegmentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let pngBytes = try readFile(image)
-        let img = try PNG.decodeRGB(pngBytes)
+        let input = try ImageInput.read(image)
+        let (pngBytes, img) = (input.bytes, input.image)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var logger = Logger(label: "segflow")
         logger.logLevel = verbose ? .info : .warning

@@ -20,7 +20,7 @@ struct TrackCommand: AsyncParsableCommand {
             decoder follows. Writes OUT_DIR/mask_NNNN.png (and overlay_NNNN.png with --overlays).
             """)
 
-    @Argument(help: "Frames in order (PNG).") var frames: [String]
+    @Argument(help: "Frames in order (PNG, JPEG or WebP).") var frames: [String]
     @Option(help: "Box on the first frame: x0,y0,x1,y1.") var box: String
     @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.tracking) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
@@ -39,9 +39,9 @@ struct TrackCommand: AsyncParsableCommand {
         let b = try PromptParsing.box(box)
         var pngs: [[UInt8]] = [], images: [RGBImage] = []
         for f in frames {
-            guard let d = FileManager.default.contents(atPath: f) else { throw PipelineError.unreadableFile(path: f, reason: "no such file") }
-            pngs.append([UInt8](d))
-            images.append(try PNG.decodeRGB([UInt8](d)))
+            let input = try ImageInput.read(f)
+            pngs.append(input.bytes)
+            images.append(input.image)
         }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var masks: [BinaryMask] = [], scores: [Float] = []

@@ -73,7 +73,8 @@ public final class ImageEncoderService: Service {
     func decodeImage(_ image: ImageRequest.Image) throws(ServingError) -> RGBImage {
         switch image {
         case let .png(bytes):
-            do { return try PNG.decodeRGB(bytes, options: .init(maxPixels: options.maxPixels)) } catch {
+            // PNG, JPEG or WebP, detected by content (the field predates JPEG and WebP).
+            do { return try ImageDecoder.decodeRGB(bytes, options: .init(maxPixels: options.maxPixels)) } catch {
                 if case .tooManyPixels = error { throw ServingError(.imageTooLarge, "\(error)") }
                 throw ServingError(.invalidImage, "\(error)")
             }

@@ -142,6 +142,44 @@ extension CommandLineTests {
     }
 }
 
+extension CommandLineTests {
+    /// JPEG and WebP inputs, detected by content: in-process masks equal those of the same
+    /// pixels decoded by PIL (Tests/Reference/make_cli_jpeg_fixtures.py), over Kafka (the
+    /// encoded bytes travel as-is) within the wire tolerance; a misleading extension does
+    /// not matter; a non-image names the file and what was seen.
+    func testJPEGAndWebPInputsDecodeLikePILInProcessAndOverKafka() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-jpeg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let box = ["--box", "60,10,330,290"]
+        func mask(_ path: String) throws -> BinaryMask { BinaryMask(try PNG.decodeRGB(contentsOfFile: path).gray()) }
+        for (input, pil) in [("chelsea.jpg", "chelsea_jpg_pil.png"), ("chelsea.webp", "chelsea_webp_pil.png")] {
+            let name = input.replacingOccurrences(of: ".", with: "_")
+            let a = try run(["segment", Fixtures.dir.appendingPathComponent(input).path, "--in-process"] + box + ["--out", "\(dir)/\(name).png"])
+            XCTAssertEqual(a.status, 0, a.output)
+            let b = try run(["segment", Fixtures.dir.appendingPathComponent(pil).path, "--in-process"] + box + ["--out", "\(dir)/\(name)_pil.png"])
+            XCTAssertEqual(b.status, 0, b.output)
+            let fromFile = try mask("\(dir)/\(name).png")
+            XCTAssertGreaterThan(fromFile.area, 1000)
+            XCTAssertEqual(fromFile, try mask("\(dir)/\(name)_pil.png"), "\(input): masks differ from PIL-decoded pixels")
+        }
+        let jpeg = Fixtures.dir.appendingPathComponent("chelsea.jpg").path
+        let kafka = try run(["segment", jpeg] + box + ["--out", "\(dir)/kafka.png"])
+        XCTAssertEqual(kafka.status, 0, kafka.output)
+        XCTAssertGreaterThanOrEqual(maskIoU(try mask("\(dir)/kafka.png"), try mask("\(dir)/chelsea_jpg.png")), Self.wireVersusInProcessIoU)
+        // Content, not name: a JPEG called .png.
+        try FileManager.default.copyItem(atPath: jpeg, toPath: "\(dir)/actually-a-jpeg.png")
+        let renamed = try run(["segment", "\(dir)/actually-a-jpeg.png", "--in-process"] + box + ["--out", "\(dir)/renamed.png"])
+        XCTAssertEqual(renamed.status, 0, renamed.output)
+        XCTAssertEqual(try mask("\(dir)/renamed.png"), try mask("\(dir)/chelsea_jpg.png"))
+        // Not an image: the file and what was seen are named, nothing is computed.
+        try Data("GIF89a not really".utf8).write(to: URL(fileURLWithPath: "\(dir)/x.gif"))
+        let bad = try run(["segment", "\(dir)/x.gif", "--in-process"] + box + ["--out", "\(dir)/never.png"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.output.contains("x.gif") && bad.output.contains("GIF"), bad.output)
+    }
+}
+
 extension RGBImage {
     /// The red channel as gray (mask PNGs decode to R = G = B).
     func gray() -> GrayImage {

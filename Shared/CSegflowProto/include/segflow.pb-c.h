@@ -200,6 +200,9 @@ struct  Segflow__V1__ImageRequest
   int64_t created_at_ms;
   Segflow__V1__ImageRequest__ImageCase image_case;
   union {
+    /*
+     * PNG, JPEG or WebP bytes, told apart by content (the name predates JPEG/WebP)
+     */
     ProtobufCBinaryData png;
     Segflow__V1__RawImage *raw;
   };

@@ -88,7 +88,7 @@ let package = Package(
         .target(name: "Embedded", dependencies: ["Serving", "Client", "Backends", "Pipeline", "Imaging", "Messaging", "SAM",
                                                .product(name: "Logging", package: "swift-log")], path: "Shared/Embedded"),
         // Command-line options shared by the service executables (the only library using ArgumentParser).
-        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline",
+        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit",
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                          .product(name: "Logging", package: "swift-log")],
                 path: "Shared/ServiceCommandLine"),
@@ -124,7 +124,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensor"], path: "Tests/CheckpointTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests",
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"], path: "Tests/ImagingTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
                     resources: [.copy("Fixtures")]),
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "Tensor"], path: "Tests/MessagingTests"),
     ],
     swiftLanguageModes: [.v6]
 )

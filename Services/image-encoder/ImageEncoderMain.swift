@@ -14,20 +14,13 @@ struct ImageEncoderMain: AsyncParsableCommand {
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Embedding dtype on the wire: f16 (half the bytes) or f32 (exact).") var embeddingDtype = "f16"
 
-    static func main() async {
-        BLASRuntime.selectCoreOrReexec()
-        do {
-            // `--help` and `help` parse to ArgumentParser's own command, not this one.
-            var command = try parseAsRoot()
-            if var service = command as? Self { try await service.run() } else { try command.run() }
-        } catch { exit(withError: error) }
-    }
+    static func main() async { await serviceMain() }
 
     func run() async throws {
         let logger = common.logger(label: "segflow-image-encoder")
         var options = ImageEncoderService.Options()
         options.topics = common.topics
-        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        options.groupID = common.group(default: options.groupID)
         guard let dtype = ["f16": Messaging.DType.f16, "f32": .f32][embeddingDtype] else {
             throw ValidationError("--embedding-dtype must be f16 or f32, got '\(embeddingDtype)'")
         }

@@ -20,20 +20,13 @@ struct PromptDecoderMain: AsyncParsableCommand {
     @Option(help: "Milliseconds a prompt waits for its image's embedding before an EMBEDDING_NOT_FOUND result.")
     var maxWaitMs = 30_000
 
-    static func main() async {
-        BLASRuntime.selectCoreOrReexec()
-        do {
-            // `--help` and `help` parse to ArgumentParser's own command, not this one.
-            var command = try parseAsRoot()
-            if var service = command as? Self { try await service.run() } else { try command.run() }
-        } catch { exit(withError: error) }
-    }
+    static func main() async { await serviceMain() }
 
     func run() async throws {
         let logger = common.logger(label: "segflow-prompt-decoder")
         var options = PromptDecoderService.Options()
         options.topics = common.topics
-        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        options.groupID = common.group(default: options.groupID)
         guard cacheMb > 0, maxWaitMs > 0 else { throw ValidationError("--cache-mb and --max-wait-ms must be positive") }
         options.cacheBytes = cacheMb * 1024 * 1024
         options.maxWaitMs = Double(maxWaitMs)

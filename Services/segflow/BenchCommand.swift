@@ -38,15 +38,7 @@ struct BenchCommand: AsyncParsableCommand {
                                                          runs: runs, binDir: binDir) { stage in
                 FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
             }
-            if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try enc.encode(report), as: UTF8.self))
-            } else {
-                print("OpenBLAS: \(BLASRuntime.selectionSummary)")
-                print(report.markdown)
-            }
-            return
+            return try show(report, markdown: report.markdown)
         }
         var o = Benchmark.Options(model: try SAMBackend.kind(named: model))
         o.checkpoint = checkpoint; o.randomWeights = randomWeights; o.threads = threads
@@ -54,13 +46,18 @@ struct BenchCommand: AsyncParsableCommand {
         let report = try Benchmark.run(o) { stage in
             FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
         }
+        try show(report, markdown: report.markdown)
+    }
+
+    /// JSON with --json, else the OpenBLAS core and a markdown table.
+    func show(_ report: some Encodable, markdown: String) throws {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
             print("OpenBLAS: \(BLASRuntime.selectionSummary)")
-            print(report.markdown)
+            print(markdown)
         }
     }
 }

@@ -19,14 +19,7 @@ struct TextEncoderMain: AsyncParsableCommand {
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Phrases kept in the embedding cache.") var cacheEntries = 4096
 
-    static func main() async {
-        BLASRuntime.selectCoreOrReexec()
-        do {
-            // `--help` and `help` parse to ArgumentParser's own command, not this one.
-            var command = try parseAsRoot()
-            if var service = command as? Self { try await service.run() } else { try command.run() }
-        } catch { exit(withError: error) }
-    }
+    static func main() async { await serviceMain() }
 
     func run() async throws {
         let logger = common.logger(label: "segflow-text-encoder")
@@ -43,7 +36,7 @@ struct TextEncoderMain: AsyncParsableCommand {
         var options = TextEncoderService.Options()
         options.topics = common.topics
         options.cacheEntries = cacheEntries
-        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        options.groupID = common.group(default: options.groupID)
         let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),
                                          options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)

@@ -20,14 +20,8 @@ public enum ImageDecoder {
     /// Same limit and reasoning as `PNG.defaultMaxPixels` (64 Mi pixels).
     public static let defaultMaxPixels = PNG.defaultMaxPixels
 
-    public struct Options: Sendable, Equatable {
-        /// Reject images whose declared width × height exceeds this (decompression-bomb guard).
-        public var maxPixels: Int
-
-        public init(maxPixels: Int = ImageDecoder.defaultMaxPixels) {
-            self.maxPixels = maxPixels
-        }
-    }
+    /// The same options as PNG's: the decompression-bomb guard `maxPixels`.
+    public typealias Options = PNG.DecodeOptions
 
     /// What the header declares, read without decoding pixels.
     public struct Header: Sendable, Equatable {
@@ -71,13 +65,14 @@ public enum ImageDecoder {
 
     /// Reads and decodes an image file; the format comes from its content, not its name.
     public static func decodeRGB(contentsOfFile path: String, options: Options = Options()) throws(ImagingError) -> RGBImage {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
+        try decodeRGB(try readFile(path), options: options)
+    }
+
+    /// A file's bytes, or `fileIO` naming the path.
+    static func readFile(_ path: String) throws(ImagingError) -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw .fileIO(path: path, reason: String(describing: error))
         }
-        return try decodeRGB(data, options: options)
     }
 
     // MARK: - Internals

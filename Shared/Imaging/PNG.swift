@@ -64,13 +64,7 @@ extension PNG {
 
     /// Reads and decodes a PNG file (see `decodeRGB(_:options:)` for semantics).
     public static func decodeRGB(contentsOfFile path: String, options: DecodeOptions = DecodeOptions()) throws(ImagingError) -> RGBImage {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw .fileIO(path: path, reason: String(describing: error))
-        }
-        return try decodeRGB(data, options: options)
+        try decodeRGB(try ImageDecoder.readFile(path), options: options)
     }
 
     /// Reads only the header (signature and chunks before the first IDAT).

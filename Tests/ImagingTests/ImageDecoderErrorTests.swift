@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Tensor
 import XCTest
 
 /// Hostile JPEG / WebP / unknown input through ImageDecoder: every case ends in a

@@ -63,6 +63,8 @@ let package = Package(
                 resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz"),
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
         .target(name: "CLIPSeg", dependencies: ["CLIP", "NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
+        // SegGPT and Painter (in-context segmentation / painting on a prompt-over-query canvas).
+        .target(name: "SegGPT", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SegGPT"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
                                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -103,6 +105,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "SegGPTTests", dependencies: ["SegGPT", "Checkpoint", "Tensor", "Imaging"],
+                    path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],

@@ -71,6 +71,18 @@ public struct SegGPT: Sendable {
     public let processor: SegGPTProcessor
     let network: Network
 
+    /// The SegGPT network (whole-canvas `pred_masks`, features), if this is SegGPT.
+    public var segGptNetwork: SegGptForImageSegmentation? {
+        if case .seggpt(let n) = network { return n }
+        return nil
+    }
+
+    /// The Painter network, if this is Painter.
+    public var painterNetwork: Painter? {
+        if case .painter(let n) = network { return n }
+        return nil
+    }
+
     /// Builds from a state dict whose layout (transformers / original, SegGPT / Painter) is
     /// detected from its names; `kind` (if given) must agree. Strict: every tensor must be used.
     public init(stateDict: StateDict, config: SegGptConfig, kind: Kind? = nil,

@@ -287,6 +287,20 @@ def preprocess_images(imgs):
     return processor()(images=[Image.fromarray(i) for i in imgs], return_tensors="pt")["pixel_values"]
 
 
+def preprocess_hfirst(img):
+    """Pillow's published two-pass resample (Resample.c ImagingResampleInner: horizontal pass,
+    then vertical, uint8 in between), reproduced with two single-axis PIL resizes (each of
+    which is one pass, bit for bit). Pillow 13.0.0's single call sometimes runs the vertical
+    pass first (no rule found in its published source), which moves some pixels by a few
+    levels; Segflow implements the published order. Then /255 and ImageNet normalisation in
+    float32, as the processor does."""
+    im = Image.fromarray(img)
+    h, w = img.shape[:2]
+    r = np.array(im.resize((HALF, h), Image.BICUBIC).resize((HALF, HALF), Image.BICUBIC)).astype(np.float32)
+    x = (r / np.float32(255) - MEAN.astype(np.float32)) / STD.astype(np.float32)
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
+
+
 def preprocess_masks(masks, num_labels=None, rgb=False):
     if rgb:
         return processor().preprocess(images=None, prompt_masks=[Image.fromarray(m) for m in masks],
@@ -336,6 +350,8 @@ def main():
     ma = preprocess_masks([white(mask_a)], rgb=True)
     mb = preprocess_masks([white(mask_b)], rgb=True)
     mc = preprocess_masks([classes], num_labels=NUM_LABELS)
+    for name, img in [("query", query), ("prompt_a", prompt_a), ("prompt_b", prompt_b)]:
+        g[f"{name}_pixel_values_hfirst"] = preprocess_hfirst(img)
     g.update(query_pixel_values=q, prompt_a_pixel_values=pa, prompt_b_pixel_values=pb, mask_a_pixel_values=ma,
              mask_b_pixel_values=mb, classes_a_pixel_values=mc)
     # The original's preprocessing (PIL resize, default BICUBIC for images / NEAREST for masks,
@@ -370,6 +386,12 @@ def main():
             err = (o - out).abs().max().item()
             assert err < 1e-4, (name, err)
             print(f"{name}: transformers (original ensemble rule) vs original forward max|d| = {err:.2e}")
+
+        # End to end from the published-order preprocessing (what Segflow's processor computes).
+        qh, pah, pbh = g["query_pixel_values_hfirst"], g["prompt_a_pixel_values_hfirst"], g["prompt_b_pixel_values_hfirst"]
+        g["e2e_one_shot_instance.query_half"] = run(qh, pah, ma, "instance", False)[0, :, HALF:, :]
+        g["e2e_two_prompts_instance.query_half"] = run(qh, torch.cat([pah, pbh]), torch.cat([ma, mb]), "instance", True)[0, :, HALF:, :]
+        g["e2e_classes_semantic.query_half"] = run(qh, pah, mc, "semantic", False)[0, :, HALF:, :]
 
         # Identical prompts: with the original rule two copies reproduce one prompt; with
         # transformers' own rule they do not (recorded, not asserted by the Swift tests).
@@ -425,7 +447,9 @@ def main():
     g = {k: v.detach().to(torch.float32).contiguous() for k, v in g.items()
          if not k.endswith("pred_masks") or k in keep_full}
     save_file(g, FIX / "seggpt_golden.safetensors")
-    notes = dict(config=CFG, half=HALF, num_labels=NUM_LABELS, palette=build_palette(NUM_LABELS),
+    levels = {n: float((g[f"{n}_pixel_values_hfirst"] - g[f"{n}_pixel_values"]).abs().max() * 0.229 * 255)
+              for n in ["query", "prompt_a", "prompt_b"]}
+    notes = dict(config=CFG, pillow13_vs_published_pass_order_max_levels=levels, half=HALF, num_labels=NUM_LABELS, palette=build_palette(NUM_LABELS),
                  mask_b_rect=[8, 30, 5, 25], query_size=list(size),
                  identical_prompts_max_abs_diff=dict(original_rule=d_orig, transformers_rule=d_hf),
                  two_prompts_rules_max_abs_diff=d_rules)

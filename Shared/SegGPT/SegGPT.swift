@@ -90,7 +90,7 @@ public struct SegGPT: Sendable {
         try config.validate()
         let (detected, names, strip) = try Self.detectLayout(stateDict)
         if let kind, kind != detected {
-            throw .badPrompts(reason: "checkpoint holds a \(detected.rawValue) model, \(kind.rawValue) was requested")
+            throw .wrongKind(requested: kind.rawValue, checkpoint: detected.rawValue)
         }
         do {
             let vb = try WeightLoader(stateDict, stripPrefix: strip)

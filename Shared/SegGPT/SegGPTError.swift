@@ -13,6 +13,8 @@ public enum SegGPTError: Error, Equatable, Sendable, CustomStringConvertible {
     case checkpoint(CheckpointError)
     /// A checkpoint whose names are neither transformers' nor the original repository's.
     case unknownLayout(firstNames: [String])
+    /// `load(kind:)` asked for one model, the checkpoint holds the other.
+    case wrongKind(requested: String, checkpoint: String)
     /// In-context inputs that do not fit the call (no prompt, several prompts for Painter, ...).
     case badPrompts(reason: String)
     /// Pixel values whose shape does not fit the model's canvas.
@@ -28,6 +30,7 @@ public enum SegGPTError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .checkpoint(e): return "checkpoint: \(e)"
         case let .unknownLayout(names):
             return "checkpoint names are neither transformers' SegGptForImageSegmentation nor the original SegGPT/Painter layout (first: \(names))"
+        case let .wrongKind(requested, checkpoint): return "a \(requested) model was requested, the checkpoint holds \(checkpoint)"
         case let .badPrompts(reason): return "prompts: \(reason)"
         case let .badInput(what, expected, actual): return "\(what): expected shape \(expected), got \(actual)"
         case let .classOutOfRange(index, n): return "class index \(index) outside the palette of \(n) labels (+ background)"

@@ -16,6 +16,17 @@ public struct SegGPTClassMap: Sendable, Equatable {
         if let bad = labels.first(where: { $0 < 0 || $0 > numLabels }) { throw .classOutOfRange(index: bad, numLabels: numLabels) }
         self.width = width; self.height = height; self.labels = labels; self.numLabels = numLabels
     }
+
+    /// From a class-index PNG read as grey levels (pixel value = class index).
+    public init(gray: GrayImage, numLabels: Int) throws(SegGPTError) {
+        try self.init(width: gray.width, height: gray.height, labels: gray.pixels.map(Int.init), numLabels: numLabels)
+    }
+
+    /// The map as grey levels (pixel value = class index), if every index fits a byte.
+    public var grayImage: GrayImage? {
+        guard numLabels < 256 else { return nil }
+        return try? GrayImage(width: width, height: height, pixels: labels.map { UInt8($0) })
+    }
 }
 
 /// What a prompt shows for its image.

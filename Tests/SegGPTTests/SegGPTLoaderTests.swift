@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import Imaging
 import SegGPT
 import Tensor
 import XCTest
@@ -96,7 +97,9 @@ final class SegGPTLoaderTests: XCTestCase {
             guard case .unknownLayout? = e as? SegGPTError else { return XCTFail("\(e)") }
         }
         XCTAssertThrowsError(try SegGPT.load(url: Fixtures.url("painter_tiny.pth"), config: Fixtures.url("seggpt_tiny_config.json"),
-                                             kind: .seggpt))
+                                             kind: .seggpt)) { e in
+            XCTAssertEqual(e as? SegGPTError, .wrongKind(requested: "seggpt", checkpoint: "painter"))
+        }
         XCTAssertThrowsError(try SegGPT.load(url: tmp.appendingPathComponent("nope.pth"))) { e in
             XCTAssertEqual(e as? SegGPTError, .missingFile(path: self.tmp.appendingPathComponent("nope.pth").path))
         }
@@ -126,6 +129,9 @@ final class SegGPTLoaderTests: XCTestCase {
         let m = try Fixtures.hfModel.get()
         XCTAssertThrowsError(try m.predictQueryHalf(query: Tensor(zeros: [3, 32, 32]), prompts: []))
         XCTAssertThrowsError(try m.predictQueryHalf(query: Tensor(zeros: [3, 16, 32]), prompts: [(Tensor(zeros: [3, 32, 32]), Tensor(zeros: [3, 32, 32]))]))
+        let gray = try GrayImage(width: 2, height: 1, pixels: [0, 3])
+        let map = try SegGPTClassMap(gray: gray, numLabels: 3)
+        XCTAssertEqual(map.labels, [0, 3]); XCTAssertEqual(map.grayImage, gray)
         XCTAssertThrowsError(try SegGPTClassMap(width: 2, height: 1, labels: [0, 4], numLabels: 3)) { e in
             XCTAssertEqual(e as? SegGPTError, .classOutOfRange(index: 4, numLabels: 3))
         }

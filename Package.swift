@@ -73,6 +73,8 @@ let package = Package(
                 resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz"),
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
         .target(name: "CLIPSeg", dependencies: ["CLIP", "NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
+        // SegGPT and Painter (in-context segmentation / painting on a prompt-over-query canvas).
+        .target(name: "SegGPT", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SegGPT"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         // Model families behind one protocol and one registry (the only code that knows model names).
         .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
@@ -132,6 +134,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "CLIP", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "SegGPTTests", dependencies: ["SegGPT", "Checkpoint", "Tensor", "Imaging"],
+                    path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],

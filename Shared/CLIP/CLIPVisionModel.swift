@@ -49,7 +49,7 @@ public struct CLIPVisionEmbeddings: Sendable {
         // [g², D] → [1, g, g, D] → [1, D, g, g]
         let grid = Ops.permute(Ops.slice(table, axis: 0, start: 1)
             .reshaped([1, trainedGrid, trainedGrid, hidden]), [0, 3, 1, 2])
-        let resized = interpolateBicubic(grid, height: gh, width: gw)
+        let resized = Ops.interpolateBicubic(grid, size: Size2(gh, gw))
         let patches = Ops.permute(resized, [0, 2, 3, 1]).reshaped([1, gh * gw, hidden])
         return Ops.concat([cls, patches], axis: 1)
     }

@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "SegGPT", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SegGPT"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
         // Model families behind one protocol and one registry (the only code that knows model names).
-        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
+        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
                 path: "Shared/Backends"),
         // The three service loops (image-encoder, prompt-decoder, text-encoder).
         .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
@@ -136,7 +136,8 @@ let package = Package(
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "SegGPTTests", dependencies: ["SegGPT", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Tensor"], path: "Tests/PipelineTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),

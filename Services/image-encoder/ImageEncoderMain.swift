@@ -27,7 +27,7 @@ struct ImageEncoderMain: AsyncParsableCommand {
         options.embeddingDType = dtype
         let client = try common.clientConfig(clientID: "segflow-image-encoder")
         let backends = try common.loadBackends(parts: [.encoder])
-        logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
+        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)"])
         let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)
     }

@@ -44,7 +44,8 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "Binary mask PNG to write.") var out: String?
     @Option(help: "Overlay PNG (image with masks blended) to write.") var overlay: String?
     @Option(help: "Result JSON to write (COCO RLE masks, scores, timings).") var json: String?
-    @Option(help: "Write the first prompt's best low-res logits (raw float32) for use as --mask-input.") var saveLogits: String?
+    @Option(help: "Write the raw model output as float32 .npy: SAM's best low-res logits [1, 256, 256] (usable as --mask-input), SegGPT/Painter's query half [3, h, w].")
+    var saveLogits: String?
     @Option(help: "Kafka bootstrap servers of running services (default: $SEGFLOW_BROKERS, else an embedded broker).")
     var brokers: String?
     @Flag(help: "Run the model in this process without Kafka.") var inProcess = false
@@ -55,6 +56,12 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "CLIPSeg layout: rd64-refined (default) or tiny-test.") var clipsegConfig: String?
     @Option(help: "Refine the text model's mask with SAM: 'sam' (uses --sam-model/--sam-checkpoint).") var refine: String?
     @Option(help: "SAM-family model for --refine sam.") var samModel = ModelRegistry.defaultModel
+    @Option(name: .customLong("prompt-image"), help: "In-context example image (seggpt, painter, …); repeatable, paired in order with --prompt-mask. Several pairs = SegGPT's feature ensemble.")
+    var promptImages: [String] = []
+    @Option(name: .customLong("prompt-mask"), help: "The example's mask PNG: nonzero = foreground, or class indices 0…N with --num-labels N (painter depth/restore: the target image).")
+    var promptMasks: [String] = []
+    @Option(help: "In-context task: seggpt instance (default) | semantic; painter semantic (default) | depth | restore.") var task: String?
+    @Option(help: "Prompt masks hold class indices 0 (background)…N; 0 = binary masks.") var numLabels = 0
     @Option(help: "Checkpoint for --sam-model (default for litemedsam: the cached one).") var samCheckpoint: String?
 
     func validate() throws {
@@ -62,7 +69,20 @@ struct SegmentCommand: AsyncParsableCommand {
             throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits")
         }
         do {
-            guard ModelRegistry.info(model) != nil else { throw RegistryError.unknownModel(model) }
+            guard let info = ModelRegistry.info(model) else { throw RegistryError.unknownModel(model) }
+            if !promptImages.isEmpty || !promptMasks.isEmpty || info.promptKinds.contains(.examples) {
+                try ModelRegistry.require(.examples, model: model)
+                guard !promptImages.isEmpty else { throw ValidationError("--model \(model) needs --prompt-image P --prompt-mask M (an example and its mask)") }
+                guard promptImages.count == promptMasks.count else {
+                    throw ValidationError("give one --prompt-mask per --prompt-image (got \(promptImages.count) images, \(promptMasks.count) masks)")
+                }
+                guard points.isEmpty, boxes.isEmpty, maskInput == nil, text == nil else {
+                    throw ValidationError("--prompt-image/--prompt-mask cannot be combined with --point, --box, --mask-input or --text")
+                }
+                guard checkpoint != nil else { throw ValidationError("--model \(model) needs --checkpoint (\(info.weights))") }
+                guard (0...Int(PromptPair.maxLabels)).contains(numLabels) else { throw ValidationError("--num-labels must be 0…\(PromptPair.maxLabels)") }
+                return
+            }
             if text != nil {
                 try ModelRegistry.require(.text, model: model)
                 guard checkpoint != nil else { throw ValidationError("--model \(model) needs --checkpoint (\(ModelRegistry.info(model)!.weights))") }
@@ -108,6 +128,7 @@ struct SegmentCommand: AsyncParsableCommand {
         var logger = Logger(label: "segflow")
         logger.logLevel = verbose ? .info : .warning
         if let text { return try await runText(text, png: pngBytes, img: img, brokers: brokers, logger: logger) }
+        if !promptImages.isEmpty { return try await runInContext(input, brokers: brokers, logger: logger) }
         var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
 
         let t0 = Timing.nowMs()
@@ -163,7 +184,8 @@ struct SegmentCommand: AsyncParsableCommand {
         try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: json)
         if let saveLogits, let first = result.prompts.first, maskResult.masks.indices.contains(first.best),
            let logits = maskResult.masks[first.best].lowResLogits?.values {
-            try InProcessSegmenter.writeLogits(.init(shape: [logits.count], data: logits), path: saveLogits)
+            let side = Int(Double(logits.count).squareRoot())
+            try InProcessSegmenter.writeLogits(.init(shape: [1, side, logits.count / max(side, 1)], data: logits), path: saveLogits)
         }
         for (i, p) in result.prompts.enumerated() {
             let scores = p.masks.map { String(format: "iou %.3f stability %.3f area %d", $0.predictedIoU, $0.stabilityScore, $0.area) }
@@ -172,6 +194,44 @@ struct SegmentCommand: AsyncParsableCommand {
         let timingText = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
         let via = embedding != nil ? "saved embedding" : inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
         print("model \(model) via \(via): " + timingText.joined(separator: ", "))
+        for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
+            if let path { print("wrote \(flag): \(path)") }
+        }
+    }
+
+    func runInContext(_ input: ImageInput, brokers: String?, logger: Logger) async throws {
+        let run = InContextRun(query: input, promptImages: promptImages, promptMasks: promptMasks, model: model, checkpoint: checkpoint,
+                               config: config, task: task, numLabels: numLabels,
+                               returnRaw: saveLogits != nil || task == "depth" || task == "restore",
+                               brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
+        let outcome = try await run.run()
+        let (w, h) = (input.image.width, input.image.height)
+        let raw = outcome.result.rawOutput.map { Tensor(shape: $0.shape.map(Int.init), data: $0.values) }
+        let image = outcome.image ?? raw.flatMap { SegGPTBackend.imageOutput(raw: $0, task: task ?? "", width: w, height: h) }
+        let masks = try outcome.result.masks.map { try WireMask.decode($0) }
+        if let out {
+            if let image { try PNG.write(image, toFile: out) }
+            else if let classMap = outcome.classMap { try PNG.write(classMap, toFile: out) }
+            else { try PNG.write(try BinaryMask.union(masks, width: w, height: h).grayImage(), toFile: out) }
+        }
+        if let overlay { try PNG.write(try Overlay.render(input.image, masks: masks), toFile: overlay) }
+        if let json {
+            let records: [[String: Any]] = try outcome.result.masks.map { m in
+                let (mh, mw, counts) = try WireMask.rle(m)
+                return ["label": Int(m.label), "area": Int(m.area), "bbox": [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)],
+                        "segmentation": ["size": [mh, mw], "counts": counts]]
+            }
+            let doc: [String: Any] = ["model": model, "width": w, "height": h, "task": task ?? "", "num_labels": numLabels,
+                                      "prompts": zip(promptImages, promptMasks).map { ["image": $0.0, "mask": $0.1] },
+                                      "masks": records, "timings_ms": outcome.timingsMs]
+            try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+        }
+        if let saveLogits, let raw { try InProcessSegmenter.writeLogits(raw, path: saveLogits) }
+        let area = masks.reduce(0) { $0 + $1.area }
+        print("\(model) from \(promptImages.count) example(s): \(masks.count) mask(s), area \(area)"
+              + (outcome.result.masks.contains { $0.label > 0 } ? ", labels \(outcome.result.masks.map { String($0.label) }.joined(separator: ","))" : ""))
+        let via = inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
+        print("model \(model) via \(via): " + outcome.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }
         }

@@ -58,6 +58,7 @@ public enum ModelRegistry {
     public static let families: [ModelFamily] = [
         SAMBackend.family,
         CLIPSegBackend.family,
+        SegGPTBackend.family,
     ]
 
     public static var models: [ModelInfo] { families.flatMap(\.models) }

@@ -29,6 +29,8 @@ public enum BackendPart: String, Sendable, Hashable, CaseIterable {
 /// compute (nothing outside the registry compares model names).
 public enum PromptKind: String, Sendable, Hashable, CaseIterable {
     case points, boxes, maskInput = "mask-input", multimask, text, everything, tracking
+    /// Example image + mask pairs (in-context models).
+    case examples
 }
 
 /// Fields copied from the request onto the embedding record.
@@ -64,6 +66,8 @@ public protocol SegmentationBackend: AnyObject, Sendable {
     /// Text-encoder half (nil: the model takes no text): a phrase → the conditional
     /// embedding carried in `PromptRequest.text_embedding`.
     var textEncoder: (any TextPromptEncoder)? { get }
+    /// In-context half (nil: the model takes no examples): answers whole in the image-encoder.
+    var inContext: (any InContextSegmenter)? { get }
 }
 
 public protocol TextPromptEncoder: Sendable {
@@ -72,6 +76,7 @@ public protocol TextPromptEncoder: Sendable {
 
 extension SegmentationBackend {
     public var textEncoder: (any TextPromptEncoder)? { nil }
+    public var inContext: (any InContextSegmenter)? { nil }
 
     /// Refuses an embedding from another model with SHAPE_MISMATCH (a decoder must never
     /// run one model's head on another's features).

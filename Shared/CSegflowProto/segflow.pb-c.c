@@ -187,6 +187,96 @@ void   segflow__v1__image_request__free_unpacked
   assert(message->base.descriptor == &segflow__v1__image_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   segflow__v1__in_context_request__init
+                     (Segflow__V1__InContextRequest         *message)
+{
+  static const Segflow__V1__InContextRequest init_value = SEGFLOW__V1__IN_CONTEXT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__in_context_request__get_packed_size
+                     (const Segflow__V1__InContextRequest *message)
+{
+  assert(message->base.descriptor == &segflow__v1__in_context_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__in_context_request__pack
+                     (const Segflow__V1__InContextRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__in_context_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__in_context_request__pack_to_buffer
+                     (const Segflow__V1__InContextRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__in_context_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__InContextRequest *
+       segflow__v1__in_context_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__InContextRequest *)
+     protobuf_c_message_unpack (&segflow__v1__in_context_request__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__in_context_request__free_unpacked
+                     (Segflow__V1__InContextRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__in_context_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   segflow__v1__prompt_pair__init
+                     (Segflow__V1__PromptPair         *message)
+{
+  static const Segflow__V1__PromptPair init_value = SEGFLOW__V1__PROMPT_PAIR__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__prompt_pair__get_packed_size
+                     (const Segflow__V1__PromptPair *message)
+{
+  assert(message->base.descriptor == &segflow__v1__prompt_pair__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__prompt_pair__pack
+                     (const Segflow__V1__PromptPair *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__prompt_pair__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__prompt_pair__pack_to_buffer
+                     (const Segflow__V1__PromptPair *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__prompt_pair__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__PromptPair *
+       segflow__v1__prompt_pair__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__PromptPair *)
+     protobuf_c_message_unpack (&segflow__v1__prompt_pair__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__prompt_pair__free_unpacked
+                     (Segflow__V1__PromptPair *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__prompt_pair__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   segflow__v1__image_embedding__init
                      (Segflow__V1__ImageEmbedding         *message)
 {
@@ -938,7 +1028,7 @@ const ProtobufCMessageDescriptor segflow__v1__float_tensor__descriptor =
   (ProtobufCMessageInit) segflow__v1__float_tensor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__image_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor segflow__v1__image_request__field_descriptors[9] =
 {
   {
     "request_id",
@@ -1036,11 +1126,24 @@ static const ProtobufCFieldDescriptor segflow__v1__image_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "in_context",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__ImageRequest, in_context),
+    &segflow__v1__in_context_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__image_request__field_indices_by_name[] = {
   7,   /* field[7] = created_at_ms */
   4,   /* field[4] = frame */
   1,   /* field[1] = image_id */
+  8,   /* field[8] = in_context */
   5,   /* field[5] = model */
   2,   /* field[2] = png */
   3,   /* field[3] = raw */
@@ -1050,7 +1153,7 @@ static const unsigned segflow__v1__image_request__field_indices_by_name[] = {
 static const ProtobufCIntRange segflow__v1__image_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor segflow__v1__image_request__descriptor =
 {
@@ -1060,11 +1163,191 @@ const ProtobufCMessageDescriptor segflow__v1__image_request__descriptor =
   "Segflow__V1__ImageRequest",
   "segflow.v1",
   sizeof(Segflow__V1__ImageRequest),
-  8,
+  9,
   segflow__v1__image_request__field_descriptors,
   segflow__v1__image_request__field_indices_by_name,
   1,  segflow__v1__image_request__number_ranges,
   (ProtobufCMessageInit) segflow__v1__image_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__in_context_request__field_descriptors[5] =
+{
+  {
+    "prompt_ids",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Segflow__V1__InContextRequest, n_prompt_ids),
+    offsetof(Segflow__V1__InContextRequest, prompt_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__InContextRequest, task),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "num_labels",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__InContextRequest, num_labels),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_format",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__InContextRequest, output_format),
+    &segflow__v1__output_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "return_raw",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__InContextRequest, return_raw),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__in_context_request__field_indices_by_name[] = {
+  2,   /* field[2] = num_labels */
+  3,   /* field[3] = output_format */
+  0,   /* field[0] = prompt_ids */
+  4,   /* field[4] = return_raw */
+  1,   /* field[1] = task */
+};
+static const ProtobufCIntRange segflow__v1__in_context_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor segflow__v1__in_context_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.InContextRequest",
+  "InContextRequest",
+  "Segflow__V1__InContextRequest",
+  "segflow.v1",
+  sizeof(Segflow__V1__InContextRequest),
+  5,
+  segflow__v1__in_context_request__field_descriptors,
+  segflow__v1__in_context_request__field_indices_by_name,
+  1,  segflow__v1__in_context_request__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__in_context_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__prompt_pair__field_descriptors[5] =
+{
+  {
+    "prompt_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__PromptPair, prompt_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "image",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__PromptPair, image),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mask",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__PromptPair, mask),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "num_labels",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__PromptPair, num_labels),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__PromptPair, created_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__prompt_pair__field_indices_by_name[] = {
+  4,   /* field[4] = created_at_ms */
+  1,   /* field[1] = image */
+  2,   /* field[2] = mask */
+  3,   /* field[3] = num_labels */
+  0,   /* field[0] = prompt_id */
+};
+static const ProtobufCIntRange segflow__v1__prompt_pair__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor segflow__v1__prompt_pair__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.PromptPair",
+  "PromptPair",
+  "Segflow__V1__PromptPair",
+  "segflow.v1",
+  sizeof(Segflow__V1__PromptPair),
+  5,
+  segflow__v1__prompt_pair__field_descriptors,
+  segflow__v1__prompt_pair__field_indices_by_name,
+  1,  segflow__v1__prompt_pair__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__prompt_pair__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor segflow__v1__image_embedding__field_descriptors[16] =
@@ -2008,7 +2291,7 @@ const ProtobufCMessageDescriptor segflow__v1__bounding_box__descriptor =
   (ProtobufCMessageInit) segflow__v1__bounding_box__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[9] =
+static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[10] =
 {
   {
     "rle",
@@ -2118,11 +2401,24 @@ static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[9] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "label",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__Mask, label),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__mask__field_indices_by_name[] = {
   5,   /* field[5] = area */
   4,   /* field[4] = bbox */
   8,   /* field[8] = crop_box */
+  9,   /* field[9] = label */
   6,   /* field[6] = low_res_logits */
   1,   /* field[1] = png */
   7,   /* field[7] = point_coords */
@@ -2133,7 +2429,7 @@ static const unsigned segflow__v1__mask__field_indices_by_name[] = {
 static const ProtobufCIntRange segflow__v1__mask__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
 {
@@ -2143,7 +2439,7 @@ const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
   "Segflow__V1__Mask",
   "segflow.v1",
   sizeof(Segflow__V1__Mask),
-  9,
+  10,
   segflow__v1__mask__field_descriptors,
   segflow__v1__mask__field_indices_by_name,
   1,  segflow__v1__mask__number_ranges,
@@ -2265,7 +2561,7 @@ const ProtobufCMessageDescriptor segflow__v1__error__descriptor =
   (ProtobufCMessageInit) segflow__v1__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__mask_result__field_descriptors[7] =
+static const ProtobufCFieldDescriptor segflow__v1__mask_result__field_descriptors[8] =
 {
   {
     "request_id",
@@ -2351,6 +2647,18 @@ static const ProtobufCFieldDescriptor segflow__v1__mask_result__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "raw_output",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__MaskResult, raw_output),
+    &segflow__v1__float_tensor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__mask_result__field_indices_by_name[] = {
   4,   /* field[4] = error */
@@ -2358,13 +2666,14 @@ static const unsigned segflow__v1__mask_result__field_indices_by_name[] = {
   1,   /* field[1] = image_id */
   2,   /* field[2] = masks */
   5,   /* field[5] = model */
+  7,   /* field[7] = raw_output */
   0,   /* field[0] = request_id */
   3,   /* field[3] = timings */
 };
 static const ProtobufCIntRange segflow__v1__mask_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor segflow__v1__mask_result__descriptor =
 {
@@ -2374,7 +2683,7 @@ const ProtobufCMessageDescriptor segflow__v1__mask_result__descriptor =
   "Segflow__V1__MaskResult",
   "segflow.v1",
   sizeof(Segflow__V1__MaskResult),
-  7,
+  8,
   segflow__v1__mask_result__field_descriptors,
   segflow__v1__mask_result__field_indices_by_name,
   1,  segflow__v1__mask_result__number_ranges,
@@ -2562,7 +2871,7 @@ const ProtobufCMessageDescriptor segflow__v1__error_report__descriptor =
   (ProtobufCMessageInit) segflow__v1__error_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue segflow__v1__error_code__enum_values_by_number[12] =
+static const ProtobufCEnumValue segflow__v1__error_code__enum_values_by_number[13] =
 {
   { "ERROR_CODE_UNSPECIFIED", "SEGFLOW__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED", 0 },
   { "INVALID_PROTOBUF", "SEGFLOW__V1__ERROR_CODE__INVALID_PROTOBUF", 1 },
@@ -2576,11 +2885,12 @@ static const ProtobufCEnumValue segflow__v1__error_code__enum_values_by_number[1
   { "INVALID_EMBEDDING", "SEGFLOW__V1__ERROR_CODE__INVALID_EMBEDDING", 9 },
   { "UNSUPPORTED", "SEGFLOW__V1__ERROR_CODE__UNSUPPORTED", 10 },
   { "TIMEOUT", "SEGFLOW__V1__ERROR_CODE__TIMEOUT", 11 },
+  { "PROMPT_NOT_FOUND", "SEGFLOW__V1__ERROR_CODE__PROMPT_NOT_FOUND", 12 },
 };
 static const ProtobufCIntRange segflow__v1__error_code__value_ranges[] = {
-{0, 0},{0, 12}
+{0, 0},{0, 13}
 };
-static const ProtobufCEnumValueIndex segflow__v1__error_code__enum_values_by_name[12] =
+static const ProtobufCEnumValueIndex segflow__v1__error_code__enum_values_by_name[13] =
 {
   { "EMBEDDING_NOT_FOUND", 6 },
   { "ERROR_CODE_UNSPECIFIED", 0 },
@@ -2590,6 +2900,7 @@ static const ProtobufCEnumValueIndex segflow__v1__error_code__enum_values_by_nam
   { "INVALID_IMAGE", 2 },
   { "INVALID_PROMPT", 5 },
   { "INVALID_PROTOBUF", 1 },
+  { "PROMPT_NOT_FOUND", 12 },
   { "SHAPE_MISMATCH", 7 },
   { "TIMEOUT", 11 },
   { "UNKNOWN_MODEL", 4 },
@@ -2602,9 +2913,9 @@ const ProtobufCEnumDescriptor segflow__v1__error_code__descriptor =
   "ErrorCode",
   "Segflow__V1__ErrorCode",
   "segflow.v1",
-  12,
+  13,
   segflow__v1__error_code__enum_values_by_number,
-  12,
+  13,
   segflow__v1__error_code__enum_values_by_name,
   1,
   segflow__v1__error_code__value_ranges,

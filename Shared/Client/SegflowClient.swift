@@ -140,7 +140,7 @@ public final class SegflowClient: Sendable {
                                                    headers: [.contentType(protobuf: "ImageRequest"), .requestID(imageRequestID)]))
         _ = try await producer.send(ProducerRecord(topic: promptTopic ?? topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                    headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
-        logger.debug("sent image and prompt", metadata: ["seg.image.id": "\(prompt.imageID)", "seg.request.id": "\(prompt.requestID)"])
+        logger.debug("sent image and prompt", metadata: [LogKey.imageID: "\(prompt.imageID)", LogKey.requestID: "\(prompt.requestID)"])
         let collected: Result<Outcome, Error>
         do {
             collected = .success(try await collect(replies, requestIDs: [prompt.requestID], failFast: [imageRequestID], timeout: timeout))
@@ -168,13 +168,8 @@ extension SegmentationResult {
             let slice = r.masks[(i * perPrompt)..<min(r.masks.count, (i + 1) * perPrompt)]
             var masks: [Mask] = []
             for m in slice {
-                let rle: RLE
-                switch m.encoding {
-                case let .rle(counts, h, w): rle = RLE(size: [Int(h), Int(w)], counts: counts)
-                case let .png(bytes):
-                    let mask = try BinaryMask(png: bytes)
-                    rle = RLE(size: [mask.height, mask.width], counts: COCORLE(mask: mask).compressedCounts)
-                }
+                let (h, w, counts) = try WireMask.rle(m)
+                let rle = RLE(size: [h, w], counts: counts)
                 masks.append(Mask(predictedIoU: m.predictedIoU, stabilityScore: m.stabilityScore, area: Int(m.area),
                                   bbox: [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)], segmentation: rle))
             }
@@ -235,5 +230,63 @@ extension SegflowClient {
         await producer.close()
         try outcome.get()
         return results
+    }
+}
+
+extension SegflowClient {
+    /// Registers example pairs on the prompt-pairs topic (keyed by prompt id; compacted,
+    /// so re-registering an id replaces it). Register once, reference by id from every
+    /// in-context request (and every frame of a stream).
+    public func register(_ pairs: [PromptPair]) async throws {
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let outcome: Result<Void, Error>
+        do {
+            for p in pairs {
+                _ = try await producer.send(ProducerRecord(topic: topics.promptPairs, key: p.promptID, value: p.encode(),
+                                                           headers: [.contentType(protobuf: "PromptPair")]))
+            }
+            outcome = .success(())
+        } catch { outcome = .failure(error) }
+        await producer.close()
+        try outcome.get()
+    }
+
+    /// One in-context query (SegGPT, Painter): the image-encoder answers it whole from the
+    /// registered examples `inContext.promptIDs`. Errors (unknown prompt ids, mismatched
+    /// sizes, bad masks) come back with their stable codes.
+    public func segmentInContext(image: ImageRequest.Image, imageID: String, model: String, inContext: InContextRequest,
+                                 frame: VideoFrame? = nil, timeout: Duration = .seconds(300)) async throws -> MaskResult {
+        try await segmentInContext([(image, imageID, frame)], model: model, inContext: { _ in inContext }, timeout: timeout)[0]
+    }
+
+    /// Several in-context queries sent at once (e.g. video frames keyed by stream id, so the
+    /// encoder works through them in order), answers returned in the same order.
+    public func segmentInContext(_ images: [(image: ImageRequest.Image, imageID: String, frame: VideoFrame?)], model: String,
+                                 inContext: (Int) -> InContextRequest, timeout: Duration = .seconds(300)) async throws -> [MaskResult] {
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let replies = try await openReplies()
+        let outcome: Result<[MaskResult], Error>
+        do {
+            var ids: [String] = []
+            for (i, item) in images.enumerated() {
+                let id = "ctx-" + UUID().uuidString
+                ids.append(id)
+                let req = ImageRequest(requestID: id, imageID: item.imageID, image: item.image, frame: item.frame, model: model,
+                                       replyTopic: replyTopic == topics.masks ? "" : replyTopic, createdAtMs: Timing.wallMs(),
+                                       inContext: inContext(i))
+                _ = try await producer.send(ProducerRecord(topic: topics.images, key: item.frame?.streamID ?? item.imageID,
+                                                           value: req.encode(),
+                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(id)]))
+            }
+            let got = try await collect(replies, requestIDs: Set(ids), timeout: timeout)
+            outcome = .success(try ids.map { id in
+                guard let r = got.results[id] else { throw ServingError(.timeout, "no answer for \(id)") }
+                if let e = r.error { throw ServingError(e.code, e.message) }
+                return r
+            })
+        } catch { outcome = .failure(error) }
+        await replies.shutdown()
+        await producer.close()
+        return try outcome.get()
     }
 }

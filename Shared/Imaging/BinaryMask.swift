@@ -108,3 +108,17 @@ public struct BoundingBox: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "[\(x), \(y), \(width), \(height)]" }
 }
+
+extension BinaryMask {
+    /// Foreground wherever any of `masks` is (an empty mask of the given size if none).
+    public static func union(_ masks: [BinaryMask], width: Int, height: Int) throws(ImagingError) -> BinaryMask {
+        var bits = [UInt8](repeating: 0, count: try checkedByteCount(width: width, height: height, channels: 1))
+        for m in masks {
+            guard m.width == width, m.height == height else {
+                throw .bufferSizeMismatch(expected: bits.count, actual: m.bits.count)
+            }
+            for i in bits.indices where m.bits[i] != 0 { bits[i] = 1 }
+        }
+        return BinaryMask(uncheckedWidth: width, height: height, bits: bits)
+    }
+}

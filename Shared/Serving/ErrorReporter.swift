@@ -22,11 +22,11 @@ public struct ErrorReporter: Sendable {
     public func report(_ error: ServingError, record: ConsumedMessage, requestID: String, imageID: String,
                        replyTopic: String, model: String = "", frame: VideoFrame? = nil) async throws {
         var log = logger
-        log[metadataKey: "seg.request.id"] = "\(requestID)"
-        log[metadataKey: "kafka.topic"] = "\(record.topic)"
-        log[metadataKey: "kafka.partition"] = "\(record.partition)"
-        log[metadataKey: "kafka.offset"] = "\(record.offset)"
-        log[metadataKey: "seg.error.code"] = "\(error.code)"
+        log[metadataKey: LogKey.requestID] = "\(requestID)"
+        log[metadataKey: LogKey.topic] = "\(record.topic)"
+        log[metadataKey: LogKey.partition] = "\(record.partition)"
+        log[metadataKey: LogKey.offset] = "\(record.offset)"
+        log[metadataKey: LogKey.errorCode] = "\(error.code)"
         log.warning("rejected: \(error.message)")
         let result = MaskResult(requestID: requestID, imageID: imageID, error: .init(code: error.code, message: error.message),
                                 model: model, frame: frame)

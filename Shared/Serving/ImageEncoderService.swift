@@ -15,6 +15,7 @@ public final class ImageEncoderService: Service {
         public var topics = ServingTopics()
         public var embeddingDType: Messaging.DType = .f16
         public var maxPixels = PNG.defaultMaxPixels
+        public var promptPairs = PromptPairStore.Options()
         public init() {}
     }
 
@@ -35,13 +36,28 @@ public final class ImageEncoderService: Service {
         let producer = try Producer(config: ProducerConfig(client: client))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger)
-        logger.info("image-encoder ready", metadata: ["seg.model": "\(modelNames.joined(separator: ","))", "kafka.topic": "\(options.topics.images)"])
-        try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
-            await handle(record, producer: producer, reporter: reporter)
-        }
+        // In-context models need the registered examples: follow the prompt-pairs topic.
+        let store = PromptPairStore(options: options.promptPairs)
+        let follower = backends.backends.contains { $0.inContext != nil }
+            ? Task { [client, options, logger] in
+                do { try await store.follow(client: client, topic: options.topics.promptPairs, logger: logger) } catch {
+                    logger.error("prompt-pairs consumer failed: \(error)")
+                }
+            } : nil
+        logger.info("image-encoder ready", metadata: [LogKey.model: "\(modelNames.joined(separator: ","))", LogKey.topic: "\(options.topics.images)"])
+        let outcome: Result<Void, Error>
+        do {
+            try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
+                await handle(record, producer: producer, reporter: reporter, store: store)
+            }
+            outcome = .success(())
+        } catch { outcome = .failure(error) }
+        follower?.cancel()
+        await follower?.value
+        try outcome.get()
     }
 
-    func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter) async {
+    func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, store: PromptPairStore) async {
         let headerID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var requestID = headerID, imageID = record.keyString ?? "", reply = "", frame: VideoFrame?
         do {
@@ -51,6 +67,12 @@ public final class ImageEncoderService: Service {
             }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic; frame = request.frame
             let backend = try backends.resolve(request.model, role: "encoder")
+            if let inContext = request.inContext {
+                return try await answerInContext(request, inContext, backend: backend, record: record, producer: producer, store: store)
+            }
+            if backend.inContext != nil {
+                throw ServingError(.invalidPrompt, "\(backend.modelName) takes in-context prompts: set ImageRequest.in_context with registered prompt ids")
+            }
             let image = try decodeImage(request.image)
             let t0 = Timing.nowMs()
             let embedding = try backend.embed(image)
@@ -59,8 +81,8 @@ public final class ImageEncoderService: Service {
                 encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
             let ms = wire.encoderMs
             _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
-            logger.info("encoded", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)",
-                                              "seg.encoder.ms": "\(Int(ms))"])
+            logger.info("encoded", metadata: [LogKey.requestID: "\(requestID)", LogKey.imageID: "\(imageID)",
+                                              LogKey.encoderMs: "\(Int(ms))"])
         } catch let error as ServingError {
             try? await reporter.report(error, record: record, requestID: requestID, imageID: imageID, replyTopic: reply,
                                        frame: frame)
@@ -68,6 +90,31 @@ public final class ImageEncoderService: Service {
             try? await reporter.report(ServingError(.internal, "\(error)"), record: record, requestID: requestID, imageID: imageID,
                                        replyTopic: reply, frame: frame)
         }
+    }
+
+    /// An in-context request: the examples from the store, the model's whole answer as a
+    /// MaskResult to the reply topic (or the masks topic).
+    func answerInContext(_ request: ImageRequest, _ ic: InContextRequest, backend: any SegmentationBackend,
+                         record: ConsumedMessage, producer: Producer, store: PromptPairStore) async throws {
+        guard let segmenter = backend.inContext else {
+            throw ServingError(.unsupported, "\(backend.modelName) takes no in-context prompts (it serves: \(backend.promptKinds.map(\.rawValue).sorted().joined(separator: ", ")))")
+        }
+        let t0 = Timing.nowMs()
+        let pairs = try await store.pairs(ic.promptIDs)
+        let examples = try pairs.map { (p) throws(ServingError) in try InContextExample.decode(p, maxPixels: options.maxPixels) }
+        let image = try decodeImage(request.image)
+        let answer = try segmenter.segment(query: image, examples: examples, request: ic)
+        let now = Timing.wallMs()
+        let created = request.createdAtMs > 0 ? request.createdAtMs : now
+        let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: answer.masks,
+                                timings: .init(queueMs: 0, decodeMs: Timing.nowMs() - t0, totalMs: Double(max(0, now - created))),
+                                model: backend.modelName, frame: request.frame,
+                                rawOutput: ic.returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
+        let topic = request.replyTopic.isEmpty ? options.topics.masks : request.replyTopic
+        _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
+                                                   headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
+        logger.info("answered in-context", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
+                                                      LogKey.encoderMs: "\(Int(Timing.nowMs() - t0))"])
     }
 
     func decodeImage(_ image: ImageRequest.Image) throws(ServingError) -> RGBImage {

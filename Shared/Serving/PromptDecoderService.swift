@@ -50,7 +50,7 @@ public final class PromptDecoderService: Service {
                                     topics: [options.topics.embeddings, options.topics.prompts])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
                                  reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger))
-        logger.info("prompt-decoder ready", metadata: ["seg.model": "\(modelNames.joined(separator: ","))"])
+        logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(modelNames.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
@@ -110,7 +110,7 @@ actor DecoderState {
             // reply topic); it goes to the dead-letter topic and prompts for the image
             // time out with EMBEDDING_NOT_FOUND.
             let e = (error as? ServingError) ?? ServingError((error as? MessagingError)?.errorCode ?? .invalidEmbedding, "\(error)")
-            service.logger.warning("bad embedding record: \(e.message)", metadata: ["kafka.offset": "\(record.offset)"])
+            service.logger.warning("bad embedding record: \(e.message)", metadata: [LogKey.offset: "\(record.offset)"])
             try? await reporter.deadLetter(e, record: record, requestID: "")
         }
     }

@@ -35,7 +35,7 @@ public final class TextEncoderService: Service {
                                     topics: [options.topics.text])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger)
         let cache = PhraseCache(capacity: options.cacheEntries)
-        logger.info("text-encoder ready", metadata: ["kafka.topic": "\(options.topics.text)"])
+        logger.info("text-encoder ready", metadata: [LogKey.topic: "\(options.topics.text)"])
         try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
             await handle(record, producer: producer, reporter: reporter, cache: cache)
         }
@@ -63,7 +63,7 @@ public final class TextEncoderService: Service {
             request.model = backend.modelName
             _ = try await producer.send(ProducerRecord(topic: options.topics.prompts, key: request.imageID, value: request.encode(),
                                                        headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)] + record.traceHeaders))
-            logger.info("encoded text", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)"])
+            logger.info("encoded text", metadata: [LogKey.requestID: "\(requestID)", LogKey.imageID: "\(imageID)"])
         } catch let e as ServingError {
             try? await reporter.report(e, record: record, requestID: requestID, imageID: imageID, replyTopic: reply, model: backend.modelName)
         } catch {

@@ -127,7 +127,7 @@ final class ProtoRoundTripTests: XCTestCase {
             (.unknownModel, 4, "UNKNOWN_MODEL"), (.invalidPrompt, 5, "INVALID_PROMPT"),
             (.embeddingNotFound, 6, "EMBEDDING_NOT_FOUND"), (.shapeMismatch, 7, "SHAPE_MISMATCH"),
             (.internal, 8, "INTERNAL"), (.invalidEmbedding, 9, "INVALID_EMBEDDING"),
-            (.unsupported, 10, "UNSUPPORTED"), (.timeout, 11, "TIMEOUT"),
+            (.unsupported, 10, "UNSUPPORTED"), (.timeout, 11, "TIMEOUT"), (.promptNotFound, 12, "PROMPT_NOT_FOUND"),
         ]
         for (code, raw, name) in expected {
             XCTAssertEqual(code.rawValue, raw, name)

@@ -19,6 +19,8 @@ typedef struct Segflow__V1__VideoFrame Segflow__V1__VideoFrame;
 typedef struct Segflow__V1__RawImage Segflow__V1__RawImage;
 typedef struct Segflow__V1__FloatTensor Segflow__V1__FloatTensor;
 typedef struct Segflow__V1__ImageRequest Segflow__V1__ImageRequest;
+typedef struct Segflow__V1__InContextRequest Segflow__V1__InContextRequest;
+typedef struct Segflow__V1__PromptPair Segflow__V1__PromptPair;
 typedef struct Segflow__V1__ImageEmbedding Segflow__V1__ImageEmbedding;
 typedef struct Segflow__V1__Point Segflow__V1__Point;
 typedef struct Segflow__V1__Box Segflow__V1__Box;
@@ -84,7 +86,11 @@ typedef enum _Segflow__V1__ErrorCode {
   /*
    * request exceeded a deadline
    */
-  SEGFLOW__V1__ERROR_CODE__TIMEOUT = 11
+  SEGFLOW__V1__ERROR_CODE__TIMEOUT = 11,
+  /*
+   * an in-context request names a prompt pair never registered
+   */
+  SEGFLOW__V1__ERROR_CODE__PROMPT_NOT_FOUND = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SEGFLOW__V1__ERROR_CODE)
 } Segflow__V1__ErrorCode;
 typedef enum _Segflow__V1__DType {
@@ -198,6 +204,12 @@ struct  Segflow__V1__ImageRequest
    * client wall clock, Unix epoch milliseconds
    */
   int64_t created_at_ms;
+  /*
+   * In-context models (SegGPT, Painter): present = the encoder answers this image itself
+   * with a MaskResult (prompt and query attend to each other, nothing splits into
+   * encode-once/decode-many). Absent = compute the image's embedding as usual.
+   */
+  Segflow__V1__InContextRequest *in_context;
   Segflow__V1__ImageRequest__ImageCase image_case;
   union {
     /*
@@ -209,7 +221,69 @@ struct  Segflow__V1__ImageRequest
 };
 #define SEGFLOW__V1__IMAGE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__image_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, SEGFLOW__V1__IMAGE_REQUEST__IMAGE__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, SEGFLOW__V1__IMAGE_REQUEST__IMAGE__NOT_SET, {0} }
+
+
+/*
+ * The examples of an in-context request, by the ids they were registered under on the
+ * prompt-pairs topic, and how to read the answer.
+ */
+struct  Segflow__V1__InContextRequest
+{
+  ProtobufCMessage base;
+  /*
+   * >= 1; several = SegGPT's feature ensemble
+   */
+  size_t n_prompt_ids;
+  char **prompt_ids;
+  /*
+   * seggpt: instance (default) | semantic; painter: semantic (default) | depth | restore
+   */
+  char *task;
+  /*
+   * class-index prompt masks: classes in the palette (0 = binary masks)
+   */
+  uint32_t num_labels;
+  Segflow__V1__OutputFormat output_format;
+  /*
+   * also return the raw query-half output (MaskResult.raw_output)
+   */
+  protobuf_c_boolean return_raw;
+};
+#define SEGFLOW__V1__IN_CONTEXT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__in_context_request__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0, SEGFLOW__V1__OUTPUT_FORMAT__OUTPUT_FORMAT_UNSPECIFIED, 0 }
+
+
+/*
+ * client -> segflow.prompt-pairs (compacted, key = prompt_id): one example image and its
+ * mask, registered once and referenced by id from in-context ImageRequests (a video
+ * stream registers its first frame once and reuses it for every frame).
+ */
+struct  Segflow__V1__PromptPair
+{
+  ProtobufCMessage base;
+  /*
+   * required
+   */
+  char *prompt_id;
+  /*
+   * PNG, JPEG or WebP bytes
+   */
+  ProtobufCBinaryData image;
+  /*
+   * PNG: nonzero = foreground (binary), or class indices 0..num_labels-1
+   */
+  ProtobufCBinaryData mask;
+  /*
+   * 0 = binary mask; else the mask holds class indices
+   */
+  uint32_t num_labels;
+  int64_t created_at_ms;
+};
+#define SEGFLOW__V1__PROMPT_PAIR__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__prompt_pair__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL}, {0,NULL}, 0, 0 }
 
 
 /*
@@ -443,6 +517,10 @@ struct  Segflow__V1__Mask
   size_t n_point_coords;
   double *point_coords;
   Segflow__V1__BoundingBox *crop_box;
+  /*
+   * Class-map answers (in-context semantic): the class index this mask is (0 = binary).
+   */
+  uint32_t label;
   Segflow__V1__Mask__EncodingCase encoding_case;
   union {
     Segflow__V1__RLE *rle;
@@ -451,7 +529,7 @@ struct  Segflow__V1__Mask
 };
 #define SEGFLOW__V1__MASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__mask__descriptor) \
-    , 0, 0, NULL, 0, NULL, 0,NULL, NULL, SEGFLOW__V1__MASK__ENCODING__NOT_SET, {0} }
+    , 0, 0, NULL, 0, NULL, 0,NULL, NULL, 0, SEGFLOW__V1__MASK__ENCODING__NOT_SET, {0} }
 
 
 struct  Segflow__V1__Timings
@@ -502,10 +580,15 @@ struct  Segflow__V1__MaskResult
   Segflow__V1__Error *error;
   char *model;
   Segflow__V1__VideoFrame *frame;
+  /*
+   * In-context answers with return_raw: the model's raw query-half output [3, h, w]
+   * (normalised space, at the model's resolution).
+   */
+  Segflow__V1__FloatTensor *raw_output;
 };
 #define SEGFLOW__V1__MASK_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__mask_result__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, NULL }
 
 
 /*
@@ -616,6 +699,44 @@ Segflow__V1__ImageRequest *
                       const uint8_t       *data);
 void   segflow__v1__image_request__free_unpacked
                      (Segflow__V1__ImageRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Segflow__V1__InContextRequest methods */
+void   segflow__v1__in_context_request__init
+                     (Segflow__V1__InContextRequest         *message);
+size_t segflow__v1__in_context_request__get_packed_size
+                     (const Segflow__V1__InContextRequest   *message);
+size_t segflow__v1__in_context_request__pack
+                     (const Segflow__V1__InContextRequest   *message,
+                      uint8_t             *out);
+size_t segflow__v1__in_context_request__pack_to_buffer
+                     (const Segflow__V1__InContextRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__InContextRequest *
+       segflow__v1__in_context_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__in_context_request__free_unpacked
+                     (Segflow__V1__InContextRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Segflow__V1__PromptPair methods */
+void   segflow__v1__prompt_pair__init
+                     (Segflow__V1__PromptPair         *message);
+size_t segflow__v1__prompt_pair__get_packed_size
+                     (const Segflow__V1__PromptPair   *message);
+size_t segflow__v1__prompt_pair__pack
+                     (const Segflow__V1__PromptPair   *message,
+                      uint8_t             *out);
+size_t segflow__v1__prompt_pair__pack_to_buffer
+                     (const Segflow__V1__PromptPair   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__PromptPair *
+       segflow__v1__prompt_pair__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__prompt_pair__free_unpacked
+                     (Segflow__V1__PromptPair *message,
                       ProtobufCAllocator *allocator);
 /* Segflow__V1__ImageEmbedding methods */
 void   segflow__v1__image_embedding__init
@@ -878,6 +999,12 @@ typedef void (*Segflow__V1__FloatTensor_Closure)
 typedef void (*Segflow__V1__ImageRequest_Closure)
                  (const Segflow__V1__ImageRequest *message,
                   void *closure_data);
+typedef void (*Segflow__V1__InContextRequest_Closure)
+                 (const Segflow__V1__InContextRequest *message,
+                  void *closure_data);
+typedef void (*Segflow__V1__PromptPair_Closure)
+                 (const Segflow__V1__PromptPair *message,
+                  void *closure_data);
 typedef void (*Segflow__V1__ImageEmbedding_Closure)
                  (const Segflow__V1__ImageEmbedding *message,
                   void *closure_data);
@@ -930,6 +1057,8 @@ extern const ProtobufCMessageDescriptor segflow__v1__video_frame__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__raw_image__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__float_tensor__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__image_request__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__in_context_request__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__prompt_pair__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__image_embedding__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__point__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__box__descriptor;

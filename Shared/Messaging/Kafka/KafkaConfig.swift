@@ -192,15 +192,21 @@ public struct ServingTopics: Sendable, Hashable {
     public var text: String
     public var masks: String
     public var deadLetter: String
+    /// In-context examples, keyed by prompt id; compacted (the latest registration of an id wins).
+    public var promptPairs: String
 
     public init(prefix: String = SegflowTopics.defaultPrefix) {
         images = "\(prefix).images"; embeddings = "\(prefix).embeddings"; prompts = "\(prefix).prompts"
         text = "\(prefix).text"; masks = "\(prefix).masks"; deadLetter = "\(prefix).dead-letter"
+        promptPairs = "\(prefix).prompt-pairs"
     }
 
-    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter] }
+    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs] }
 
     public func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
-        all.map { TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor) }
+        all.map {
+            TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor,
+                      config: $0 == promptPairs ? ["cleanup.policy": "compact"] : [:])
+        }
     }
 }

@@ -16,6 +16,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
     case invalidEmbedding
     case unsupported
     case timeout
+    case promptNotFound
     case unrecognized(Int32)
 
     public init(rawValue: Int32) {
@@ -32,6 +33,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case 9: self = .invalidEmbedding
         case 10: self = .unsupported
         case 11: self = .timeout
+        case 12: self = .promptNotFound
         default: self = .unrecognized(rawValue)
         }
     }
@@ -50,6 +52,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .invalidEmbedding: return 9
         case .unsupported: return 10
         case .timeout: return 11
+        case .promptNotFound: return 12
         case .unrecognized(let value): return value
         }
     }
@@ -69,6 +72,7 @@ public enum ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case .invalidEmbedding: return "INVALID_EMBEDDING"
         case .unsupported: return "UNSUPPORTED"
         case .timeout: return "TIMEOUT"
+        case .promptNotFound: return "PROMPT_NOT_FOUND"
         case .unrecognized(let value): return "ERROR_CODE_\(value)"
         }
     }

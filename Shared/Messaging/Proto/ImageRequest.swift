@@ -30,9 +30,12 @@ public struct ImageRequest: Sendable, Hashable {
     /// Empty means `segflow.masks`.
     public var replyTopic: String
     public var createdAtMs: Int64
+    /// In-context models: answer from registered examples instead of embedding.
+    public var inContext: InContextRequest?
 
     public init(requestID: String, imageID: String, image: Image, frame: VideoFrame? = nil,
-                model: String = "", replyTopic: String = "", createdAtMs: Int64 = 0) {
+                model: String = "", replyTopic: String = "", createdAtMs: Int64 = 0, inContext: InContextRequest? = nil) {
+        self.inContext = inContext
         self.requestID = requestID
         self.imageID = imageID
         self.image = image
@@ -63,6 +66,7 @@ public struct ImageRequest: Sendable, Hashable {
         message.pointee.model = arena.string(model)
         message.pointee.reply_topic = arena.string(replyTopic)
         message.pointee.created_at_ms = createdAtMs
+        message.pointee.in_context = inContext?.c(arena)
         return packMessage(message, size: segflow__v1__image_request__get_packed_size,
                            pack: segflow__v1__image_request__pack)
     }
@@ -101,7 +105,8 @@ public struct ImageRequest: Sendable, Hashable {
                                 frame: try VideoFrame.read(m.frame, reader, field: "frame"),
                                 model: try reader.string(m.model, "model"),
                                 replyTopic: try reader.string(m.reply_topic, "reply_topic"),
-                                createdAtMs: m.created_at_ms)
+                                createdAtMs: m.created_at_ms,
+                                inContext: try InContextRequest.read(m.in_context, reader))
         }
     }
 }

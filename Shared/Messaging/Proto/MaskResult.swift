@@ -35,9 +35,13 @@ public struct MaskResult: Sendable, Hashable {
         /// pixels) and the crop (XYWH) — upstream's `point_coords` and `crop_box`.
         public var pointCoords: [Double]
         public var cropBox: BoundingBox?
+        /// Class-map answers: the class index this mask is (0 = binary).
+        public var label: UInt32
 
         public init(encoding: Encoding, predictedIoU: Float, stabilityScore: Float, bbox: BoundingBox,
-                    area: UInt64, lowResLogits: FloatTensor? = nil, pointCoords: [Double] = [], cropBox: BoundingBox? = nil) {
+                    area: UInt64, lowResLogits: FloatTensor? = nil, pointCoords: [Double] = [], cropBox: BoundingBox? = nil,
+                    label: UInt32 = 0) {
+            self.label = label
             self.encoding = encoding
             self.predictedIoU = predictedIoU
             self.stabilityScore = stabilityScore
@@ -77,9 +81,12 @@ public struct MaskResult: Sendable, Hashable {
     public var error: Failure?
     public var model: String
     public var frame: VideoFrame?
+    /// In-context answers asked with `return_raw`: the raw query-half output `[3, h, w]`.
+    public var rawOutput: FloatTensor?
 
     public init(requestID: String, imageID: String, masks: [Mask] = [], timings: Timings = Timings(),
-                error: Failure? = nil, model: String = "", frame: VideoFrame? = nil) {
+                error: Failure? = nil, model: String = "", frame: VideoFrame? = nil, rawOutput: FloatTensor? = nil) {
+        self.rawOutput = rawOutput
         self.requestID = requestID
         self.imageID = imageID
         self.masks = masks
@@ -118,6 +125,7 @@ public struct MaskResult: Sendable, Hashable {
             c.pointee.bbox = bbox
             c.pointee.area = mask.area
             c.pointee.low_res_logits = mask.lowResLogits?.c(arena)
+            c.pointee.label = mask.label
             c.pointee.n_point_coords = mask.pointCoords.count
             c.pointee.point_coords = arena.array(mask.pointCoords)
             if let crop = mask.cropBox {
@@ -142,6 +150,7 @@ public struct MaskResult: Sendable, Hashable {
         }
         m.pointee.model = arena.string(model)
         m.pointee.frame = frame?.c(arena)
+        m.pointee.raw_output = rawOutput?.c(arena)
         return packMessage(m, size: segflow__v1__mask_result__get_packed_size,
                            pack: segflow__v1__mask_result__pack)
     }
@@ -179,7 +188,8 @@ public struct MaskResult: Sendable, Hashable {
                             area: c.area,
                             lowResLogits: try FloatTensor.read(c.low_res_logits, reader, field: "masks[\(index)].low_res_logits"),
                             pointCoords: points,
-                            cropBox: c.crop_box.map { BoundingBox(x: $0.pointee.x, y: $0.pointee.y, w: $0.pointee.w, h: $0.pointee.h) })
+                            cropBox: c.crop_box.map { BoundingBox(x: $0.pointee.x, y: $0.pointee.y, w: $0.pointee.w, h: $0.pointee.h) },
+                            label: c.label)
             }
             var failure: Failure?
             if let e = m.error?.pointee {
@@ -200,7 +210,8 @@ public struct MaskResult: Sendable, Hashable {
                               timings: Timings(queueMs: t?.queue_ms ?? 0, decodeMs: t?.decode_ms ?? 0, totalMs: t?.total_ms ?? 0),
                               error: failure,
                               model: try reader.string(m.model, "model"),
-                              frame: try VideoFrame.read(m.frame, reader, field: "frame"))
+                              frame: try VideoFrame.read(m.frame, reader, field: "frame"),
+                              rawOutput: try FloatTensor.read(m.raw_output, reader, field: "raw_output"))
         }
     }
 }

@@ -1,0 +1,102 @@
+import Foundation
+import Imaging
+import Logging
+import Messaging
+import Pipeline
+import Serving
+import Client
+import Embedded
+import Tensor
+
+/// `segflow segment QUERY --model seggpt|painter --checkpoint C --prompt-image P --prompt-mask M [...]`:
+/// in-context segmentation. Over Kafka the pairs are registered once on the prompt-pairs
+/// topic and the query names them; in-process the same backend call runs here.
+struct InContextRun {
+    var query: ImageInput
+    var promptImages: [String]
+    var promptMasks: [String]
+    var model: String
+    var checkpoint: String?
+    var config: String?
+    var task: String?
+    var numLabels: Int
+    var returnRaw: Bool
+    var brokers: String?
+    var inProcess: Bool
+    var timeout: Int
+    var logger: Logger
+
+    struct Outcome {
+        var result: MaskResult
+        var image: RGBImage?       // depth / restore outputs
+        var classMap: GrayImage?   // class-map answers
+        var timingsMs: [String: Double]
+    }
+
+    /// The pairs as the wire carries them; each is decoded and checked here first, so a bad
+    /// mask or a size mismatch fails before any model is loaded or any compute runs.
+    func pairs() throws -> (wire: [PromptPair], decoded: [InContextExample]) {
+        var wire: [PromptPair] = [], decoded: [InContextExample] = []
+        for (imagePath, maskPath) in zip(promptImages, promptMasks) {
+            guard let image = FileManager.default.contents(atPath: imagePath) else {
+                throw PipelineError.unreadableFile(path: imagePath, reason: "no such file or not readable")
+            }
+            guard let mask = FileManager.default.contents(atPath: maskPath) else {
+                throw PipelineError.unreadableFile(path: maskPath, reason: "no such file or not readable")
+            }
+            // Content-addressed ids: registering the same pair twice is harmless (compacted topic).
+            let id = "pair-" + Self.fingerprint([UInt8](image) + [UInt8](mask) + Array("\(numLabels)".utf8))
+            let pair = PromptPair(promptID: id, image: [UInt8](image), mask: [UInt8](mask), numLabels: UInt32(numLabels),
+                                  createdAtMs: Timing.wallMs())
+            do { decoded.append(try InContextExample.decode(pair, maxPixels: ImageDecoder.defaultMaxPixels)) } catch {
+                throw PipelineError.badArgument("prompt pair \(imagePath) + \(maskPath): \(error.message)")
+            }
+            wire.append(pair)
+        }
+        return (wire, decoded)
+    }
+
+    /// FNV-1a 64-bit, hex: a stable id for identical pair bytes.
+    static func fingerprint(_ bytes: [UInt8]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(h, radix: 16)
+    }
+
+    func run() async throws -> Outcome {
+        let (wire, decoded) = try pairs()
+        let request = InContextRequest(promptIDs: wire.map(\.promptID), task: task ?? "", numLabels: UInt32(numLabels),
+                                       returnRaw: returnRaw)
+        let t0 = Timing.nowMs()
+        let backend = (inProcess || brokers == nil)
+            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder])) : nil
+        let loadMs = Timing.nowMs() - t0
+        if inProcess, let backend, let segmenter = backend.inContext {
+            let answer = try segmenter.segment(query: query.image, examples: decoded, request: request)
+            let result = MaskResult(requestID: "local", imageID: query.path, masks: answer.masks, model: backend.modelName,
+                                    rawOutput: returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
+            return Outcome(result: result, image: answer.image, classMap: answer.classMap,
+                           timingsMs: answer.timingsMs.merging(["load": loadMs]) { a, _ in a })
+        }
+        let t1 = Timing.nowMs()
+        let result = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
+            let sc = SegflowClient(client: client, logger: logger)
+            try await sc.register(wire)
+            return try await sc.segmentInContext(image: .png(query.bytes), imageID: "ctx-" + UUID().uuidString, model: model,
+                                                 inContext: request, timeout: .seconds(timeout))
+        }
+        return Outcome(result: result, image: nil, classMap: Self.classMap(result, width: query.image.width, height: query.image.height),
+                       timingsMs: ["load": loadMs, "round_trip": Timing.nowMs() - t1, "decode": result.timings.decodeMs])
+    }
+
+    /// The class map a class-map answer's per-label masks describe (nil for binary answers).
+    static func classMap(_ r: MaskResult, width: Int, height: Int) -> GrayImage? {
+        guard r.masks.contains(where: { $0.label > 0 }) else { return nil }
+        var pixels = [UInt8](repeating: 0, count: width * height)
+        for m in r.masks where m.label > 0 {
+            guard let mask = try? WireMask.decode(m), mask.width == width, mask.height == height else { continue }
+            for i in pixels.indices where mask.bits[i] != 0 { pixels[i] = UInt8(min(255, m.label)) }
+        }
+        return try? GrayImage(width: width, height: height, pixels: pixels)
+    }
+}

@@ -47,18 +47,40 @@ final class GEMMEngineTests: XCTestCase {
         return Stored(rows: rows, cols: cols, ld: ld, data: data)
     }
 
-    /// Double reference of alpha·op(A)·op(B) + beta·C0 over the m×n window of C.
+    /// Double reference of alpha·op(A)·op(B) + beta·C0 over the m×n window of C, and the
+    /// per-element scale S = Σₚ|α·aᵢₚ·bₚⱼ| + |β·cᵢⱼ| that bounds every rounding error.
     func reference(_ a: Stored, _ b: Stored, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
-                   alpha: Double, beta: Double, c0: Stored, round: (Float) -> Float = { $0 }) -> Tensor {
-        Tensor(shape: [m, n]) { idx in
-            let i = idx / n, j = idx % n
-            var s = 0.0
-            for p in 0..<k {
-                let av = transA ? a.at(p, i) : a.at(i, p), bv = transB ? b.at(j, p) : b.at(p, j)
-                s += Double(round(av)) * Double(round(bv))
+                   alpha: Double, beta: Double, c0: Stored, round: (Float) -> Float = { $0 }) -> (value: [Double], scale: [Double]) {
+        var value = [Double](repeating: 0, count: m * n), scale = value
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0, abs = 0.0
+                for p in 0..<k {
+                    let t = Double(round(transA ? a.at(p, i) : a.at(i, p))) * Double(round(transB ? b.at(j, p) : b.at(p, j)))
+                    s += t; abs += Swift.abs(t)
+                }
+                let c = beta == 0 ? 0 : beta * Double(c0.at(i, j))
+                value[i * n + j] = alpha * s + c
+                scale[i * n + j] = Swift.abs(alpha) * abs + Swift.abs(c)
             }
-            return Float(alpha * s + (beta == 0 ? 0 : beta * Double(c0.at(i, j))))
         }
+        return (value, scale)
+    }
+
+    /// max over elements of |got − value| / scale (see `reference`).
+    func errorRelativeToScale(_ got: Tensor, _ ref: (value: [Double], scale: [Double])) -> Double {
+        var worst = 0.0
+        for (g, (v, s)) in zip(got.data, zip(ref.value, ref.scale)) {
+            let e = Swift.abs(Double(g) - v) / max(s, 1e-30)
+            if !(e <= worst) { worst = e }   // NaN propagates as the worst
+        }
+        return worst
+    }
+
+    func assertWithinScale(_ got: Tensor, _ ref: (value: [Double], scale: [Double]), tol: Float, _ what: String,
+                           file: StaticString = #filePath, line: UInt = #line) {
+        let err = errorRelativeToScale(got, ref)
+        XCTAssertLessThanOrEqual(err, Double(tol), "\(what): error \(err) of Σ|terms| > \(tol)", file: file, line: line)
     }
 
     /// Runs `backend` on the stored operands; returns the m×n window of C and checks that
@@ -113,7 +135,8 @@ final class GEMMEngineTests: XCTestCase {
             let blas = run(.openBLASF32, a, b, transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, c0: c0)
             let ref = reference(a, b, transA: ta, transB: tb, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta), c0: c0)
             assertClose(dnnl, blas, tol: Tol.engineF32RelTol, "oneDNN f32 vs OpenBLAS \(what)")
-            assertClose(dnnl, ref, tol: Tol.engineF32RelTol, "oneDNN f32 vs Double \(what)")
+            assertClose(dnnl, Tensor(shape: [m, n], data: ref.value.map { Float($0) }), tol: Tol.engineF32RelTol,
+                        "oneDNN f32 vs Double \(what)")
         }
     }
 
@@ -173,6 +196,7 @@ final class GEMMEngineTests: XCTestCase {
     func testBF16GEMMWithinBF16ToleranceOfDouble() throws {
         try requireNativeBF16()
         let roundBF16: (Float) -> Float = { BF16.toFloat(BF16.from($0)) }
+        var worstUnrounded = 0.0
         forEachCase { m, n, k, ta, tb, pad, alpha, beta in
             let (a, b, c0) = operands(m: m, n: n, k: k, ta: ta, tb: tb, pad: pad)
             let what = "\(m)×\(n)×\(k) \(ta ? "Aᵀ" : "A")\(tb ? "Bᵀ" : "B") pad \(pad) α \(alpha) β \(beta)"
@@ -180,9 +204,12 @@ final class GEMMEngineTests: XCTestCase {
             let exact = reference(a, b, transA: ta, transB: tb, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta), c0: c0)
             let rounded = reference(a, b, transA: ta, transB: tb, m: m, n: n, k: k, alpha: Double(alpha), beta: Double(beta),
                                     c0: c0, round: roundBF16)
-            assertClose(got, exact, tol: Tol.bf16GemmRelTol, "bf16 vs Double \(what)")
-            assertClose(got, rounded, tol: Tol.bf16RoundedInputsRelTol, "bf16 vs Double on bf16-rounded inputs \(what)")
+            assertWithinScale(got, exact, tol: Tol.bf16GemmRelTol, "bf16 vs Double \(what)")
+            assertWithinScale(got, rounded, tol: Tol.bf16RoundedInputsRelTol, "bf16 vs Double on bf16-rounded inputs \(what)")
+            worstUnrounded = max(worstUnrounded, errorRelativeToScale(got, exact))
         }
+        // Inputs really were rounded to bf16 (f32 operands would stay near 1e-7 of S).
+        XCTAssertGreaterThan(worstUnrounded, 1e-3, "bf16 GEMM is as exact as f32: it did not round its inputs")
     }
 
     /// B from a `GEMMWeight` (its cached bf16 copy, at an offset) gives the same result as
@@ -213,7 +240,7 @@ final class GEMMEngineTests: XCTestCase {
         XCTAssertEqual(BF16.weightConversions - before, 1, "three GEMMs on one GEMMWeight must convert it once")
         XCTAssertTrue(weight.hasBF16Copy)
         let wHalf = Tensor(shape: [n, k], data: Array(w.data[(n * k)...]))
-        assertClose(packed.withShape([m, n]), Ref.linear(a, wHalf, nil), tol: Tol.bf16GemmRelTol, "packed bf16 vs Double")
+        assertClose(packed.withShape([m, n]), Ref.linear(a, wHalf, nil), tol: Tol.bf16OpsRelTol, "packed bf16 vs Double")
     }
 
     func testBF16ConversionRoundsToNearestEven() {
@@ -239,7 +266,7 @@ final class GEMMEngineTests: XCTestCase {
         TensorRuntime.oneDNNMinimumMultiplyAdds = 0
         XCTAssertEqual(TensorRuntime.precision, .bf16)
         XCTAssertEqual(TensorRuntime.gemmBackend(m: 1, n: 1, k: 1), .oneDNNBF16)
-        checkEntryPoints(tol: Tol.bf16GemmRelTol, label: "bf16")
+        checkEntryPoints(tol: Tol.bf16OpsRelTol, label: "bf16")
         // And it really is bf16: a linear on bf16-exact inputs is f32-exact, on general inputs it is not.
         let x = rng.tensor([64, 96]), w = rng.tensor([48, 96])
         let r = { (t: Tensor) in Tensor(shape: t.shape, data: t.data.map { BF16.toFloat(BF16.from($0)) }) }

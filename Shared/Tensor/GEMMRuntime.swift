@@ -94,14 +94,22 @@ extension TensorRuntime {
     static let f32EngineState = Atomic<Int>(0)        // 0 OpenBLAS, 1 oneDNN
     static let gemmThreadState = Atomic<Int>(0)       // 0: follow OpenBLAS's count
     static let oneDNNMinimumState = Atomic<Int>(defaultOneDNNMinimumMultiplyAdds)
+    static let bf16MinimumState = Atomic<Int>(defaultBF16MinimumMultiplyAdds)
 
-    /// GEMMs below this many multiply-adds (m·n·k) stay on OpenBLAS f32 whatever the
-    /// settings: oneDNN's per-call cost (memory objects, stream, activation conversion)
+    /// GEMMs of at most this many multiply-adds (m·n·k) stay on OpenBLAS with the oneDNN
+    /// f32 engine selected: oneDNN's per-call cost (memory objects, stream, activation conversion)
     /// is several µs, more than such a GEMM takes (TinyViT's 49-token window attention
     /// issues thousands of 49×49×32 products), and their share of the FLOPs is tiny.
     /// Same value as attention's serial-block limit, so blocks cut for our own parallel
     /// loops never go to oneDNN (whose OpenMP team must not run inside those loops).
     public static let defaultOneDNNMinimumMultiplyAdds = Ops.blasSerialLimit
+
+    /// In bf16 precision, GEMMs below this many multiply-adds run in f32 (on the f32
+    /// engine): below it, converting the activations and oneDNN's bf16 per-call cost
+    /// (≈ 40 µs at 64³) outweigh the faster dot products. Measured crossover on one core
+    /// (AVX512_BF16, oneDNN 2.6 brgemm): 196×96×96 bf16 87 vs f32 94 GFLOP/s,
+    /// 1024×64×64 115 vs 94, 256×256×256 179 vs 97. Hence 2²² (≈ 4.2 M, 1024×64×64).
+    public static let defaultBF16MinimumMultiplyAdds = 1 << 22
 
     /// Process-wide GEMM precision; `.f32` until `setPrecision(.bf16)` succeeds.
     public static var precision: GEMMPrecision { precisionState.load(ordering: .relaxed) == 1 ? .bf16 : .f32 }
@@ -139,19 +147,25 @@ extension TensorRuntime {
         gemmThreadState.store(n, ordering: .relaxed)
     }
 
-    /// See `defaultOneDNNMinimumMultiplyAdds`; 0 sends every GEMM the settings route to
-    /// oneDNN there (tests use it to cover tiny shapes through the process-wide path).
+    /// See `defaultOneDNNMinimumMultiplyAdds`; 0 sends every f32 GEMM to oneDNN when it is
+    /// the f32 engine (tests use it to cover tiny shapes through the process-wide path).
     public static var oneDNNMinimumMultiplyAdds: Int {
         get { oneDNNMinimumState.load(ordering: .relaxed) }
         set { oneDNNMinimumState.store(max(0, newValue), ordering: .relaxed) }
     }
 
+    /// See `defaultBF16MinimumMultiplyAdds`; 0 runs every GEMM in bf16 when bf16 is on.
+    public static var bf16MinimumMultiplyAdds: Int {
+        get { bf16MinimumState.load(ordering: .relaxed) }
+        set { bf16MinimumState.store(max(0, newValue), ordering: .relaxed) }
+    }
+
     /// The backend a GEMM of m·n·k multiply-adds runs on under the current settings.
     @inline(__always)
     public static func gemmBackend(m: Int, n: Int, k: Int) -> GEMMBackend {
-        let small = m * n * k < oneDNNMinimumState.load(ordering: .relaxed)
-        if precisionState.load(ordering: .relaxed) == 1 && !small { return .oneDNNBF16 }
-        if f32EngineState.load(ordering: .relaxed) == 1 && !small { return .oneDNNF32 }
+        let macs = m * n * k
+        if precisionState.load(ordering: .relaxed) == 1 && macs >= bf16MinimumState.load(ordering: .relaxed) { return .oneDNNBF16 }
+        if f32EngineState.load(ordering: .relaxed) == 1 && macs > oneDNNMinimumState.load(ordering: .relaxed) { return .oneDNNF32 }
         return .openBLASF32
     }
 }
@@ -171,6 +185,7 @@ public struct GEMMRuntimeInfo: Sendable, Codable, Equatable {
     /// The same for bf16; nil when bf16 is unavailable.
     public var oneDNNBF16Implementation: String?
     public var oneDNNMinimumMultiplyAdds: Int
+    public var bf16MinimumMultiplyAdds: Int
 
     public static func current() -> GEMMRuntimeInfo {
         let support = BF16Support.detect()
@@ -181,7 +196,8 @@ public struct GEMMRuntimeInfo: Sendable, Codable, Equatable {
             bf16: support,
             oneDNNF32Implementation: OneDNNGEMM.implementation(m: 1024, n: 768, k: 768, bf16: false),
             oneDNNBF16Implementation: support.isNative ? OneDNNGEMM.implementation(m: 1024, n: 768, k: 768, bf16: true) : nil,
-            oneDNNMinimumMultiplyAdds: TensorRuntime.oneDNNMinimumMultiplyAdds)
+            oneDNNMinimumMultiplyAdds: TensorRuntime.oneDNNMinimumMultiplyAdds,
+            bf16MinimumMultiplyAdds: TensorRuntime.bf16MinimumMultiplyAdds)
     }
 
     /// DNNL_RUNTIME_* values of dnnl_types.h.
@@ -191,7 +207,9 @@ public struct GEMMRuntimeInfo: Sendable, Codable, Equatable {
 
     public var text: String {
         let f32 = f32Engine == .openBLAS ? "OpenBLAS \(openBLASCore)" : "oneDNN \(oneDNNF32Implementation)"
-        let prec = precision == .bf16 ? "bf16 (oneDNN \(oneDNNBF16Implementation ?? "?"), f32 accumulation)" : "f32"
+        let prec = precision == .bf16
+            ? "bf16 (oneDNN \(oneDNNBF16Implementation ?? "?"), f32 accumulation; GEMMs < \(bf16MinimumMultiplyAdds) multiply-adds in f32)"
+            : "f32"
         return """
             GEMM precision:  \(prec)
             f32 GEMM engine: \(f32)

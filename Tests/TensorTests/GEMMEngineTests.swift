@@ -20,6 +20,7 @@ final class GEMMEngineTests: XCTestCase {
         try? TensorRuntime.setPrecision(.f32)
         TensorRuntime.f32Engine = .openBLAS
         TensorRuntime.oneDNNMinimumMultiplyAdds = TensorRuntime.defaultOneDNNMinimumMultiplyAdds
+        TensorRuntime.bf16MinimumMultiplyAdds = TensorRuntime.defaultBF16MinimumMultiplyAdds
         unsetenv(BF16Support.disableVariable)
     }
 
@@ -263,7 +264,7 @@ final class GEMMEngineTests: XCTestCase {
     func testOpsRunInBF16WhenSelected() throws {
         try requireNativeBF16()
         try TensorRuntime.setPrecision(.bf16)
-        TensorRuntime.oneDNNMinimumMultiplyAdds = 0
+        TensorRuntime.bf16MinimumMultiplyAdds = 0
         XCTAssertEqual(TensorRuntime.precision, .bf16)
         XCTAssertEqual(TensorRuntime.gemmBackend(m: 1, n: 1, k: 1), .oneDNNBF16)
         checkEntryPoints(tol: Tol.bf16OpsRelTol, label: "bf16")
@@ -304,7 +305,7 @@ final class GEMMEngineTests: XCTestCase {
             return x
         }
         let f32 = forward()
-        TensorRuntime.oneDNNMinimumMultiplyAdds = 0   // every GEMM of this small stack in bf16
+        TensorRuntime.bf16MinimumMultiplyAdds = 0   // every GEMM of this small stack in bf16
         try TensorRuntime.setPrecision(.bf16)
         let before = BF16.weightConversions
         let bf16 = forward()
@@ -316,6 +317,21 @@ final class GEMMEngineTests: XCTestCase {
         print("bf16 vs f32 transformer stack: relative max error \(err)")
         XCTAssertLessThanOrEqual(err, Double(Tol.bf16ModelRelTol), "bf16 stack vs f32: \(err)")
         XCTAssertGreaterThan(err, 1e-5, "bf16 stack is as exact as f32: the bf16 path did not run")
+    }
+
+    /// Small GEMMs stay where they are fastest: OpenBLAS f32 up to 64³ with the oneDNN f32
+    /// engine, f32 below 2²² multiply-adds in bf16 precision.
+    func testRoutingThresholds() throws {
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 4096, n: 768, k: 768), .openBLASF32, "default: OpenBLAS f32")
+        TensorRuntime.f32Engine = .oneDNN
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 64, n: 64, k: 64), .openBLASF32, "attention's serial blocks must stay on OpenBLAS")
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 65, n: 64, k: 64), .oneDNNF32)
+        try requireNativeBF16()
+        try TensorRuntime.setPrecision(.bf16)
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 63), .oneDNNF32, "below the bf16 minimum: f32 engine")
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 64), .oneDNNBF16)
+        TensorRuntime.f32Engine = .openBLAS
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 63), .openBLASF32)
     }
 
     // MARK: capability

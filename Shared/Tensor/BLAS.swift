@@ -8,15 +8,29 @@ import Synchronization
 public enum GEMMStats {
     static let flopCounter = Atomic<Int>(0)
     static let nanosCounter = Atomic<Int>(0)
+    static let oneDNNF32FlopCounter = Atomic<Int>(0)
+    static let bf16FlopCounter = Atomic<Int>(0)
 
     /// 2·m·n·k summed over all SGEMM calls since the last `reset()`.
     public static var flops: Int { flopCounter.load(ordering: .relaxed) }
     /// Nanoseconds spent inside SGEMM since the last `reset()` (summed over threads).
     public static var nanoseconds: Int { nanosCounter.load(ordering: .relaxed) }
 
+    /// The part of `flops` that ran on `backend` (OpenBLAS's is the rest): shows how much
+    /// of a model's GEMM work the precision/engine settings actually moved.
+    public static func flops(on backend: GEMMBackend) -> Int {
+        switch backend {
+        case .openBLASF32: flops - oneDNNF32FlopCounter.load(ordering: .relaxed) - bf16FlopCounter.load(ordering: .relaxed)
+        case .oneDNNF32: oneDNNF32FlopCounter.load(ordering: .relaxed)
+        case .oneDNNBF16: bf16FlopCounter.load(ordering: .relaxed)
+        }
+    }
+
     public static func reset() {
         flopCounter.store(0, ordering: .relaxed)
         nanosCounter.store(0, ordering: .relaxed)
+        oneDNNF32FlopCounter.store(0, ordering: .relaxed)
+        bf16FlopCounter.store(0, ordering: .relaxed)
     }
 }
 
@@ -92,9 +106,11 @@ func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, 
                     alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
                     beta, c, blasint(max(ldc, 1)))
     case .oneDNNF32:
+        GEMMStats.oneDNNF32FlopCounter.add(2 * m * n * k, ordering: .relaxed)
         OneDNNGEMM.f32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                        beta: beta, c: c, ldc: ldc)
     case .oneDNNBF16:
+        GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
         OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, aPacked: aPacked,
                         b: b, ldb: ldb, bPacked: bPacked, beta: beta, c: c, ldc: ldc)
     }

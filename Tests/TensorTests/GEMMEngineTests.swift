@@ -267,7 +267,10 @@ final class GEMMEngineTests: XCTestCase {
         TensorRuntime.bf16MinimumMultiplyAdds = 0
         XCTAssertEqual(TensorRuntime.precision, .bf16)
         XCTAssertEqual(TensorRuntime.gemmBackend(m: 1, n: 1, k: 1), .oneDNNBF16)
+        GEMMStats.reset()
         checkEntryPoints(tol: Tol.bf16OpsRelTol, label: "bf16")
+        XCTAssertEqual(GEMMStats.flops(on: .oneDNNBF16), GEMMStats.flops, "with no minimum every GEMM runs in bf16")
+        XCTAssertGreaterThan(GEMMStats.flops, 0)
         // And it really is bf16: a linear on bf16-exact inputs is f32-exact, on general inputs it is not.
         let x = rng.tensor([64, 96]), w = rng.tensor([48, 96])
         let r = { (t: Tensor) in Tensor(shape: t.shape, data: t.data.map { BF16.toFloat(BF16.from($0)) }) }

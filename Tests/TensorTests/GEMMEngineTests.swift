@@ -21,7 +21,6 @@ final class GEMMEngineTests: XCTestCase {
         TensorRuntime.f32Engine = .openBLAS
         TensorRuntime.oneDNNMinimumMultiplyAdds = TensorRuntime.defaultOneDNNMinimumMultiplyAdds
         TensorRuntime.bf16MinimumMultiplyAdds = TensorRuntime.defaultBF16MinimumMultiplyAdds
-        unsetenv(BF16Support.disableVariable)
     }
 
     func requireNativeBF16() throws {
@@ -341,6 +340,9 @@ final class GEMMEngineTests: XCTestCase {
 
     /// With native bf16 pretended off, bf16 is refused with the reason and f32 stays.
     func testBF16RefusedWhenCapabilityForcedOff() {
+        // Restore the variable as found: the whole run may have been started with it set.
+        let previous = ProcessInfo.processInfo.environment[BF16Support.disableVariable]
+        defer { if let previous { setenv(BF16Support.disableVariable, previous, 1) } else { unsetenv(BF16Support.disableVariable) } }
         setenv(BF16Support.disableVariable, "1", 1)
         let support = BF16Support.detect()
         XCTAssertFalse(support.isNative)
@@ -362,7 +364,7 @@ final class GEMMEngineTests: XCTestCase {
         let support = BF16Support.detect(environment: [:])
         XCTAssertEqual(support.cpuAVX512BF16, flags.contains("avx512_bf16"))
         XCTAssertEqual(support.cpuAMXBF16, flags.contains("amx_bf16"))
-        if support.isNative {
+        if BF16Support.detect().isNative {
             // Native: oneDNN must pick a jit bf16 kernel, never its reference implementation.
             let info = GEMMRuntimeInfo.current()
             let impl = try XCTUnwrap(info.oneDNNBF16Implementation)

@@ -136,9 +136,8 @@ extension Ops {
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
                             bWeight: GEMMWeight? = nil, bWeightOffset: Int = 0) {
-        if backend == .oneDNNBF16 {
-            let support = BF16Support.detect()
-            precondition(support.isNative, "bf16 GEMM requested without native bf16: \(support.summary)")
+        if backend == .oneDNNBF16 && !BF16Support.isNativeNow {
+            preconditionFailure("bf16 GEMM requested without native bf16: \(BF16Support.detect().summary)")
         }
         gemmOn(backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: nil,

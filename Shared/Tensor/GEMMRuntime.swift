@@ -81,6 +81,17 @@ public struct BF16Support: Sendable, Equatable, Codable {
                            disabledByEnvironment: !(environment[disableVariable] ?? "").isEmpty)
     }
 
+    /// `detect().isNative` without building the environment dictionary (cheap enough per call).
+    static var isNativeNow: Bool {
+        if let v = getenv(disableVariable), v.pointee != 0 { return false }
+        return nativeHardware
+    }
+
+    static let nativeHardware: Bool = {
+        let s = detect(environment: [:])
+        return s.isNative
+    }()
+
     static let cpuFlags: Set<String> = {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
@@ -104,12 +115,12 @@ extension TensorRuntime {
     /// loops never go to oneDNN (whose OpenMP team must not run inside those loops).
     public static let defaultOneDNNMinimumMultiplyAdds = Ops.blasSerialLimit
 
-    /// In bf16 precision, GEMMs below this many multiply-adds run in f32 (on the f32
-    /// engine): below it, converting the activations and oneDNN's bf16 per-call cost
-    /// (≈ 40 µs at 64³) outweigh the faster dot products. Measured crossover on one core
-    /// (AVX512_BF16, oneDNN 2.6 brgemm): 196×96×96 bf16 87 vs f32 94 GFLOP/s,
-    /// 1024×64×64 115 vs 94, 256×256×256 179 vs 97. Hence 2²² (≈ 4.2 M, 1024×64×64).
-    public static let defaultBF16MinimumMultiplyAdds = 1 << 22
+    /// In bf16 precision, GEMMs of at most this many multiply-adds run in f32 (on the f32
+    /// engine). Measured on one core (AVX512_BF16, oneDNN 2.6 brgemm, activations converted
+    /// per call): bf16 already beats both f32 engines at 64³ (82 vs 74 GFLOP/s) and by
+    /// 1.6–2× from 128³ up, so the limit is only the serial-block limit: blocks cut for our
+    /// own parallel loops never start an OpenMP team there.
+    public static let defaultBF16MinimumMultiplyAdds = Ops.blasSerialLimit
 
     /// Process-wide GEMM precision; `.f32` until `setPrecision(.bf16)` succeeds.
     public static var precision: GEMMPrecision { precisionState.load(ordering: .relaxed) == 1 ? .bf16 : .f32 }
@@ -155,6 +166,8 @@ extension TensorRuntime {
     }
 
     /// See `defaultBF16MinimumMultiplyAdds`; 0 runs every GEMM in bf16 when bf16 is on.
+    /// (Small-GEMM numbers from `GEMMBenchmark` with 2 OpenMP threads on a machine shared
+    /// with other work swing by 10–100×: an OpenMP team waits for its descheduled member.)
     public static var bf16MinimumMultiplyAdds: Int {
         get { bf16MinimumState.load(ordering: .relaxed) }
         set { bf16MinimumState.store(max(0, newValue), ordering: .relaxed) }
@@ -164,7 +177,7 @@ extension TensorRuntime {
     @inline(__always)
     public static func gemmBackend(m: Int, n: Int, k: Int) -> GEMMBackend {
         let macs = m * n * k
-        if precisionState.load(ordering: .relaxed) == 1 && macs >= bf16MinimumState.load(ordering: .relaxed) { return .oneDNNBF16 }
+        if precisionState.load(ordering: .relaxed) == 1 && macs > bf16MinimumState.load(ordering: .relaxed) { return .oneDNNBF16 }
         if f32EngineState.load(ordering: .relaxed) == 1 && macs > oneDNNMinimumState.load(ordering: .relaxed) { return .oneDNNF32 }
         return .openBLASF32
     }
@@ -208,7 +221,7 @@ public struct GEMMRuntimeInfo: Sendable, Codable, Equatable {
     public var text: String {
         let f32 = f32Engine == .openBLAS ? "OpenBLAS \(openBLASCore)" : "oneDNN \(oneDNNF32Implementation)"
         let prec = precision == .bf16
-            ? "bf16 (oneDNN \(oneDNNBF16Implementation ?? "?"), f32 accumulation; GEMMs < \(bf16MinimumMultiplyAdds) multiply-adds in f32)"
+            ? "bf16 (oneDNN \(oneDNNBF16Implementation ?? "?"), f32 accumulation; GEMMs of ≤ \(bf16MinimumMultiplyAdds) multiply-adds in f32)"
             : "f32"
         return """
             GEMM precision:  \(prec)

@@ -321,8 +321,8 @@ final class GEMMEngineTests: XCTestCase {
         XCTAssertGreaterThan(err, 1e-5, "bf16 stack is as exact as f32: the bf16 path did not run")
     }
 
-    /// Small GEMMs stay where they are fastest: OpenBLAS f32 up to 64³ with the oneDNN f32
-    /// engine, f32 below 2²² multiply-adds in bf16 precision.
+    /// GEMMs of at most 64³ multiply-adds (attention's serial blocks, run inside our own
+    /// parallel loops) stay on OpenBLAS f32 whatever the settings.
     func testRoutingThresholds() throws {
         XCTAssertEqual(TensorRuntime.gemmBackend(m: 4096, n: 768, k: 768), .openBLASF32, "default: OpenBLAS f32")
         TensorRuntime.f32Engine = .oneDNN
@@ -330,10 +330,13 @@ final class GEMMEngineTests: XCTestCase {
         XCTAssertEqual(TensorRuntime.gemmBackend(m: 65, n: 64, k: 64), .oneDNNF32)
         try requireNativeBF16()
         try TensorRuntime.setPrecision(.bf16)
-        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 63), .oneDNNF32, "below the bf16 minimum: f32 engine")
-        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 64), .oneDNNBF16)
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 64, n: 64, k: 64), .openBLASF32, "serial blocks stay on OpenBLAS in bf16 too")
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 65, n: 64, k: 64), .oneDNNBF16)
+        TensorRuntime.bf16MinimumMultiplyAdds = 1 << 22
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 64), .oneDNNF32, "at the bf16 minimum: f32 engine")
         TensorRuntime.f32Engine = .openBLAS
-        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 63), .openBLASF32)
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 64), .openBLASF32)
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 1024, n: 64, k: 65), .oneDNNBF16)
     }
 
     // MARK: capability

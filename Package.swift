@@ -4,7 +4,7 @@ import PackageDescription
 
 // The tensor kernels are 8-wide SIMD loops; x86-64's baseline (SSE2) compiles them to
 // 4-wide code. When the building machine has AVX2 + FMA (Haswell and later), Tensor is
-// compiled for that ISA (measured: LiteMedSAM encoder 0.60 s → 0.50 s). Binaries are then
+// compiled for that ISA (faster SIMD kernels; `segflow bench` shows the effect). Binaries are then
 // for machines at least that new — Segflow builds where it runs (Deploy/setup.sh). For a
 // portable build (e.g. a container image for unknown hosts) set SEGFLOW_TARGET_CPU=x86-64.
 let tensorTargetCPU: String? = {
@@ -21,7 +21,8 @@ let tensorTargetCPU: String? = {
 let tensorSettings: [SwiftSetting] = tensorTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 // Native dependencies come from Debian packages (see Deploy/setup.sh):
-// librdkafka-dev, libopenblas-dev, libdnnl-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler.
+// librdkafka-dev, libopenblas-dev, libdnnl-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler,
+// libjpeg62-turbo-dev, libwebp-dev.
 let package = Package(
     name: "Segflow",
     platforms: [.macOS(.v13)],
@@ -34,6 +35,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System libraries: one module map per C library.
@@ -46,6 +48,12 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Shared/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CPNG", path: "Shared/CPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
+        // JPEG and WebP input (ImageDecoder): libjpeg-turbo and libwebp (+ its demux library,
+        // whose WebPAnimDecoder is the decoder PIL uses for every WebP).
+        .systemLibrary(name: "CJPEG", path: "Shared/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CWebP", path: "Shared/CWebP", pkgConfig: "libwebpdemux",
+                       providers: [.apt(["libwebp-dev"])]),
         .systemLibrary(name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
                        providers: [.apt(["libprotobuf-c-dev"])]),
         // zlib: gunzip of CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz), kept compressed
@@ -58,7 +66,9 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
         // C shim so libpng's setjmp/longjmp error path never crosses Swift frames.
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),
-        .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport"], path: "Shared/Imaging"),
+        // Same for libjpeg's error_exit, which may only leave by longjmp.
+        .target(name: "CJPEGSupport", dependencies: ["CJPEG"], path: "Shared/CJPEGSupport"),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGSupport", "CJPEGSupport", "CWebP"], path: "Shared/Imaging"),
         // The one layer library (Linear, LayerNorm, Conv2d, ...) every model family uses.
         .target(name: "NN", dependencies: ["Tensor", "Checkpoint"], path: "Shared/NN"),
         .target(name: "SAM", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
@@ -66,11 +76,30 @@ let package = Package(
                 resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz"),
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
         .target(name: "CLIPSeg", dependencies: ["CLIP", "NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/CLIPSeg"),
+        // SegGPT and Painter (in-context segmentation / painting on a prompt-over-query canvas).
+        .target(name: "SegGPT", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SegGPT"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
-        .target(name: "Serving", dependencies: ["SAM", "Pipeline", "Imaging", "Tensor", "Messaging", "CLIP", "CLIPSeg", "Checkpoint",
-                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        // Model families behind one protocol and one registry (the only code that knows model names).
+        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
+                path: "Shared/Backends"),
+        // The three service loops (image-encoder, prompt-decoder, text-encoder).
+        .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
+                                              .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
-        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS"], path: "Shared/ServiceKit"),
+        // The client SDK: send images and prompts, await results, decode them.
+        .target(name: "Client", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging", "SAM",
+                                             .product(name: "Logging", package: "swift-log")], path: "Shared/Client"),
+        // The embedded stack (broker + services in one process) and the pipeline benchmark.
+        .target(name: "Embedded", dependencies: ["Serving", "Client", "Backends", "Pipeline", "Imaging", "Messaging", "SAM",
+                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Embedded"),
+        // Command-line options shared by the service executables (the only library using ArgumentParser).
+        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit",
+                                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                         .product(name: "Logging", package: "swift-log")],
+                path: "Shared/ServiceCommandLine"),
+        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS",
+                                                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                 .product(name: "Logging", package: "swift-log")], path: "Shared/ServiceKit"),
         // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
         .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
         // The only code that touches librdkafka and protobuf-c pointers.
@@ -78,19 +107,21 @@ let package = Package(
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
-            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Serving", "Messaging", "CLIP",
+            "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
+            "ServiceCommandLine", "Messaging", "CLIP",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
 
         .executableTarget(name: "segflow-image-encoder", dependencies: [
-            "Serving", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/image-encoder"),
         .executableTarget(name: "segflow-prompt-decoder", dependencies: [
-            "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/prompt-decoder"),
         .executableTarget(name: "segflow-text-encoder", dependencies: [
-            "Serving", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/text-encoder"),
 
         // Tests.
@@ -98,20 +129,22 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensor"], path: "Tests/CheckpointTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests",
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Tensor"], path: "Tests/ImagingTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Checkpoint", "Tensor", "Imaging"], path: "Tests/SAMTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Checkpoint", "Tensor"], path: "Tests/CLIPTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "Checkpoint", "Tensor", "Imaging"],
+        .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "CLIP", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "SegGPTTests", dependencies: ["SegGPT", "Checkpoint", "Tensor", "Imaging"],
+                    path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM"], path: "Tests/PipelineTests"),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "SAM", "Tensor"], path: "Tests/ServingTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging"], path: "Tests/MessagingTests"),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "Tensor"], path: "Tests/MessagingTests"),
     ],
     swiftLanguageModes: [.v6]
 )

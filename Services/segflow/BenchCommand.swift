@@ -3,6 +3,8 @@ import Foundation
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 import ServiceKit
 
 struct BenchCommand: AsyncParsableCommand {
@@ -18,7 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Option(help: "Model: \(SAMBackend.family.models.map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Flag(help: "Use deterministic random weights with the official shapes instead of a checkpoint.") var randomWeights = false
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice, all cores).") var threads: Int?
@@ -32,33 +34,30 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         if pipeline {
             let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            let report = try await PipelineBenchmark.run(model: try ModelStore.kind(named: model), checkpoint: checkpoint,
+            let report = try await PipelineBenchmark.run(model: try SAMBackend.kind(named: model), checkpoint: checkpoint,
                                                          runs: runs, binDir: binDir) { stage in
                 FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
             }
-            if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try enc.encode(report), as: UTF8.self))
-            } else {
-                print("OpenBLAS: \(BLASRuntime.selectionSummary)")
-                print(report.markdown)
-            }
-            return
+            return try show(report, markdown: report.markdown)
         }
-        var o = Benchmark.Options(model: try ModelStore.kind(named: model))
+        var o = Benchmark.Options(model: try SAMBackend.kind(named: model))
         o.checkpoint = checkpoint; o.randomWeights = randomWeights; o.threads = threads
         o.encoderRuns = runs; o.decoderRuns = decoderRuns; o.warmup = warmup
         let report = try Benchmark.run(o) { stage in
             FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
         }
+        try show(report, markdown: report.markdown)
+    }
+
+    /// JSON with --json, else the OpenBLAS core and a markdown table.
+    func show(_ report: some Encodable, markdown: String) throws {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
             print("OpenBLAS: \(BLASRuntime.selectionSummary)")
-            print(report.markdown)
+            print(markdown)
         }
     }
 }

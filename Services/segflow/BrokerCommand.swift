@@ -1,4 +1,7 @@
 import ArgumentParser
+import ServiceLifecycle
+import Logging
+import Backends
 import Foundation
 import Messaging
 import ServiceKit
@@ -24,9 +27,10 @@ struct BrokerCommand: AsyncParsableCommand {
         fflush(nil)
         if let addressFile { try broker.bootstrapServers.write(toFile: addressFile, atomically: true, encoding: .utf8) }
         FileHandle.standardError.write("segflow broker: \(broker.bootstrapServers), topics with \(partitions) partitions; Ctrl-C to stop\n".data(using: .utf8)!)
-        try? await Shutdown.runUntilSignalled {
-            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
-        }
+        // Runs until SIGTERM/SIGINT: the sleep ends at the graceful shutdown.
+        try? await ServiceRunner.run([ClosureService(run: {
+            try? await cancelWhenGracefulShutdown { while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) } }
+        })], logger: Logger(label: "segflow-broker"))
         broker.stop()
     }
 }
@@ -43,10 +47,10 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Image-encoder processes.") var encoders = 1
     @Option(help: "Prompt-decoder processes.") var decoders = 2
     @Option(help: "Partitions per topic.") var partitions = 4
-    @Option(help: "Model for all services.") var model = "litemedsam"
+    @Option(help: "Model for the image-encoders and prompt-decoders: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint for all services.") var checkpoint: String?
     @Option(help: "Also serve text prompts: CLIPSeg checkpoint (starts a text-encoder too).") var clipsegCheckpoint: String?
-    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig = "rd64-refined"
+    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig: String?
 
     func run() async throws {
         guard encoders > 0, decoders > 0, partitions > 0 else { throw ValidationError("counts must be positive") }
@@ -54,24 +58,27 @@ struct UpCommand: AsyncParsableCommand {
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         var children: [Process] = []
-        func spawn(_ name: String) throws {
+        let textArgs = (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0] } ?? []) + (clipsegConfig.map { ["--clipseg-config", $0] } ?? [])
+        func spawn(_ name: String, modelArgs: Bool = true) throws {
             let p = Process()
             p.executableURL = dir.appendingPathComponent(name)
-            p.arguments = ["--brokers", broker.bootstrapServers, "--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? [])
-                + (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0, "--clipseg-config", clipsegConfig] } ?? [])
+            p.arguments = ["--brokers", broker.bootstrapServers]
+                + (modelArgs ? ["--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? []) : []) + textArgs
             try p.run()
             children.append(p)
         }
         for _ in 0..<encoders { try spawn("segflow-image-encoder") }
         for _ in 0..<decoders { try spawn("segflow-prompt-decoder") }
-        if clipsegCheckpoint != nil { try spawn("segflow-text-encoder") }
+        if clipsegCheckpoint != nil { try spawn("segflow-text-encoder", modelArgs: false) }
         print(broker.bootstrapServers)
         fflush(nil)
         FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)
         let running = children
-        try? await Shutdown.runUntilSignalled {
-            while !Task.isCancelled && running.contains(where: \.isRunning) { try await Task.sleep(for: .milliseconds(500)) }
-        }
+        try? await ServiceRunner.run([ClosureService(run: {
+            try? await cancelWhenGracefulShutdown {
+                while !Task.isCancelled && running.contains(where: \.isRunning) { try await Task.sleep(for: .milliseconds(500)) }
+            }
+        })], logger: Logger(label: "segflow-up"))
         for c in children where c.isRunning { c.terminate() }
         for c in children { c.waitUntilExit() }
         broker.stop()

@@ -3,6 +3,7 @@ import Foundation
 import Imaging
 import Pipeline
 import SAM
+import Backends
 
 struct EmbedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,16 +14,16 @@ struct EmbedCommand: AsyncParsableCommand {
             running the encoder. Format: Shared/SAM/EmbeddingCodec.swift.
             """)
 
-    @Argument(help: "Input image (PNG).") var image: String
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
+    @Option(help: "Model: \(SAMBackend.family.models.map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Embedding file to write.") var out: String
     @Flag(help: "Store float16 (half the size, ~1e-3 relative precision).") var f16 = false
 
     func run() async throws {
-        let kind = try ModelStore.kind(named: model)
-        let img = try PNG.decodeRGB(contentsOfFile: image)
-        let sam = try ModelStore.load(kind, checkpoint: checkpoint)
+        let kind = try SAMBackend.kind(named: model)
+        let img = try ImageInput.read(image).image
+        let sam = try ModelStore.load(kind, checkpoint: checkpoint)  // SGFE files hold SAM-family embeddings
         let t0 = Date()
         let emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
         let bytes = EmbeddingCodec.encode(emb, dtype: f16 ? .f16 : .f32)

@@ -6,6 +6,8 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 
 struct EverythingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,8 +23,9 @@ struct EverythingCommand: AsyncParsableCommand {
             --pred-iou-thresh / --stability-score-thresh for it.
             """)
 
-    @Argument(help: "Input image (PNG).") var image: String
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
+    @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.everything) }.map(\.name).joined(separator: ", ")).")
+    var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option var pointsPerSide = 32
     @Option var pointsPerBatch = 64
@@ -42,15 +45,12 @@ struct EverythingCommand: AsyncParsableCommand {
 
     func validate() throws {
         if json == nil && overlay == nil { throw ValidationError("nothing to write: give --json and/or --overlay") }
+        do { try ModelRegistry.require(.everything, model: model) } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {
-        let kind = try ModelStore.kind(named: model)
-        guard let data = FileManager.default.contents(atPath: image) else {
-            throw PipelineError.unreadableFile(path: image, reason: "no such file or not readable")
-        }
-        let png = [UInt8](data)
-        let img = try PNG.decodeRGB(png)
+        let input = try ImageInput.read(image)
+        let (png, img) = (input.bytes, input.image)
         var p = AutomaticMaskGenerator.Parameters()
         p.pointsPerSide = pointsPerSide; p.pointsPerBatch = pointsPerBatch; p.predIoUThresh = predIouThresh
         p.stabilityScoreThresh = stabilityScoreThresh; p.stabilityScoreOffset = stabilityScoreOffset
@@ -65,7 +65,9 @@ struct EverythingCommand: AsyncParsableCommand {
         var entries: [[String: Any]] = []
         var masks: [BinaryMask] = []
         if local {
-            let sam = try ModelStore.load(kind, checkpoint: checkpoint)
+            guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
+                throw ValidationError("model \(model) has no automatic mask generator")
+            }
             let generator = try AutomaticMaskGenerator(sam, parameters: p)
             let records = try generator.generate(rgb: img.pixels, width: img.width, height: img.height)
             entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
@@ -73,29 +75,20 @@ struct EverythingCommand: AsyncParsableCommand {
         } else {
             var logger = Logger(label: "segflow")
             logger.logLevel = .warning
-            let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) {
-                (try ModelStore.load(kind, checkpoint: checkpoint), nil)
-            }
             let params = AutomaticMaskParams(pointsPerSide: UInt32(pointsPerSide), pointsPerBatch: UInt32(pointsPerBatch),
                                              predIoUThresh: Float(predIouThresh), stabilityScoreThresh: Float(stabilityScoreThresh),
                                              stabilityScoreOffset: Float(stabilityScoreOffset), boxNMSThresh: Float(boxNmsThresh),
                                              minMaskRegionArea: UInt32(minMaskRegionArea))
             let request = PromptRequest(requestID: "all-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
-                                        model: kind.rawValue, everything: params)
-            let outcome: Result<MaskResult, Error>
-            do {
-                outcome = .success(try await SegflowClient(client: client, logger: Logger(label: "segflow"))
-                    .segment(image: .png(png), prompts: request, timeout: .seconds(timeout)))
-            } catch { outcome = .failure(error) }
-            await stack?.stop()
-            for m in try outcome.get().masks {
-                guard case let .rle(counts, h, w) = m.encoding else { continue }
-                let rle = try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts)
-                masks.append(try rle.decode())
-                entries.append(["segmentation": ["size": [Int(h), Int(w)], "counts": counts], "area": Int(m.area),
-                                "bbox": [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)],
-                                "predicted_iou": Double(m.predictedIoU), "stability_score": Double(m.stabilityScore)])
+                                        model: model, everything: params)
+            let result = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: {
+                BackendSet([try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))])
+            }) { client in
+                try await SegflowClient(client: client, logger: logger).segment(image: .png(png), prompts: request, timeout: .seconds(timeout))
             }
+            let records = try Conversions.records(result.masks)
+            entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
+            masks = try records.map { try $0.rle.decode() }
         }
         if let json {
             try JSONSerialization.data(withJSONObject: entries, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))

@@ -7,21 +7,24 @@ import Pipeline
 import SAM
 import Tensor
 import Serving
+import Client
+import Embedded
 
 struct SegmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
-        abstract: "Segment an image from point and box prompts.",
+        abstract: "Segment an image from point, box or text prompts.",
         discussion: """
             By default the request goes through Kafka: with no --brokers an embedded broker \
             (librdkafka's mock cluster on loopback) is started with one image-encoder and one \
             prompt-decoder, the same code a cluster runs; with --brokers the running services \
-            answer. --in-process skips Kafka.
+            answer. --in-process skips Kafka; both paths run the same backend code.
 
             Coordinates are pixels of the original image. Each --box is one prompt (carrying \
             all --point values); with no box, the points form one prompt. --out gets the union \
             of each prompt's best mask (0/255 PNG); --json gets every mask as COCO RLE with its \
-            predicted IoU and stability score.
+            predicted IoU and stability score. In the printed summary, `*` marks each prompt's \
+            best mask (highest predicted IoU), the one --out and --overlay use.
 
             Examples:
               segflow segment cat.png --model litemedsam --box 60,10,330,290 --out mask.png --overlay overlay.png
@@ -29,9 +32,10 @@ struct SegmentCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Input image (PNG).") var image: String
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")), or clipseg (with --text).") var model = "litemedsam"
+    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
+    @Option(help: "Model: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
+    @Option(help: "Model config (a preset name or a config JSON), for families that take one.") var config: String?
     @Option(name: .customLong("point"), help: "Point prompt x,y[,label] (label 1 foreground, 0 background); repeatable.")
     var points: [String] = []
     @Option(name: .customLong("box"), help: "Box prompt x0,y0,x1,y1; repeatable (one prompt per box).") var boxes: [String] = []
@@ -47,29 +51,42 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "Use an embedding saved by `segflow embed` (in-process; the encoder does not run).") var embedding: String?
     @Option(help: "Seconds to wait for the result over Kafka.") var timeout = 300
     @Flag(help: "Log service activity to stderr.") var verbose = false
-    @Option(help: "Text prompt (needs --model clipseg and a CLIPSeg checkpoint).") var text: String?
-    @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig = "rd64-refined"
-    @Option(help: "Refine the CLIPSeg mask with SAM: 'sam' (uses --sam-model/--sam-checkpoint).") var refine: String?
-    @Option(help: "SAM-family model for --refine sam.") var samModel = "litemedsam"
+    @Option(help: "Text prompt (needs a model that takes text, e.g. --model clipseg, and its checkpoint).") var text: String?
+    @Option(help: "CLIPSeg layout: rd64-refined (default) or tiny-test.") var clipsegConfig: String?
+    @Option(help: "Refine the text model's mask with SAM: 'sam' (uses --sam-model/--sam-checkpoint).") var refine: String?
+    @Option(help: "SAM-family model for --refine sam.") var samModel = ModelRegistry.defaultModel
     @Option(help: "Checkpoint for --sam-model (default for litemedsam: the cached one).") var samCheckpoint: String?
 
     func validate() throws {
         if out == nil && overlay == nil && json == nil && saveLogits == nil {
             throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits")
         }
-        if text != nil {
-            guard model == "clipseg" else { throw ValidationError("--text needs --model clipseg (SAM has no text input)") }
-            guard checkpoint != nil else { throw ValidationError("--model clipseg needs --checkpoint /path/to/clipseg model.safetensors") }
-            guard points.isEmpty, boxes.isEmpty, maskInput == nil else { throw ValidationError("--text cannot be combined with --point, --box or --mask-input") }
-            if let refine, refine != "sam" { throw ValidationError("--refine takes 'sam', got '\(refine)'") }
-        } else if model == "clipseg" {
-            throw ValidationError("--model clipseg needs --text \"what to segment\"")
-        }
+        do {
+            guard ModelRegistry.info(model) != nil else { throw RegistryError.unknownModel(model) }
+            if text != nil {
+                try ModelRegistry.require(.text, model: model)
+                guard checkpoint != nil else { throw ValidationError("--model \(model) needs --checkpoint (\(ModelRegistry.info(model)!.weights))") }
+                guard points.isEmpty, boxes.isEmpty, maskInput == nil else { throw ValidationError("--text cannot be combined with --point, --box or --mask-input") }
+                if let refine, refine != "sam" { throw ValidationError("--refine takes 'sam', got '\(refine)'") }
+                if refine != nil { try ModelRegistry.require(.boxes, model: samModel) }
+            } else {
+                if !points.isEmpty { try ModelRegistry.require(.points, model: model) }
+                if !boxes.isEmpty { try ModelRegistry.require(.boxes, model: model) }
+                if maskInput != nil { try ModelRegistry.require(.maskInput, model: model) }
+                if multimask { try ModelRegistry.require(.multimask, model: model) }
+                if points.isEmpty && boxes.isEmpty {
+                    if ModelRegistry.info(model)!.promptKinds.contains(.text) {
+                        throw ValidationError("--model \(model) needs --text \"what to segment\"")
+                    }
+                    throw ValidationError("give at least one --point or --box")
+                }
+            }
+        } catch let e as RegistryError { throw ValidationError(e.description) }
     }
 
     func runText(_ text: String, png: [UInt8], img: RGBImage, brokers: String?, logger: Logger) async throws {
-        let run = TextSegmentRun(imagePath: image, png: png, image: img, text: text, clipsegCheckpoint: checkpoint!,
-                                 clipsegConfig: clipsegConfig, refineModel: try refine.map { _ in try ModelStore.kind(named: samModel) },
+        let run = TextSegmentRun(imagePath: image, png: png, image: img, text: text, model: model, checkpoint: checkpoint!,
+                                 config: clipsegConfig ?? config, refineModel: refine.map { _ in samModel },
                                  refineCheckpoint: samCheckpoint, brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
         let (mask, outcome) = try await run.run()
         if let out { try PNG.write(mask.grayImage(), toFile: out); print("wrote mask: \(out)") }
@@ -85,85 +102,76 @@ struct SegmentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let pngBytes = try readFile(image)
-        let img = try PNG.decodeRGB(pngBytes)
+        let input = try ImageInput.read(image)
+        let (pngBytes, img) = (input.bytes, input.image)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var logger = Logger(label: "segflow")
         logger.logLevel = verbose ? .info : .warning
         if let text { return try await runText(text, png: pngBytes, img: img, brokers: brokers, logger: logger) }
-        let kind = try ModelStore.kind(named: model)
         var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
 
         let t0 = Timing.nowMs()
         // Only needed here when this process runs the model (in-process or embedded).
-        let sam: Sam? = (inProcess || embedding != nil || brokers == nil) ? try ModelStore.load(kind, checkpoint: checkpoint) : nil
+        let local = inProcess || embedding != nil
+        let backend = (local || brokers == nil)
+            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config)) : nil
         let loadMs = Timing.nowMs() - t0
-        let maskSide = 4 * (sam?.promptEncoder.imageEmbeddingSize ?? 64)
+        let maskSide = (backend as? SAMBackend)?.maskSide ?? 256
         var maskInputTensor: Tensor?
         if let maskInput {
             maskInputTensor = try InProcessSegmenter.readLogits(path: maskInput, side: maskSide)
             for i in prompts.indices { prompts[i].maskInput = maskInputTensor }
         }
+        let request = PromptRequest(
+            requestID: "prm-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
+            points: prompts.first?.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) } ?? [],
+            boxes: prompts.compactMap { $0.box.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) } },
+            maskInput: maskInputTensor.map { FloatTensor(shape: [1, UInt32(maskSide), UInt32(maskSide)], values: $0.data) },
+            multimask: multimask, model: model, returnLowResLogits: saveLogits != nil)
 
-        let result: SegmentationResult
-        var firstLowRes: [Float]?
-        if inProcess || embedding != nil, let sam {
-            var saved: SAM.ImageEmbedding?
+        let maskResult: MaskResult
+        var timings: [String: Double] = ["load": loadMs]
+        if local, let backend {
+            var saved: (any BackendEmbedding)?
             if let embedding {
                 guard let data = FileManager.default.contents(atPath: embedding) else {
                     throw PipelineError.unreadableFile(path: embedding, reason: "no such file")
                 }
                 let emb = try EmbeddingCodec.decode([UInt8](data)).embedding
-                guard emb.model == kind else {
-                    throw PipelineError.badArgument("embedding \(embedding) is for \(emb.model.rawValue), not \(kind.rawValue)")
+                guard emb.modelName == backend.modelName else {
+                    throw PipelineError.badArgument("embedding \(embedding) is for \(emb.modelName), not \(backend.modelName)")
                 }
                 guard emb.originalSize.height == img.height, emb.originalSize.width == img.width else {
                     throw PipelineError.badArgument("embedding \(embedding) is for a \(emb.originalSize.width)x\(emb.originalSize.height) image; \(image) is \(img.width)x\(img.height)")
                 }
                 saved = emb
             }
-            let (r, preds) = try InProcessSegmenter.segment(model: sam, image: img, prompts: prompts, embedding: saved, loadMs: loadMs)
-            result = r
-            if let first = preds.first {
-                let side = first.lowResLogits.shape[1], best = first.bestMaskIndex
-                firstLowRes = Array(first.lowResLogits.data[(best * side * side)..<((best + 1) * side * side)])
-            }
+            let r = try backend.segment(img, request: request, embedding: saved)
+            maskResult = r.result
+            timings["encode"] = r.encodeMs; timings["decode"] = r.decodeMs
         } else {
-            let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) { (sam, nil) }
-            let request = PromptRequest(
-                requestID: "prm-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
-                points: prompts.first?.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) } ?? [],
-                boxes: prompts.compactMap { $0.box.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) } },
-                maskInput: maskInputTensor.map { FloatTensor(shape: [1, UInt32(maskSide), UInt32(maskSide)], values: $0.data) },
-                multimask: multimask, model: kind.rawValue, returnLowResLogits: saveLogits != nil)
             let t1 = Timing.nowMs()
-            let outcome: Result<MaskResult, Error>
-            do {
-                outcome = .success(try await SegflowClient(client: client, logger: logger)
-                    .segment(image: .png(pngBytes), prompts: request, timeout: .seconds(timeout)))
-            } catch { outcome = .failure(error) }
-            await stack?.stop()
-            let maskResult = try outcome.get()
-            let t2 = Timing.nowMs()
-            result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
-                                            timingsMs: ["load": loadMs, "round_trip": t2 - t1,
-                                                        "decode": maskResult.timings.decodeMs])
-            if let first = result.prompts.first, maskResult.masks.indices.contains(first.best) {
-                firstLowRes = maskResult.masks[first.best].lowResLogits?.values
+            maskResult = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
+                try await SegflowClient(client: client, logger: logger)
+                    .segment(image: .png(pngBytes), prompts: request, timeout: .seconds(timeout))
             }
+            timings["round_trip"] = Timing.nowMs() - t1
+            timings["decode"] = maskResult.timings.decodeMs
         }
+        let result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
+                                            timingsMs: timings)
         try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: json)
-        if let saveLogits, let firstLowRes {
-            try InProcessSegmenter.writeLogits(.init(shape: [firstLowRes.count], data: firstLowRes), path: saveLogits)
+        if let saveLogits, let first = result.prompts.first, maskResult.masks.indices.contains(first.best),
+           let logits = maskResult.masks[first.best].lowResLogits?.values {
+            try InProcessSegmenter.writeLogits(.init(shape: [logits.count], data: logits), path: saveLogits)
         }
         for (i, p) in result.prompts.enumerated() {
             let scores = p.masks.map { String(format: "iou %.3f stability %.3f area %d", $0.predictedIoU, $0.stabilityScore, $0.area) }
             print("prompt \(i): " + scores.enumerated().map { "\($0.offset == p.best ? "*" : " ")[\($0.offset)] \($0.element)" }.joined(separator: "  "))
         }
-        let timings = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
+        let timingText = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
         let via = embedding != nil ? "saved embedding" : inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
-        print("model \(kind.rawValue) via \(via): "
-              + timings.joined(separator: ", "))
+        print("model \(model) via \(via): " + timingText.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }
         }

@@ -5,18 +5,21 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 
 /// `segflow segment IMAGE --text "a cat" --model clipseg --checkpoint … [--refine sam …]`:
-/// CLIPSeg's mask for the phrase; with --refine, SAM's mask from a box and a point
-/// derived from it.
+/// the text model's mask for the phrase; with --refine, SAM's mask from a box and a point
+/// derived from it. In-process and over Kafka run the same backend calls.
 struct TextSegmentRun {
     var imagePath: String
     var png: [UInt8]
     var image: RGBImage
     var text: String
-    var clipsegCheckpoint: String
-    var clipsegConfig: String
-    var refineModel: SamModelKind?
+    var model: String
+    var checkpoint: String
+    var config: String?
+    var refineModel: String?
     var refineCheckpoint: String?
     var brokers: String?
     var inProcess: Bool
@@ -36,48 +39,47 @@ struct TextSegmentRun {
         }
     }
 
+    /// Answers `request` (for the text prompt: to the text topic) in-process or over Kafka.
+    typealias Answer = (_ backend: any SegmentationBackend, _ request: PromptRequest, _ text: Bool) async throws -> MaskResult
+
     func run() async throws -> (mask: BinaryMask, outcome: Outcome) {
-        let backend = try CLIPSegBackend(checkpoint: URL(fileURLWithPath: clipsegCheckpoint),
-                                         config: try CLIPSegBackend.config(named: clipsegConfig), parts: [.vision, .text, .decoder])
-        let sam = try refineModel.map { try ModelStore.load($0, checkpoint: refineCheckpoint) }
+        let backend = try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config))
+        let sam = try refineModel.map { try ModelRegistry.load(ModelLoadRequest(model: $0, checkpoint: refineCheckpoint)) }
         if inProcess {
-            let emb = try backend.embed(image)
-            let r = try backend.segment(emb, conditional: try backend.textEmbedding(text))
-            var outcome = Outcome(text: text, clipsegScore: r.score, clipsegArea: r.mask.area)
-            guard let sam, let prompt = CLIPSegBackend.refinementPrompt(r.mask) else { return (r.mask, outcome) }
-            let samEmb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
-            let pred = try sam.predict(samEmb, prompt)
-            let result = try SegmentationResult(model: sam.kind, width: image.width, height: image.height, prompts: [prompt],
-                                                predictions: [pred], timingsMs: [:])
-            outcome.samPredictedIoU = pred.iouPredictions[0]; outcome.samStabilityScore = pred.stabilityScore(0)
-            outcome.refinedWith = result
-            return (try result.unionMask().asMask(), outcome)
+            return try await pipeline(text: backend, sam: sam) { b, request, isText in
+                var r = request
+                if isText, let encoder = b.textEncoder {
+                    let values = try encoder.textEmbedding(text)
+                    r.textEmbedding = FloatTensor(shape: [1, UInt32(values.count)], values: values)
+                }
+                return try b.segment(image, request: r).result
+            }
         }
-        let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) { (sam, backend) }
-        let outcome: Result<(mask: BinaryMask, outcome: Outcome), Error>
-        do { outcome = .success(try await overKafka(SegflowClient(client: client, logger: logger), sam: sam)) } catch {
-            outcome = .failure(error)
+        let served = BackendSet([backend] + (sam.map { [$0] } ?? []))
+        return try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { served }) { client in
+            let sc = SegflowClient(client: client, logger: logger)
+            return try await pipeline(text: backend, sam: sam) { _, request, isText in
+                try await sc.segment(image: .png(png), prompts: request, promptTopic: isText ? sc.topics.text : nil,
+                                     timeout: .seconds(timeout))
+            }
         }
-        await stack?.stop()  // on success and on failure
-        return try outcome.get()
     }
 
-    func overKafka(_ sc: SegflowClient, sam: Sam?) async throws -> (mask: BinaryMask, outcome: Outcome) {
-        var textPrompt = PromptRequest(requestID: "txt-" + UUID().uuidString, imageID: "clipseg-" + UUID().uuidString,
-                                       model: CLIPSegBackend.modelName)
+    func pipeline(text backend: any SegmentationBackend, sam: (any SegmentationBackend)?,
+                  answer: Answer) async throws -> (mask: BinaryMask, outcome: Outcome) {
+        var textPrompt = PromptRequest(requestID: "txt-" + UUID().uuidString, imageID: "text-" + UUID().uuidString,
+                                       model: backend.modelName)
         textPrompt.text = text
-        let clip = try await sc.segment(image: .png(png), prompts: textPrompt, promptTopic: SegflowTopics.text, timeout: .seconds(timeout))
-        guard let m = clip.masks.first, case let .rle(counts, h, w) = m.encoding else {
-            throw ServingError(.internal, "CLIPSeg result has no mask")
-        }
-        let mask = try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts).decode()
+        let clip = try await answer(backend, textPrompt, true)
+        guard let m = clip.masks.first else { throw ServingError(.internal, "\(backend.modelName) result has no mask") }
+        let mask = try WireMask.decode(m)
         var outcome = Outcome(text: text, clipsegScore: m.predictedIoU, clipsegArea: Int(m.area))
         guard let sam, let prompt = CLIPSegBackend.refinementPrompt(mask) else { return (mask, outcome) }
         let request = PromptRequest(requestID: "prm-" + UUID().uuidString, imageID: "sam-" + UUID().uuidString,
                                     points: prompt.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) },
                                     boxes: [.init(x0: prompt.box!.x0, y0: prompt.box!.y0, x1: prompt.box!.x1, y1: prompt.box!.y1)],
-                                    model: sam.kind.rawValue)
-        let refined = try await sc.segment(image: .png(png), prompts: request, timeout: .seconds(timeout))
+                                    model: sam.modelName)
+        let refined = try await answer(sam, request, false)
         let result = try SegmentationResult(maskResult: refined, prompts: [prompt], width: image.width, height: image.height, timingsMs: [:])
         outcome.samPredictedIoU = refined.masks.first?.predictedIoU
         outcome.samStabilityScore = refined.masks.first?.stabilityScore

@@ -6,6 +6,8 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 
 struct TrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,50 +20,51 @@ struct TrackCommand: AsyncParsableCommand {
             decoder follows. Writes OUT_DIR/mask_NNNN.png (and overlay_NNNN.png with --overlays).
             """)
 
-    @Argument(help: "Frames in order (PNG).") var frames: [String]
+    @Argument(help: "Frames in order (PNG, JPEG or WebP).") var frames: [String]
     @Option(help: "Box on the first frame: x0,y0,x1,y1.") var box: String
-    @Option(help: "Model: \(SamModelKind.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "litemedsam"
+    @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.tracking) }.map(\.name).joined(separator: ", ")).")
+    var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Directory for the per-frame masks.") var outDir: String
     @Flag(help: "Also write overlay_NNNN.png per frame.") var overlays = false
-    @Option(help: "Stream id (Kafka key of the frames).") var streamId = "stream-" + UUID().uuidString
+    @Option(help: "Stream id (Kafka key of the frames; default: a new random id).") var streamId: String?
     @Option(help: "Kafka bootstrap servers of running services (default: $SEGFLOW_BROKERS, else an embedded broker).")
     var brokers: String?
     @Flag(help: "Run in this process without Kafka.") var inProcess = false
 
     func run() async throws {
         guard !frames.isEmpty else { throw ValidationError("give at least one frame") }
-        let kind = try ModelStore.kind(named: model)
+        do { try ModelRegistry.require(.tracking, model: model) } catch { throw ValidationError("\(error)") }
+        let streamId = self.streamId ?? "stream-" + UUID().uuidString
         let b = try PromptParsing.box(box)
         var pngs: [[UInt8]] = [], images: [RGBImage] = []
         for f in frames {
-            guard let d = FileManager.default.contents(atPath: f) else { throw PipelineError.unreadableFile(path: f, reason: "no such file") }
-            pngs.append([UInt8](d))
-            images.append(try PNG.decodeRGB([UInt8](d)))
+            let input = try ImageInput.read(f)
+            pngs.append(input.bytes)
+            images.append(input.image)
         }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var masks: [BinaryMask] = [], scores: [Float] = []
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         if inProcess {
-            let sam = try ModelStore.load(kind, checkpoint: checkpoint)
+            guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
+                throw ValidationError("model \(model) cannot track in-process")
+            }
             for f in try VideoTracker.track(sam, frames: images, initial: SamPrompt(box: b)) { masks.append(f.mask); scores.append(f.predictedIoU) }
         } else {
             var logger = Logger(label: "segflow")
             logger.logLevel = .warning
-            let (client, stack) = try await EmbeddedStack.connect(brokers: brokers, logger: logger) {
-                (try ModelStore.load(kind, checkpoint: checkpoint), nil)
-            }
-            let outcome: Result<[MaskResult], Error>
-            do {
-                outcome = .success(try await SegflowClient(client: client, logger: logger).track(
+            let results = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: {
+                BackendSet([try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))])
+            }) { client in
+                try await SegflowClient(client: client, logger: logger).track(
                     streamID: streamId, frames: pngs,
                     initial: PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)]),
-                    model: kind.rawValue))
-            } catch { outcome = .failure(error) }
-            await stack?.stop()
-            for r in try outcome.get() {
-                guard let m = r.masks.first, case let .rle(counts, h, w) = m.encoding else { continue }
-                masks.append(try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts).decode())
+                    model: model)
+            }
+            for r in results {
+                guard let m = r.masks.first else { continue }
+                masks.append(try WireMask.decode(m))
                 scores.append(m.predictedIoU)
             }
         }

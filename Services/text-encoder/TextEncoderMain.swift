@@ -1,6 +1,8 @@
 import ArgumentParser
+import Backends
 import Foundation
 import Serving
+import ServiceCommandLine
 import ServiceKit
 
 @main
@@ -17,29 +19,26 @@ struct TextEncoderMain: AsyncParsableCommand {
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Phrases kept in the embedding cache.") var cacheEntries = 4096
 
-    static func main() async {
-        BLASRuntime.selectCoreOrReexec()
-        do {
-            var command = try parseAsRoot() as! TextEncoderMain
-            try await command.run()
-        } catch { exit(withError: error) }
-    }
+    static func main() async { await serviceMain() }
 
     func run() async throws {
         let logger = common.logger(label: "segflow-text-encoder")
+        let name = common.model ?? ModelRegistry.models.first { $0.promptKinds.contains(.text) }!.name
+        guard ModelRegistry.info(name)?.promptKinds.contains(.text) == true else {
+            throw ValidationError("model '\(name)' takes no text; the text-encoder serves: \(ModelRegistry.models.filter { $0.promptKinds.contains(.text) }.map(\.name).joined(separator: ", "))")
+        }
         guard let path = common.clipsegCheckpoint ?? common.checkpoint
                 ?? common.environment["SEGFLOW_CLIPSEG_CHECKPOINT"] ?? common.environment["SEGFLOW_CHECKPOINT"] else {
             throw ValidationError("the text-encoder needs a CLIPSeg checkpoint: --clipseg-checkpoint /path/to/model.safetensors")
         }
-        let backend = try CLIPSegBackend(checkpoint: URL(fileURLWithPath: path),
-                                         config: try CLIPSegBackend.config(named: common.clipsegConfig), parts: [.text])
+        let backend = try ModelRegistry.load(ModelLoadRequest(model: name, checkpoint: path, config: common.clipsegConfig ?? common.config,
+                                                              parts: [.text]))
         var options = TextEncoderService.Options()
         options.topics = common.topics
-        options.textTopic = "\(common.topicPrefix).text"
         options.cacheEntries = cacheEntries
-        if let g = common.group ?? common.environment["SEGFLOW_GROUP"] { options.groupID = g }
+        options.groupID = common.group(default: options.groupID)
         let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),
                                          options: options, logger: logger)
-        try await Shutdown.runUntilSignalled { try await service.run() }
+        try await ServiceRunner.run([service], logger: logger)
     }
 }

@@ -1,6 +1,7 @@
 import Checkpoint
 
-/// Everything the CLIP tokenizer and text encoder report. Cases carry the offending value.
+/// Everything the CLIP tokenizer, text tower and vision tower report. Cases carry the
+/// offending value.
 public enum CLIPError: Error, Equatable, Sendable {
     /// The BPE vocabulary file is missing, not gzip, or not the expected merge list.
     case vocabularyUnreadable(reason: String)
@@ -20,10 +21,19 @@ public enum CLIPError: Error, Equatable, Sendable {
     /// `texts[index]` needs `tokens` positions (with start and end token) but the model has
     /// `limit`; raised only when the encoder is told to reject instead of truncate.
     case textTooLong(index: Int, tokens: Int, limit: Int)
-    /// A token id outside the model's vocabulary.
-    case tokenOutOfRange(id: Int, vocabularySize: Int)
+    /// A token id outside the model's vocabulary, at `position` of token row `row` (for
+    /// `CLIPTextEncoder`, the row is the text's index).
+    case tokenOutOfRange(id: Int, row: Int, position: Int, vocabularySize: Int)
     /// A token sequence longer than the model's position table, or empty.
     case invalidSequenceLength(length: Int, maxPositions: Int)
+    /// Token rows of different lengths in one batch (pad them to one length).
+    case raggedTokenRows(lengths: [Int])
+    /// Token row `row` has no end-of-text token `eosTokenID` to pool at (only checked when
+    /// `eos_token_id != 2`; see `CLIPTextTransformer.pooledIndex`).
+    case missingEndOfText(row: Int, eosTokenID: Int)
+    /// Pixel values are not `[B, channels, H, W]` with H and W positive multiples of the
+    /// patch size.
+    case badPixelValues(shape: [Int], channels: Int, patchSize: Int)
 }
 
 extension CLIPError: CustomStringConvertible {
@@ -38,9 +48,26 @@ extension CLIPError: CustomStringConvertible {
         case let .onlySpecialTokens(index, text): return "text #\(index) ('\(text.prefix(80))') contains only special tokens"
         case let .textTooLong(index, tokens, limit):
             return "text #\(index) needs \(tokens) tokens including start/end, the model takes \(limit)"
-        case let .tokenOutOfRange(id, vocabularySize): return "token id \(id) outside the vocabulary (size \(vocabularySize))"
+        case let .tokenOutOfRange(id, row, position, vocabularySize):
+            return "token id \(id) at row \(row), position \(position) is outside the vocabulary (size \(vocabularySize))"
         case let .invalidSequenceLength(length, maxPositions):
             return "token sequence of length \(length); the model takes 1...\(maxPositions)"
+        case let .raggedTokenRows(lengths): return "token rows have different lengths \(lengths); pad them to one length"
+        case let .missingEndOfText(row, eos): return "token row \(row) has no end-of-text token \(eos) to pool at"
+        case let .badPixelValues(shape, channels, patch):
+            return "pixel values \(shape) must be [B, \(channels), H, W] with H and W positive multiples of the patch size \(patch)"
+        }
+    }
+}
+
+extension CLIPError {
+    /// The same error reported for token row `row` (the text encoder runs each text as row 0
+    /// of its own batch and reports the text's index instead).
+    func inRow(_ row: Int) -> CLIPError {
+        switch self {
+        case let .tokenOutOfRange(id, _, position, size): return .tokenOutOfRange(id: id, row: row, position: position, vocabularySize: size)
+        case let .missingEndOfText(_, eos): return .missingEndOfText(row: row, eosTokenID: eos)
+        default: return self
         }
     }
 }

@@ -1,39 +1,11 @@
 import Foundation
-import NN
-import Tensor
 
 /// Hyper-parameters of a CLIP text tower, named after transformers' `CLIPTextConfig`
 /// (plus the CLIPModel-level `projection_dim`).
 /// ref: transformers/models/clip/configuration_clip.py CLIPTextConfig
-public struct CLIPTextConfig: Sendable, Equatable {
-    /// `hidden_act`.
-    public enum Activation: String, Sendable, Equatable {
-        /// OpenAI CLIP's `x·σ(1.702x)` ("quick_gelu", every OpenAI checkpoint).
-        case quickGELU = "quick_gelu"
-        /// Exact erf GELU ("gelu"; e.g. LAION/open_clip-converted towers).
-        case gelu = "gelu"
-        /// tanh-approximated GELU ("gelu_new" / "gelu_pytorch_tanh").
-        case geluTanh = "gelu_pytorch_tanh"
-
-        /// From a transformers `hidden_act` string.
-        public init(huggingFaceName name: String) throws(CLIPError) {
-            switch name {
-            case "quick_gelu": self = .quickGELU
-            case "gelu": self = .gelu
-            case "gelu_new", "gelu_pytorch_tanh": self = .geluTanh
-            default: throw .unsupportedActivation(name: name)
-            }
-        }
-
-        // ref: transformers/activations.py QuickGELUActivation, GELUActivation, PytorchGELUTanh
-        func callAsFunction(_ x: Tensor) -> Tensor {
-            switch self {
-            case .quickGELU: return Ops.quickGELU(x)
-            case .gelu: return Ops.gelu(x)
-            case .geluTanh: return Ops.gelu(x, approximate: .tanh)
-            }
-        }
-    }
+public struct CLIPTextConfig: CLIPEncoderConfiguration, Equatable {
+    /// `hidden_act` (shared with the vision tower).
+    public typealias Activation = CLIPActivation
 
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -46,8 +18,9 @@ public struct CLIPTextConfig: Sendable, Equatable {
     public var hiddenAct: Activation
     public var layerNormEps: Float
     /// Decides the pooled position (see `CLIPTextTransformer.pooledIndex`): 2 is the legacy
-    /// value in OpenAI's hub configs and means "argmax of the ids" (the end token is the
-    /// largest id); anything else means "first position holding this id".
+    /// value in OpenAI's and CLIPSeg's hub configs and means "argmax of the ids" (the end
+    /// token is the largest id); anything else means "first position holding this id",
+    /// and a row without it is an error.
     public var eosTokenID: Int
 
     public init(vocabSize: Int = 49408, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
@@ -66,8 +39,6 @@ public struct CLIPTextConfig: Sendable, Equatable {
         self.layerNormEps = layerNormEps
         self.eosTokenID = eosTokenID
     }
-
-    public var headDim: Int { hiddenSize / numAttentionHeads }
 
     /// openai/clip-vit-base-patch32 text tower (config.json text_config; eos_token_id 2).
     public static let openAIViTB32 = CLIPTextConfig(hiddenSize: 512, intermediateSize: 2048, numHiddenLayers: 12,

@@ -120,8 +120,9 @@ public struct CLIPTextEncoder: Sendable {
             if framed.droppedTokens > 0, overlength == .reject {
                 throw .textTooLong(index: index, tokens: framed.textTokens + 2, limit: contextLength)
             }
-            let pooled = CLIPTextTransformer.pooledIndex(framed.ids, eosTokenID: config.eosTokenID)
-            let out = try model([Array(framed.ids[...pooled])])
+            let pooled = try CLIPTextTransformer.pooledIndex(framed.ids, eosTokenID: config.eosTokenID, row: index)
+            let out: CLIPTextModelWithProjection.Output
+            do { out = try model([Array(framed.ids[...pooled])]) } catch { throw error.inRow(index) }
             var vector = out.textEmbeds.data
             if normalize {
                 // ref: torch.nn.functional.normalize(p=2, dim=-1, eps=1e-12)

@@ -4,7 +4,8 @@ import NN
 import Tensor
 
 // transformers' CLIP text tower, one type per upstream module, weights bound by the HF
-// state-dict names. ref: transformers/models/clip/modeling_clip.py (5.x)
+// state-dict names; the encoder blocks are shared with the vision tower (CLIPEncoder.swift).
+// ref: transformers/models/clip/modeling_clip.py (5.x)
 
 /// ref: modeling_clip.py CLIPTextEmbeddings
 public struct CLIPTextEmbeddings: Sendable {
@@ -25,83 +26,6 @@ public struct CLIPTextEmbeddings: Sendable {
         let positions = positionEmbedding(Array(0..<l))
         let tokens = tokenEmbedding(ids.flatMap { $0 }).reshaped([ids.count, l, tokenEmbedding.dim])
         return tokens + positions
-    }
-}
-
-/// ref: modeling_clip.py CLIPAttention (+ eager_attention_forward)
-public struct CLIPAttention: Sendable {
-    public let qProj: Linear, kProj: Linear, vProj: Linear, outProj: Linear
-    public let numHeads: Int, headDim: Int
-    /// ref: self.scale = self.head_dim**-0.5
-    public var scale: Float { 1 / Float(headDim).squareRoot() }
-
-    public init(_ vb: WeightLoader, config: CLIPTextConfig) throws(CheckpointError) {
-        let d = config.hiddenSize
-        kProj = try Linear(vb.pp("k_proj"), in: d, out: d)
-        vProj = try Linear(vb.pp("v_proj"), in: d, out: d)
-        qProj = try Linear(vb.pp("q_proj"), in: d, out: d)
-        outProj = try Linear(vb.pp("out_proj"), in: d, out: d)
-        numHeads = config.numAttentionHeads
-        headDim = config.headDim
-    }
-
-    /// `x: [B, L, D]`, `mask`: additive `[L, L]` → `[B, L, D]`.
-    public func callAsFunction(_ x: Tensor, mask: Tensor?) -> Tensor {
-        let b = x.shape[0], l = x.shape[1]
-        // ref: queries.view(hidden_shape).transpose(1, 2)  → [B, H, L, hd]
-        func heads(_ t: Tensor) -> Tensor { Ops.permute(t.reshaped([b, l, numHeads, headDim]), [0, 2, 1, 3]) }
-        let out = Ops.attention(q: heads(qProj(x)), k: heads(kProj(x)), v: heads(vProj(x)), scale: scale, bias: mask)
-        // ref: attn_output.reshape(*input_shape, -1) after transpose(1, 2)
-        return outProj(Ops.permute(out, [0, 2, 1, 3]).reshaped([b, l, numHeads * headDim]))
-    }
-}
-
-/// ref: modeling_clip.py CLIPMLP
-public struct CLIPMLP: Sendable {
-    public let fc1: Linear, fc2: Linear
-    public let activation: CLIPTextConfig.Activation
-
-    public init(_ vb: WeightLoader, config: CLIPTextConfig) throws(CheckpointError) {
-        fc1 = try Linear(vb.pp("fc1"), in: config.hiddenSize, out: config.intermediateSize)
-        fc2 = try Linear(vb.pp("fc2"), in: config.intermediateSize, out: config.hiddenSize)
-        activation = config.hiddenAct
-    }
-
-    public func callAsFunction(_ x: Tensor) -> Tensor { fc2(activation(fc1(x))) }
-}
-
-/// Pre-LN transformer block. ref: modeling_clip.py CLIPEncoderLayer.forward
-public struct CLIPEncoderLayer: Sendable {
-    public let selfAttn: CLIPAttention
-    public let layerNorm1: LayerNorm
-    public let mlp: CLIPMLP
-    public let layerNorm2: LayerNorm
-
-    public init(_ vb: WeightLoader, config: CLIPTextConfig) throws(CheckpointError) {
-        selfAttn = try CLIPAttention(vb.pp("self_attn"), config: config)
-        layerNorm1 = try LayerNorm(vb.pp("layer_norm1"), dim: config.hiddenSize, eps: config.layerNormEps)
-        mlp = try CLIPMLP(vb.pp("mlp"), config: config)
-        layerNorm2 = try LayerNorm(vb.pp("layer_norm2"), dim: config.hiddenSize, eps: config.layerNormEps)
-    }
-
-    public func callAsFunction(_ x: Tensor, mask: Tensor?) -> Tensor {
-        let h = x + selfAttn(layerNorm1(x), mask: mask)
-        return h + mlp(layerNorm2(h))
-    }
-}
-
-/// ref: modeling_clip.py CLIPEncoder
-public struct CLIPEncoder: Sendable {
-    public let layers: [CLIPEncoderLayer]
-
-    public init(_ vb: WeightLoader, config: CLIPTextConfig) throws(CheckpointError) {
-        var layers: [CLIPEncoderLayer] = []
-        for i in 0..<config.numHiddenLayers { layers.append(try CLIPEncoderLayer(vb.pp("layers").pp(i), config: config)) }
-        self.layers = layers
-    }
-
-    public func callAsFunction(_ x: Tensor, mask: Tensor?) -> Tensor {
-        layers.reduce(x) { h, layer in layer(h, mask: mask) }
     }
 }
 
@@ -129,19 +53,31 @@ public struct CLIPTextTransformer: Sendable {
     }
 
     /// Which position's state is the sequence's pooled output.
-    /// ref: CLIPTextModel.forward —
-    ///   eos_token_id == 2 (legacy OpenAI configs): input_ids.argmax(dim=-1), i.e. the first
-    ///     occurrence of the largest id (the end token 49407 is the largest in the vocabulary);
-    ///   otherwise: (input_ids == eos_token_id).int().argmax(dim=-1), the first end token
-    ///     (0 when there is none, which is what argmax of an all-zero row gives).
-    public static func pooledIndex(_ ids: [Int], eosTokenID: Int) -> Int {
-        guard !ids.isEmpty else { return 0 }
+    /// - `eos_token_id == 2` (legacy OpenAI and CLIPSeg hub configs, e.g. CIDAS/clipseg-rd64-refined):
+    ///   the first position of the largest id (CLIP's end token 49407 is the largest id in
+    ///   its vocabulary);
+    /// - otherwise: the first position holding `eos_token_id`. A row without it throws
+    ///   `CLIPError.missingEndOfText(row:eosTokenID:)`. Upstream does not check: argmax of an
+    ///   all-zero comparison row is 0, so it silently pools the start token's state, and a
+    ///   CLIPSeg prompt conditioned on that segments something other than the text.
+    /// ref: modeling_clip.py CLIPTextModel.forward —
+    ///   eos_token_id == 2: `last_hidden_state[arange, input_ids.argmax(dim=-1)]`;
+    ///   else: `last_hidden_state[arange, (input_ids == eos_token_id).int().argmax(dim=-1)]`
+    /// (modeling_clipseg.py CLIPSegTextModel.forward is the same code.)
+    public static func pooledIndex(_ ids: [Int], eosTokenID: Int, row: Int = 0) throws(CLIPError) -> Int {
+        guard !ids.isEmpty else { throw .missingEndOfText(row: row, eosTokenID: eosTokenID) }
         if eosTokenID == 2 {
             var best = 0
-            for (i, v) in ids.enumerated() where v > ids[best] { best = i }
+            for (i, v) in ids.enumerated() where v > ids[best] { best = i }  // argmax: first maximum
             return best
         }
-        return ids.firstIndex(of: eosTokenID) ?? 0
+        guard let i = ids.firstIndex(of: eosTokenID) else { throw .missingEndOfText(row: row, eosTokenID: eosTokenID) }
+        return i
+    }
+
+    /// `pooledIndex` with this tower's `eos_token_id`.
+    public func pooledIndex(_ ids: [Int], row: Int = 0) throws(CLIPError) -> Int {
+        try Self.pooledIndex(ids, eosTokenID: config.eosTokenID, row: row)
     }
 
     /// Causal additive mask `[L, L]`: 0 on and below the diagonal, -inf above.
@@ -151,23 +87,44 @@ public struct CLIPTextTransformer: Sendable {
         Tensor(shape: [l, l]) { i in i % l > i / l ? -Float.infinity : 0 }
     }
 
-    /// Equal-length sequences `[B][L]` → hidden states and pooled output.
-    public func callAsFunction(_ ids: [[Int]]) throws(CLIPError) -> Output {
+    /// Checks `[B][L]` ids (non-empty, equal lengths within the position table, ids in the
+    /// vocabulary, an end token per row) and returns each row's pooled position. Runs
+    /// before the encoder, so bad input costs nothing.
+    func validate(_ ids: [[Int]]) throws(CLIPError) -> [Int] {
         let l = ids.first?.count ?? 0
-        guard l >= 1, l <= config.maxPositionEmbeddings, ids.allSatisfy({ $0.count == l }) else {
-            throw .invalidSequenceLength(length: ids.map(\.count).max() ?? 0, maxPositions: config.maxPositionEmbeddings)
+        guard l >= 1 else { throw .invalidSequenceLength(length: 0, maxPositions: config.maxPositionEmbeddings) }
+        guard ids.allSatisfy({ $0.count == l }) else { throw .raggedTokenRows(lengths: ids.map(\.count)) }
+        guard l <= config.maxPositionEmbeddings else {
+            throw .invalidSequenceLength(length: l, maxPositions: config.maxPositionEmbeddings)
         }
-        if let bad = ids.lazy.flatMap({ $0 }).first(where: { $0 < 0 || $0 >= self.config.vocabSize }) {
-            throw .tokenOutOfRange(id: bad, vocabularySize: config.vocabSize)
+        for (r, row) in ids.enumerated() {
+            for (p, id) in row.enumerated() where id < 0 || id >= config.vocabSize {
+                throw .tokenOutOfRange(id: id, row: r, position: p, vocabularySize: config.vocabSize)
+            }
         }
+        var pooled: [Int] = []
+        pooled.reserveCapacity(ids.count)
+        for (r, row) in ids.enumerated() { pooled.append(try pooledIndex(row, row: r)) }
+        return pooled
+    }
+
+    /// Equal-length sequences `[B][L]` → hidden states and pooled output.
+    ///
+    /// No attention mask is taken: the causal mask already keeps every position at or
+    /// before the end token from seeing right padding, so the pooled output is the same
+    /// with or without the tokenizer's padding mask.
+    public func callAsFunction(_ ids: [[Int]]) throws(CLIPError) -> Output {
+        let pooledAt = try validate(ids)
+        let l = ids[0].count
         let x = encoder(embeddings(ids), mask: Self.causalMask(l))
         let h = finalLayerNorm(x)
         let d = config.hiddenSize
         var pooled = [Float](repeating: 0, count: ids.count * d)
-        for (b, row) in ids.enumerated() {
-            let p = Self.pooledIndex(row, eosTokenID: config.eosTokenID)
-            let src = (b * l + p) * d
-            for j in 0..<d { pooled[b * d + j] = h.data[src + j] }
+        h.data.withUnsafeBufferPointer { hp in
+            for (b, p) in pooledAt.enumerated() {
+                let src = (b * l + p) * d
+                for j in 0..<d { pooled[b * d + j] = hp[src + j] }
+            }
         }
         return Output(lastHiddenState: h, pooledOutput: Tensor(shape: [ids.count, d], data: pooled))
     }

@@ -1,3 +1,4 @@
+import CLIP
 import Checkpoint
 import Foundation
 import NN
@@ -114,5 +115,28 @@ public struct CLIPSegDecoderHead: Sendable {
         }
         return try self(activations: embedding.activations, conditionalEmbeddings: conditionalEmbeddings,
                         gridHeight: embedding.gridHeight, gridWidth: embedding.gridWidth)
+    }
+}
+
+/// Post-norm variant of CLIP's encoder layer: `ln1(x + attn(x))`, then `ln2(h + mlp(h))`,
+/// with CLIP's attention and a ReLU MLP: CLIPSegDecoder builds its layers from a copy of
+/// the vision config with `hidden_act = "relu"` (the top-level `decoder_hidden_act` is
+/// never read).
+/// ref: modeling_clipseg.py CLIPSegDecoderLayer.forward; CLIPSegDecoder.__init__ (decoder_config)
+struct CLIPSegDecoderLayer: Sendable {
+    let selfAttn: CLIPAttention
+    let layerNorm1: LayerNorm, layerNorm2: LayerNorm
+    let mlp: MLPBlock
+
+    init(_ vb: WeightLoader, hidden: Int, intermediate: Int, heads: Int, eps: Float) throws {
+        selfAttn = try CLIPAttention(vb.pp("self_attn"), embedDim: hidden, numHeads: heads)
+        layerNorm1 = try LayerNorm(vb.pp("layer_norm1"), dim: hidden, eps: eps)
+        mlp = try MLPBlock(vb.pp("mlp"), dim: hidden, hidden: intermediate, activation: .relu, names: ("fc1", "fc2"))
+        layerNorm2 = try LayerNorm(vb.pp("layer_norm2"), dim: hidden, eps: eps)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = layerNorm1(x + selfAttn(x, mask: nil))
+        return layerNorm2(h + mlp(h))
     }
 }

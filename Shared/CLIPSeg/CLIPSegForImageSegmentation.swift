@@ -1,3 +1,4 @@
+import CLIP
 import Checkpoint
 import Foundation
 import Imaging
@@ -8,39 +9,39 @@ import Tensor
 /// plus `visual_projection` (for visual prompts).
 /// ref: modeling_clipseg.py CLIPSegModel.get_image_features; CLIPSegForImageSegmentation.forward step 1
 public struct CLIPSegVisionEncoder: Sendable {
-    public let visionModel: CLIPSegVisionTransformer
+    public let visionModel: CLIPVisionTransformer
     let visualProjection: Linear
     public let config: CLIPSegConfig
 
     /// `vb` is the checkpoint root: reads `clip.vision_model.*` and `clip.visual_projection.weight`.
     public init(_ vb: WeightLoader, config c: CLIPSegConfig) throws {
         config = c
-        visionModel = try CLIPSegVisionTransformer(vb.pp("clip").pp("vision_model"), config: c.vision)
+        visionModel = try CLIPVisionTransformer(vb.pp("clip").pp("vision_model"), config: c.vision)
         visualProjection = try Linear(vb.pp("clip").pp("visual_projection"), in: c.vision.hiddenSize,
                                       out: c.projectionDim, bias: false)
     }
 
     /// Activations at `extract_layers` (`[B, 1 + gh·gw, D]` each, shallowest first). Stops
     /// after the deepest extract layer: the decoder needs nothing later.
-    public func activations(_ pixelValues: Tensor) throws(CLIPSegError) -> [Tensor] {
+    public func activations(_ pixelValues: Tensor) throws(CLIPError) -> [Tensor] {
         try visionModel(pixelValues, collect: config.extractLayers, pooled: false).hiddenStates
     }
 
     /// The full tower: activations, pooled output (`[B, D]`, post_layernorm'd class token)
     /// and image features (`visual_projection(pooled)`, `[B, projection_dim]`).
-    public func callAsFunction(_ pixelValues: Tensor) throws(CLIPSegError)
+    public func callAsFunction(_ pixelValues: Tensor) throws(CLIPError)
         -> (activations: [Tensor], pooledOutput: Tensor, imageFeatures: Tensor) {
         let out = try visionModel(pixelValues, collect: config.extractLayers, pooled: true)
         return (out.hiddenStates, out.pooledOutput!, visualProjection(out.pooledOutput!))
     }
 
     /// `get_image_features(...).pooler_output`: the conditional embedding of a visual prompt.
-    public func imageFeatures(_ pixelValues: Tensor) throws(CLIPSegError) -> Tensor {
+    public func imageFeatures(_ pixelValues: Tensor) throws(CLIPError) -> Tensor {
         try self(pixelValues).imageFeatures
     }
 
     /// Preprocesses `image` and computes what the decoder needs.
-    public func embed(_ image: RGBImage) throws(CLIPSegError) -> CLIPSegImageEmbedding {
+    public func embed(_ image: RGBImage) throws(CLIPError) -> CLIPSegImageEmbedding {
         let s = config.inputSize, p = config.vision.patchSize
         let acts = try activations(CLIPSegProcessor.preprocess(image, size: s))
         return CLIPSegImageEmbedding(activations: acts, extractLayers: config.extractLayers,
@@ -50,23 +51,23 @@ public struct CLIPSegVisionEncoder: Sendable {
     }
 }
 
-/// The text half of CLIPSeg's conditioning: text tower + `text_projection`.
+/// The text half of CLIPSeg's conditioning: CLIP's text tower + `text_projection`, i.e.
+/// CLIPTextModelWithProjection under the `clip.` prefix.
 /// ref: modeling_clipseg.py CLIPSegModel.get_text_features
 public struct CLIPSegTextEncoder: Sendable {
-    public let textModel: CLIPSegTextTransformer
-    let textProjection: Linear
+    public let model: CLIPTextModelWithProjection
+    public var textModel: CLIPTextTransformer { model.textModel }
 
     /// `vb` is the checkpoint root: reads `clip.text_model.*` and `clip.text_projection.weight`.
     public init(_ vb: WeightLoader, config c: CLIPSegConfig) throws {
-        textModel = try CLIPSegTextTransformer(vb.pp("clip").pp("text_model"), config: c.text)
-        textProjection = try Linear(vb.pp("clip").pp("text_projection"), in: c.text.hiddenSize,
-                                    out: c.projectionDim, bias: false)
+        model = try CLIPTextModelWithProjection(vb.pp("clip"), config: c.text)
     }
 
     /// `[B, projection_dim]` conditional embeddings for B rows of token ids (CLIP BPE ids
-    /// with start/end-of-text, right-padded to one length).
-    public func textFeatures(_ ids: [[Int]]) throws(CLIPSegError) -> Tensor {
-        textProjection(try textModel(ids).pooledOutput)
+    /// with start/end-of-text, right-padded to one length). A row without the end token is
+    /// an error when `eos_token_id != 2` (see `CLIPTextTransformer.pooledIndex`).
+    public func textFeatures(_ ids: [[Int]]) throws(CLIPError) -> Tensor {
+        try model(ids).textEmbeds
     }
 }
 

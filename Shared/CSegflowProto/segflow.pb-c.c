@@ -412,6 +412,51 @@ void   segflow__v1__automatic_mask_params__free_unpacked
   assert(message->base.descriptor == &segflow__v1__automatic_mask_params__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   segflow__v1__threshold__init
+                     (Segflow__V1__Threshold         *message)
+{
+  static const Segflow__V1__Threshold init_value = SEGFLOW__V1__THRESHOLD__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__threshold__get_packed_size
+                     (const Segflow__V1__Threshold *message)
+{
+  assert(message->base.descriptor == &segflow__v1__threshold__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__threshold__pack
+                     (const Segflow__V1__Threshold *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__threshold__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__threshold__pack_to_buffer
+                     (const Segflow__V1__Threshold *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__threshold__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__Threshold *
+       segflow__v1__threshold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__Threshold *)
+     protobuf_c_message_unpack (&segflow__v1__threshold__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__threshold__free_unpacked
+                     (Segflow__V1__Threshold *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__threshold__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   segflow__v1__rle__init
                      (Segflow__V1__RLE         *message)
 {
@@ -1616,7 +1661,7 @@ const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor =
   (ProtobufCMessageInit) segflow__v1__prompt_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__automatic_mask_params__field_descriptors[7] =
+static const ProtobufCFieldDescriptor segflow__v1__automatic_mask_params__field_descriptors[11] =
 {
   {
     "points_per_side",
@@ -1702,20 +1747,72 @@ static const ProtobufCFieldDescriptor segflow__v1__automatic_mask_params__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pred_iou",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, pred_iou),
+    &segflow__v1__threshold__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stability_score",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, stability_score),
+    &segflow__v1__threshold__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stability_offset",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, stability_offset),
+    &segflow__v1__threshold__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "box_nms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__AutomaticMaskParams, box_nms),
+    &segflow__v1__threshold__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__automatic_mask_params__field_indices_by_name[] = {
+  10,   /* field[10] = box_nms */
   5,   /* field[5] = box_nms_thresh */
   6,   /* field[6] = min_mask_region_area */
   1,   /* field[1] = points_per_batch */
   0,   /* field[0] = points_per_side */
+  7,   /* field[7] = pred_iou */
   2,   /* field[2] = pred_iou_thresh */
+  9,   /* field[9] = stability_offset */
+  8,   /* field[8] = stability_score */
   4,   /* field[4] = stability_score_offset */
   3,   /* field[3] = stability_score_thresh */
 };
 static const ProtobufCIntRange segflow__v1__automatic_mask_params__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor segflow__v1__automatic_mask_params__descriptor =
 {
@@ -1725,11 +1822,49 @@ const ProtobufCMessageDescriptor segflow__v1__automatic_mask_params__descriptor 
   "Segflow__V1__AutomaticMaskParams",
   "segflow.v1",
   sizeof(Segflow__V1__AutomaticMaskParams),
-  7,
+  11,
   segflow__v1__automatic_mask_params__field_descriptors,
   segflow__v1__automatic_mask_params__field_indices_by_name,
   1,  segflow__v1__automatic_mask_params__number_ranges,
   (ProtobufCMessageInit) segflow__v1__automatic_mask_params__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__threshold__field_descriptors[1] =
+{
+  {
+    "value",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__Threshold, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__threshold__field_indices_by_name[] = {
+  0,   /* field[0] = value */
+};
+static const ProtobufCIntRange segflow__v1__threshold__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor segflow__v1__threshold__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.Threshold",
+  "Threshold",
+  "Segflow__V1__Threshold",
+  "segflow.v1",
+  sizeof(Segflow__V1__Threshold),
+  1,
+  segflow__v1__threshold__field_descriptors,
+  segflow__v1__threshold__field_indices_by_name,
+  1,  segflow__v1__threshold__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__threshold__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor segflow__v1__rle__field_descriptors[3] =
@@ -1873,7 +2008,7 @@ const ProtobufCMessageDescriptor segflow__v1__bounding_box__descriptor =
   (ProtobufCMessageInit) segflow__v1__bounding_box__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[7] =
+static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[9] =
 {
   {
     "rle",
@@ -1959,12 +2094,38 @@ static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[7] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "point_coords",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Segflow__V1__Mask, n_point_coords),
+    offsetof(Segflow__V1__Mask, point_coords),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crop_box",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__Mask, crop_box),
+    &segflow__v1__bounding_box__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__mask__field_indices_by_name[] = {
   5,   /* field[5] = area */
   4,   /* field[4] = bbox */
+  8,   /* field[8] = crop_box */
   6,   /* field[6] = low_res_logits */
   1,   /* field[1] = png */
+  7,   /* field[7] = point_coords */
   2,   /* field[2] = predicted_iou */
   0,   /* field[0] = rle */
   3,   /* field[3] = stability_score */
@@ -1972,7 +2133,7 @@ static const unsigned segflow__v1__mask__field_indices_by_name[] = {
 static const ProtobufCIntRange segflow__v1__mask__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
 {
@@ -1982,7 +2143,7 @@ const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
   "Segflow__V1__Mask",
   "segflow.v1",
   sizeof(Segflow__V1__Mask),
-  7,
+  9,
   segflow__v1__mask__field_descriptors,
   segflow__v1__mask__field_indices_by_name,
   1,  segflow__v1__mask__number_ranges,

@@ -57,11 +57,8 @@ public struct RGBImage: Sendable, Equatable {
 
     /// Adds an opaque alpha channel (for writing overlays with transparency later).
     public func withAlpha(_ alpha: UInt8 = 255) -> RGBAImage {
-        var out = [UInt8](repeating: alpha, count: width * height * 4)
-        for p in 0..<(width * height) {
-            out[p * 4] = pixels[p * 3]; out[p * 4 + 1] = pixels[p * 3 + 1]; out[p * 4 + 2] = pixels[p * 3 + 2]
-        }
-        return RGBAImage(uncheckedWidth: width, height: height, pixels: out)
+        RGBAImage(uncheckedWidth: width, height: height,
+                  pixels: repackRGB(pixels, count: width * height, from: 3, to: 4, fill: alpha))
     }
 }
 
@@ -86,11 +83,7 @@ public struct RGBAImage: Sendable, Equatable {
 
     /// Drops alpha without compositing — PIL's `convert("RGB")` semantics.
     public var rgb: RGBImage {
-        var out = [UInt8](repeating: 0, count: width * height * 3)
-        for p in 0..<(width * height) {
-            out[p * 3] = pixels[p * 4]; out[p * 3 + 1] = pixels[p * 4 + 1]; out[p * 3 + 2] = pixels[p * 4 + 2]
-        }
-        return RGBImage(uncheckedWidth: width, height: height, pixels: out)
+        RGBImage(uncheckedWidth: width, height: height, pixels: repackRGB(pixels, count: width * height, from: 4, to: 3, fill: 0))
     }
 }
 
@@ -123,4 +116,14 @@ public struct GrayImage: Sendable, Equatable {
             pixels[y * width + x] = newValue
         }
     }
+}
+
+/// Copies the R, G, B bytes of `count` pixels from `from`-byte to `to`-byte pixels; any
+/// further output channel (alpha) is `fill`.
+func repackRGB(_ src: [UInt8], count: Int, from: Int, to: Int, fill: UInt8) -> [UInt8] {
+    var out = [UInt8](repeating: fill, count: count * to)
+    for p in 0..<count {
+        out[p * to] = src[p * from]; out[p * to + 1] = src[p * from + 1]; out[p * to + 2] = src[p * from + 2]
+    }
+    return out
 }

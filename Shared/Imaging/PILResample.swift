@@ -1,6 +1,7 @@
 import Foundation
 
-/// Pillow's BILINEAR resampling of 8-bit images, reproduced bit for bit.
+/// Pillow's BILINEAR and BICUBIC resampling (and its NEAREST resize) of 8-bit images,
+/// reproduced bit for bit.
 ///
 /// SAM's `ResizeLongestSide.apply_image` resizes the uint8 image with PIL (antialiased
 /// bilinear, fixed-point arithmetic, rounding to uint8 after each separable pass), so an
@@ -17,8 +18,26 @@ public enum PILResample {
         var weights: [Int32]  // outSize × ksize, fixed point
     }
 
-    static func coefficients(inSize: Int, outSize: Int) -> Coefficients {
-        let support = 1.0  // bilinear filter support
+    /// Resample.c's filters: support and kernel.
+    enum Filter {
+        case bilinear, bicubic
+        var support: Double { self == .bilinear ? 1 : 2 }
+        // ref: Resample.c bilinear_filter, bicubic_filter (a = -0.5)
+        func callAsFunction(_ x: Double) -> Double {
+            let t = abs(x)
+            switch self {
+            case .bilinear: return t < 1 ? 1 - t : 0
+            case .bicubic:
+                let a = -0.5
+                if t < 1 { return ((a + 2) * t - (a + 3)) * t * t + 1 }
+                if t < 2 { return (((t - 5) * t + 8) * t - 4) * a }
+                return 0
+            }
+        }
+    }
+
+    static func coefficients(inSize: Int, outSize: Int, filter: Filter = .bilinear) -> Coefficients {
+        let support = filter.support
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1.0)
         let sup = support * filterScale
@@ -36,9 +55,7 @@ public enum PILResample {
             var ww = 0.0
             for x in 0..<ksize { k[x] = 0 }
             for x in 0..<xmax {
-                var t = (Double(x + xmin) - center + 0.5) * ss
-                if t < 0 { t = -t }
-                let w = t < 1 ? 1 - t : 0
+                let w = filter((Double(x + xmin) - center + 0.5) * ss)
                 k[x] = w
                 ww += w
             }
@@ -62,12 +79,53 @@ public enum PILResample {
     /// Resizes an interleaved 8-bit image (`channels` per pixel) to `width`×`height`.
     public static func bilinear(_ pixels: [UInt8], width: Int, height: Int, channels: Int,
                                 toWidth outW: Int, toHeight outH: Int) -> [UInt8] {
+        resample(pixels, width: width, height: height, channels: channels, toWidth: outW, toHeight: outH, filter: .bilinear)
+    }
+
+    /// `Image.resize(size, Image.BICUBIC)` (Pillow's default filter for RGB/L images).
+    public static func bicubic(_ pixels: [UInt8], width: Int, height: Int, channels: Int,
+                               toWidth outW: Int, toHeight outH: Int) -> [UInt8] {
+        resample(pixels, width: width, height: height, channels: channels, toWidth: outW, toHeight: outH, filter: .bicubic)
+    }
+
+    /// `Image.resize(size, Image.NEAREST)`: Pillow scales with an affine nearest transform,
+    /// source index `int(x₀ + (i + ½)·in/out)` where the position is accumulated in Double
+    /// step by step, as upstream does (the accumulation, not a product, picks the pixel).
+    /// ref: Pillow src/libImaging/Geometry.c ImagingScaleAffine (xo += a[0]; COORD)
+    public static func nearest(_ pixels: [UInt8], width: Int, height: Int, channels: Int,
+                               toWidth outW: Int, toHeight outH: Int) -> [UInt8] {
+        precondition(pixels.count == width * height * channels, "pixel buffer does not match \(width)x\(height)x\(channels)")
+        precondition(outW > 0 && outH > 0, "target size must be positive")
+        if outW == width && outH == height { return pixels }
+        func table(_ inSize: Int, _ outSize: Int) -> [Int] {
+            let step = Double(inSize) / Double(outSize)
+            var pos = step * 0.5
+            var idx = [Int](repeating: 0, count: outSize)
+            for i in 0..<outSize {
+                idx[i] = min(max(Int(pos), 0), inSize - 1)
+                pos += step
+            }
+            return idx
+        }
+        let xs = table(width, outW), ys = table(height, outH)
+        var out = [UInt8](repeating: 0, count: outW * outH * channels)
+        for y in 0..<outH {
+            let src = ys[y] * width * channels, dst = y * outW * channels
+            for x in 0..<outW {
+                for c in 0..<channels { out[dst + x * channels + c] = pixels[src + xs[x] * channels + c] }
+            }
+        }
+        return out
+    }
+
+    static func resample(_ pixels: [UInt8], width: Int, height: Int, channels: Int,
+                         toWidth outW: Int, toHeight outH: Int, filter: Filter) -> [UInt8] {
         precondition(pixels.count == width * height * channels, "pixel buffer does not match \(width)x\(height)x\(channels)")
         precondition(outW > 0 && outH > 0, "target size must be positive")
         let needH = outW != width, needV = outH != height
         if !needH && !needV { return pixels }
-        let horiz = coefficients(inSize: width, outSize: outW)
-        var vert = coefficients(inSize: height, outSize: outH)
+        let horiz = coefficients(inSize: width, outSize: outW, filter: filter)
+        var vert = coefficients(inSize: height, outSize: outH, filter: filter)
         // Only source rows some output row uses take part in the horizontal pass.
         let yFirst = vert.bounds[0].min
         let yLast = vert.bounds[outH - 1].min + vert.bounds[outH - 1].count

@@ -3,6 +3,7 @@ import Foundation
 /// Namespace for the PNG codec. Decoding reproduces PIL's
 /// `Image.open(f).convert("RGB")` — the preprocessing every upstream SAM script
 /// uses — so embeddings computed here see the same bytes as the reference.
+/// For input whose format is not known to be PNG, use `ImageDecoder` (PNG, JPEG, WebP).
 public enum PNG {
     /// Default pixel-count limit: 64 Mi pixels (8192 × 8192). SAM resizes every
     /// input to a 1024-pixel long side, so bigger inputs buy nothing, while one
@@ -63,13 +64,7 @@ extension PNG {
 
     /// Reads and decodes a PNG file (see `decodeRGB(_:options:)` for semantics).
     public static func decodeRGB(contentsOfFile path: String, options: DecodeOptions = DecodeOptions()) throws(ImagingError) -> RGBImage {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw .fileIO(path: path, reason: String(describing: error))
-        }
-        return try decodeRGB(data, options: options)
+        try decodeRGB(try ImageDecoder.readFile(path), options: options)
     }
 
     /// Reads only the header (signature and chunks before the first IDAT).

@@ -2,7 +2,7 @@ import Imaging
 import SAM
 import Tensor
 
-/// Frame-by-frame tracking with SAM (DESIGN.md, Video): the first frame uses the user's
+/// Frame-by-frame tracking with SAM (README, Video): the first frame uses the user's
 /// prompt; every later frame is prompted with the previous frame's best low-res mask
 /// logits (SAM's mask input) plus the bounding box of the previous mask.
 public enum VideoTracker {

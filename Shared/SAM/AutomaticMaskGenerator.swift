@@ -79,6 +79,13 @@ public struct AutomaticMaskGenerator: Sendable {
         public var stabilityScore: Float
         /// The crop the mask was predicted in, XYWH.
         public var cropBox: [Int]
+
+        public init(segmentation: Segmentation, rle: COCORLE, area: Int, bbox: [Int], predictedIoU: Float,
+                    pointCoords: [[Double]], stabilityScore: Float, cropBox: [Int]) {
+            self.segmentation = segmentation; self.rle = rle; self.area = area; self.bbox = bbox
+            self.predictedIoU = predictedIoU; self.pointCoords = pointCoords; self.stabilityScore = stabilityScore
+            self.cropBox = cropBox
+        }
     }
 
     public let sam: Sam

@@ -13,7 +13,7 @@ import Glibc
 /// library reads it in its load-time constructor, so setting it inside `main` is too
 /// late: the process must be re-executed with the variable set.
 ///
-/// Rules (DESIGN.md, Numerics):
+/// Rules:
 /// - A value the user or the machine has set is never overridden.
 /// - We intervene only when the library reports a core without AVX2 kernels on a CPU
 ///   that has AVX2 or AVX-512; a library that recognised the CPU keeps its own choice.
@@ -26,7 +26,7 @@ public enum BLASRuntime {
     /// OpenBLAS worker threads spin (sched_yield) for 2^n cycles after each call before
     /// sleeping (default n = 28, ~0.1 s). Segflow's own parallel loops run between BLAS
     /// calls and lose their core to that spinning; 2^4 lets the workers sleep at once
-    /// (measured: LiteMedSAM encoder 0.59 → 0.54 s, decoder −15%). Read at load time
+    /// (it shortens the encoder and decoder; rerun `segflow bench` to see). Read at load time
     /// like the core type, so it is set on the same re-exec, and never overrides a value.
     public static let threadTimeoutVariable = "OPENBLAS_THREAD_TIMEOUT"
     public static let preferredThreadTimeout = "4"

@@ -1,32 +1,11 @@
-import CLIPSeg
-import SAM
-
-/// What a decoder caches per image: a SAM-family embedding or CLIPSeg activations.
-public enum CachedEmbedding: Sendable {
-    case sam(ImageEmbedding)
-    case clipseg(CLIPSegImageEmbedding)
-
-    public var bytes: Int {
-        switch self {
-        case let .sam(e): e.embedding.count * MemoryLayout<Float>.size
-        case let .clipseg(e): e.activations.reduce(0) { $0 + $1.count } * MemoryLayout<Float>.size
-        }
-    }
-
-    public var modelName: String {
-        switch self {
-        case let .sam(e): e.model.rawValue
-        case .clipseg: "clipseg"
-        }
-    }
-}
+import Backends
 
 /// Byte-bounded LRU of image embeddings, keyed by image id. A decoder keeps one for the
 /// partitions it owns so that every prompt after the first reuses the encoder's work.
 public struct EmbeddingCache: Sendable {
     public let capacityBytes: Int
     public private(set) var usedBytes = 0
-    private var entries: [String: (embedding: CachedEmbedding, bytes: Int, tick: UInt64)] = [:]
+    private var entries: [String: (embedding: any BackendEmbedding, bytes: Int, tick: UInt64)] = [:]
     private var tick: UInt64 = 0
     public private(set) var evictions = 0
 
@@ -37,12 +16,10 @@ public struct EmbeddingCache: Sendable {
 
     public var count: Int { entries.count }
 
-    public mutating func insert(_ e: ImageEmbedding, imageID: String) { insert(.sam(e), imageID: imageID) }
-
     /// Inserts (or replaces) and evicts least-recently-used entries beyond the budget. An
     /// embedding larger than the whole budget is still kept alone: dropping it would turn
     /// every prompt for it into a miss.
-    public mutating func insert(_ e: CachedEmbedding, imageID: String) {
+    public mutating func insert(_ e: any BackendEmbedding, imageID: String) {
         remove(imageID)
         tick += 1
         let bytes = e.bytes
@@ -56,7 +33,7 @@ public struct EmbeddingCache: Sendable {
     }
 
     /// The embedding for `imageID`, marking it most recently used.
-    public mutating func get(_ imageID: String) -> CachedEmbedding? {
+    public mutating func get(_ imageID: String) -> (any BackendEmbedding)? {
         guard var entry = entries[imageID] else { return nil }
         tick += 1
         entry.tick = tick

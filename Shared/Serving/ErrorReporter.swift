@@ -1,6 +1,8 @@
+import Backends
 import Foundation
 import Logging
 import Messaging
+import Pipeline
 
 /// Bad input never kills a service and never disappears: each failure becomes an error
 /// MaskResult for the requester and an ErrorReport on the dead-letter topic with the
@@ -15,7 +17,7 @@ public struct ErrorReporter: Sendable {
         self.producer = producer; self.topics = topics; self.service = service; self.logger = logger
     }
 
-    public static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMs() -> Int64 { Timing.wallMs() }
 
     public func report(_ error: ServingError, record: ConsumedMessage, requestID: String, imageID: String,
                        replyTopic: String, model: String = "", frame: VideoFrame? = nil) async throws {
@@ -26,29 +28,32 @@ public struct ErrorReporter: Sendable {
         log[metadataKey: "kafka.offset"] = "\(record.offset)"
         log[metadataKey: "seg.error.code"] = "\(error.code)"
         log.warning("rejected: \(error.message)")
-        let limit = Messaging.ErrorReport.defaultPayloadLimit
-        let dead = Messaging.ErrorReport(sourceTopic: record.topic, partition: record.partition, offset: record.offset,
-                                         key: record.key ?? [], code: error.code, message: error.message, service: service,
-                                         payload: Array(record.value.prefix(limit)), payloadTruncated: record.value.count > limit,
-                                         payloadSize: UInt64(record.value.count), requestID: requestID, reportedAtMs: Self.nowMs())
         let result = MaskResult(requestID: requestID, imageID: imageID, error: .init(code: error.code, message: error.message),
                                 model: model, frame: frame)
         let reply = replyTopic.isEmpty ? topics.masks : replyTopic
         _ = try await producer.send([
-            ProducerRecord(topic: topics.deadLetter, key: record.key, value: dead.encode(),
-                           headers: [.contentType(protobuf: "ErrorReport"), .requestID(requestID)] + record.traceHeaders),
+            deadLetterRecord(error, record: record, requestID: requestID),
             ProducerRecord(topic: reply, key: imageID.isEmpty ? requestID : imageID, value: result.encode(),
                            headers: [.contentType(protobuf: "MaskResult"), .requestID(requestID)] + record.traceHeaders),
         ])
     }
 }
 
-/// Topic names, overridable per deployment.
-public struct ServingTopics: Sendable, Hashable {
-    public var images = SegflowTopics.images
-    public var embeddings = SegflowTopics.embeddings
-    public var prompts = SegflowTopics.prompts
-    public var masks = SegflowTopics.masks
-    public var deadLetter = SegflowTopics.deadLetter
-    public init() {}
+extension ErrorReporter {
+    /// The one dead-letter record builder: the source coordinates, the code and message,
+    /// the payload (truncated to `ErrorReport.defaultPayloadLimit`), request and trace ids.
+    public func deadLetterRecord(_ error: ServingError, record: ConsumedMessage, requestID: String) -> ProducerRecord {
+        let limit = Messaging.ErrorReport.defaultPayloadLimit
+        let dead = Messaging.ErrorReport(sourceTopic: record.topic, partition: record.partition, offset: record.offset,
+                                         key: record.key ?? [], code: error.code, message: error.message, service: service,
+                                         payload: Array(record.value.prefix(limit)), payloadTruncated: record.value.count > limit,
+                                         payloadSize: UInt64(record.value.count), requestID: requestID, reportedAtMs: Self.nowMs())
+        return ProducerRecord(topic: topics.deadLetter, key: record.key, value: dead.encode(),
+                              headers: [.contentType(protobuf: "ErrorReport"), .requestID(requestID)] + record.traceHeaders)
+    }
+
+    /// A record nobody can be answered for (e.g. a corrupt embedding): dead letter only.
+    public func deadLetter(_ error: ServingError, record: ConsumedMessage, requestID: String) async throws {
+        _ = try await producer.send(deadLetterRecord(error, record: record, requestID: requestID))
+    }
 }

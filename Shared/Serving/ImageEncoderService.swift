@@ -1,14 +1,15 @@
 import Foundation
 import Imaging
 import Logging
+import ServiceLifecycle
 import Messaging
-import CLIPSeg
-import SAM
+import Backends
+import Pipeline
 
 /// Consumes ImageRequests, computes each image's embedding once and publishes it keyed
 /// by image id. Offsets are committed only after the embedding (or the error result) is
 /// delivered: at-least-once.
-public final class ImageEncoderService: Sendable {
+public final class ImageEncoderService: Service {
     public struct Options: Sendable {
         public var groupID = "segflow-image-encoder"
         public var topics = ServingTopics()
@@ -17,20 +18,17 @@ public final class ImageEncoderService: Sendable {
         public init() {}
     }
 
-    public let sam: Sam?
-    public let clipseg: CLIPSegBackend?
+    public let backends: BackendSet
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
 
-    /// Serves one SAM-family model and/or CLIPSeg; a request's `model` picks (empty = SAM
-    /// if loaded, else CLIPSeg).
-    public init(sam: Sam?, clipseg: CLIPSegBackend? = nil, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
-        precondition(sam != nil || clipseg != nil, "an image-encoder needs at least one model")
-        self.sam = sam; self.clipseg = clipseg; self.client = client; self.options = options; self.logger = logger
+    /// Serves the encoder half of each backend; a request's `model` picks (empty = the first).
+    public init(backends: BackendSet, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        self.backends = backends; self.client = client; self.options = options; self.logger = logger
     }
 
-    var modelNames: [String] { servedModelNames(sam: sam, clipseg: clipseg) }
+    var modelNames: [String] { backends.names }
 
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {
@@ -44,7 +42,7 @@ public final class ImageEncoderService: Sendable {
     }
 
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter) async {
-        let headerID = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+        let headerID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var requestID = headerID, imageID = record.keyString ?? "", reply = "", frame: VideoFrame?
         do {
             let request: ImageRequest
@@ -52,25 +50,13 @@ public final class ImageEncoderService: Sendable {
                 throw ServingError(e.errorCode, "\(e)")
             }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic; frame = request.frame
-            let name = request.model.isEmpty ? modelNames[0] : request.model
-            guard modelNames.contains(name) else {
-                throw ServingError(.unknownModel, "this encoder serves \(modelNames.map { "'\($0)'" }.joined(separator: ", ")); request asks for '\(request.model)'")
-            }
+            let backend = try backends.resolve(request.model, role: "encoder")
             let image = try decodeImage(request.image)
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let wire: Messaging.ImageEmbedding
-            if let sam, name == sam.kind.rawValue {
-                let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
-                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                wire = Conversions.wire(emb, requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
-                                        encoderMs: ms, frame: request.frame, createdAtMs: request.createdAtMs)
-            } else {
-                let emb = try clipseg!.embed(image)
-                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                wire = Conversions.wire(clipseg: emb, requestID: request.requestID, imageID: request.imageID,
-                                        f16: options.embeddingDType == .f16, encoderMs: ms, frame: request.frame,
-                                        createdAtMs: request.createdAtMs)
-            }
+            let t0 = Timing.nowMs()
+            let embedding = try backend.embed(image)
+            let wire = try backend.wire(embedding, context: EmbeddingContext(
+                requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
+                encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
             let ms = wire.encoderMs
             _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
             logger.info("encoded", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)",
@@ -87,7 +73,8 @@ public final class ImageEncoderService: Sendable {
     func decodeImage(_ image: ImageRequest.Image) throws(ServingError) -> RGBImage {
         switch image {
         case let .png(bytes):
-            do { return try PNG.decodeRGB(bytes, options: .init(maxPixels: options.maxPixels)) } catch {
+            // PNG, JPEG or WebP, detected by content (the field predates JPEG and WebP).
+            do { return try ImageDecoder.decodeRGB(bytes, options: .init(maxPixels: options.maxPixels)) } catch {
                 if case .tooManyPixels = error { throw ServingError(.imageTooLarge, "\(error)") }
                 throw ServingError(.invalidImage, "\(error)")
             }

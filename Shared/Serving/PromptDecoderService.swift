@@ -1,10 +1,10 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Messaging
-import CLIPSeg
+import Backends
 import Imaging
 import Pipeline
-import SAM
 
 /// Joins embeddings and prompts by image id and answers every prompt exactly once per
 /// delivery (at-least-once overall; duplicates carry the same request id).
@@ -16,7 +16,7 @@ import SAM
 /// restarts replays the embeddings of the partitions it gets and rebuilds its cache
 /// without asking for re-encoding. Prompt offsets are committed only after the result
 /// (or error result) is delivered, and never past a prompt still waiting for its embedding.
-public final class PromptDecoderService: Sendable {
+public final class PromptDecoderService: Service {
     public struct Options: Sendable {
         public var groupID = "segflow-prompt-decoder"
         public var topics = ServingTopics()
@@ -32,18 +32,16 @@ public final class PromptDecoderService: Sendable {
         public init() {}
     }
 
-    public let sam: Sam?
-    public let clipseg: CLIPSegBackend?
+    public let backends: BackendSet
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
 
-    public init(sam: Sam?, clipseg: CLIPSegBackend? = nil, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
-        precondition(sam != nil || clipseg != nil, "a prompt-decoder needs at least one model")
-        self.sam = sam; self.clipseg = clipseg; self.client = client; self.options = options; self.logger = logger
+    public init(backends: BackendSet, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        self.backends = backends; self.client = client; self.options = options; self.logger = logger
     }
 
-    var modelNames: [String] { servedModelNames(sam: sam, clipseg: clipseg) }
+    var modelNames: [String] { backends.names }
 
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
@@ -104,12 +102,7 @@ actor DecoderState {
             guard service.modelNames.contains(whole.model) else {
                 throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.modelNames.joined(separator: ", "))")
             }
-            let entry: CachedEmbedding
-            if whole.model == CLIPSegBackend.modelName, let clipseg = service.clipseg {
-                entry = .clipseg(try Conversions.clipseg(whole, config: clipseg.config))
-            } else {
-                entry = .sam(try Conversions.model(whole))
-            }
+            let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
             cache.insert(entry, imageID: whole.imageID)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
         } catch {
@@ -118,11 +111,7 @@ actor DecoderState {
             // time out with EMBEDDING_NOT_FOUND.
             let e = (error as? ServingError) ?? ServingError((error as? MessagingError)?.errorCode ?? .invalidEmbedding, "\(error)")
             service.logger.warning("bad embedding record: \(e.message)", metadata: ["kafka.offset": "\(record.offset)"])
-            let dead = Messaging.ErrorReport(sourceTopic: record.topic, partition: record.partition, offset: record.offset,
-                                             key: record.key ?? [], code: e.code, message: e.message, service: "prompt-decoder",
-                                             payload: Array(record.value.prefix(4096)), payloadTruncated: record.value.count > 4096,
-                                             payloadSize: UInt64(record.value.count), reportedAtMs: ErrorReporter.nowMs())
-            _ = try? await producer.send(ProducerRecord(topic: service.options.topics.deadLetter, key: record.key, value: dead.encode()))
+            try? await reporter.deadLetter(e, record: record, requestID: "")
         }
     }
 
@@ -132,7 +121,7 @@ actor DecoderState {
         let request: PromptRequest
         do { request = try PromptRequest(bytes: record.value) } catch {
             let code = (error as? MessagingError)?.errorCode ?? .invalidProtobuf
-            let rid = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+            let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
             try? await reporter.report(ServingError(code, "\(error)"), record: record, requestID: rid,
                                        imageID: record.keyString ?? "", replyTopic: "")
             await finished(record)
@@ -162,44 +151,15 @@ actor DecoderState {
 
     func answer(_ record: ConsumedMessage, _ request: PromptRequest, arrivedMs: Double) async {
         do {
-            if !request.model.isEmpty && !service.modelNames.contains(request.model) {
-                throw ServingError(.unknownModel, "this decoder serves \(service.modelNames.joined(separator: ", ")); prompt asks for '\(request.model)'")
-            }
+            // An unknown model is UNKNOWN_MODEL even before the embedding is looked at.
+            if !request.model.isEmpty { _ = try service.backends.resolve(request.model, role: "decoder") }
             guard let cached = cache.get(request.imageID) else { throw ServingError(.embeddingNotFound, "embedding for '\(request.imageID)' was evicted") }
             if !request.model.isEmpty && request.model != cached.modelName {
                 throw ServingError(.shapeMismatch, "prompt is for '\(request.model)' but image '\(request.imageID)' was encoded with '\(cached.modelName)'")
             }
             let t0 = Timing.nowMs()
-            let masks: [MaskResult.Mask]
             let modelName = cached.modelName
-            switch cached {
-            case let .clipseg(e):
-                masks = try textMasks(e, request)
-            case let .sam(emb):
-                guard let sam = service.sam else { throw ServingError(.unknownModel, "no SAM model loaded") }
-                if request.text != nil || request.textEmbedding != nil {
-                    throw ServingError(.invalidPrompt, "text prompts need a CLIPSeg embedding; image '\(request.imageID)' was encoded with '\(emb.model.rawValue)'")
-                }
-                do {
-                    if let params = request.everything {
-                        guard request.points.isEmpty, request.boxes.isEmpty, request.maskInput == nil else {
-                            throw ServingError(.invalidPrompt, "an 'everything' request takes no points, boxes or mask input")
-                        }
-                        let generator = try AutomaticMaskGenerator(sam, parameters: try Conversions.amgParameters(params))
-                        masks = try Conversions.masks(try generator.generate(embedding: emb), width: emb.originalSize.width,
-                                                      height: emb.originalSize.height, format: request.outputFormat)
-                    } else {
-                        let prompts = try Conversions.prompts(request, maskSide: sam.promptEncoder.imageEmbeddingSize * 4)
-                        masks = try Conversions.masks(try sam.predict(emb, prompts), width: emb.originalSize.width,
-                                                      height: emb.originalSize.height, format: request.outputFormat,
-                                                      lowResLogits: request.returnLowResLogits)
-                    }
-                } catch let e as SamError {
-                    throw ServingError(e.isShapeProblem ? .shapeMismatch : .invalidPrompt, e.description)
-                } catch let e as AutomaticMaskGeneratorError {
-                    throw ServingError(.invalidPrompt, e.description)
-                }
-            }
+            let masks = try service.backends.resolve(modelName, role: "decoder").answer(request, embedding: cached)
             let t1 = Timing.nowMs()
             let nowWall = ErrorReporter.nowMs()
             let created = request.createdAtMs > 0 ? Double(request.createdAtMs) : Double(nowWall)
@@ -223,36 +183,6 @@ actor DecoderState {
         guard let next = trackers[tp, default: OffsetTracker()].finish(record.offset) else { return }
         do { try await consumer.commit(tp, nextOffset: next) } catch {
             service.logger.warning("commit failed (the record will be redelivered): \(error)")
-        }
-    }
-}
-
-extension DecoderState {
-    /// CLIPSeg: the text-encoder filled `text_embedding`; decode to one mask.
-    func textMasks(_ e: CLIPSegImageEmbedding, _ request: PromptRequest) throws -> [MaskResult.Mask] {
-        guard let backend = service.clipseg else { throw ServingError(.unknownModel, "no CLIPSeg model loaded") }
-        guard let cond = request.textEmbedding else {
-            throw ServingError(.invalidPrompt, request.text == nil
-                ? "a CLIPSeg prompt needs text: send it to the text topic (segflow.text)"
-                : "text prompt '\(request.text!)' has no text_embedding: send it to the text topic, not the prompts topic")
-        }
-        let r = try backend.segment(e, conditional: cond.values)
-        let rle = COCORLE(mask: r.mask)
-        let b = rle.boundingBox
-        let encoding: MaskResult.Mask.Encoding = request.outputFormat == .png
-            ? .png(try r.mask.pngData())
-            : .rle(counts: rle.compressedCounts, height: UInt32(r.mask.height), width: UInt32(r.mask.width))
-        return [MaskResult.Mask(encoding: encoding, predictedIoU: r.score, stabilityScore: 0,
-                                bbox: .init(x: UInt32(b.x), y: UInt32(b.y), w: UInt32(b.width), h: UInt32(b.height)),
-                                area: UInt64(rle.area))]
-    }
-}
-
-extension SamError {
-    var isShapeProblem: Bool {
-        switch self {
-        case .maskInputShape, .embeddingShape: true
-        default: false
         }
     }
 }

@@ -1,20 +1,27 @@
+import Backends
 import Logging
 import Messaging
+import ServiceLifecycle
 
 /// The loop every Segflow service runs: take records one at a time, hand each to
 /// `handle` (which answers it, possibly with an error result), then — if `commitEach` —
-/// commit it. Cancellation (SIGTERM) stops fetching; in-flight work finishes, commits
-/// run, the producer is flushed and closed.
+/// commit it. A graceful shutdown (SIGTERM through the ServiceGroup) or cancellation
+/// stops fetching; the record in flight finishes, commits run, the producer is flushed
+/// and closed.
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
                     handle: (ConsumedMessage) async -> Void) async throws {
         do {
-            try await withTaskCancellationHandler {
-                for try await record in consumer.messages {
-                    await handle(record)
-                    if commitEach { try await consumer.commit(record) }
+            try await withGracefulShutdownHandler {
+                try await withTaskCancellationHandler {
+                    for try await record in consumer.messages {
+                        await handle(record)
+                        if commitEach { try await consumer.commit(record) }
+                    }
+                } onCancel: {
+                    Task { await consumer.shutdown() }
                 }
-            } onCancel: {
+            } onGracefulShutdown: {
                 Task { await consumer.shutdown() }
             }
         } catch is CancellationError {}
@@ -29,6 +36,6 @@ extension ConsumedMessage {
     /// The record's trace-id header, forwarded onto everything produced in answer to it so
     /// one request can be followed across services (absent when the client sent none).
     var traceHeaders: [KafkaHeader] {
-        headers.first { $0.name == KafkaHeader.traceIDName }.map { [$0] } ?? []
+        headers.string(named: KafkaHeader.traceIDName).map { [.traceID($0)] } ?? []
     }
 }

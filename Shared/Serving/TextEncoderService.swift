@@ -1,70 +1,74 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Messaging
+import Backends
 
 /// Consumes text prompts (PromptRequests with `text`, on the text topic), turns each
 /// phrase into CLIPSeg's conditional embedding with CLIP's tokenizer and text tower, and
 /// forwards the enriched prompt to the prompts topic keyed by image id — where the
 /// decoder that owns the image's CLIPSeg embedding picks it up.
-public final class TextEncoderService: Sendable {
+public final class TextEncoderService: Service {
     public struct Options: Sendable {
         public var groupID = "segflow-text-encoder"
         public var topics = ServingTopics()
-        public var textTopic = SegflowTopics.text
         /// Phrases are few and repeat (video, many images, one query): cache them.
         public var cacheEntries = 4096
         public init() {}
     }
 
-    public let backend: CLIPSegBackend
+    public let backend: any SegmentationBackend
+    let encoder: any TextPromptEncoder
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
 
-    public init(backend: CLIPSegBackend, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
-        self.backend = backend; self.client = client; self.options = options; self.logger = logger
+    /// `backend` must take text (`textEncoder` non-nil).
+    public init(backend: any SegmentationBackend, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
+        guard let encoder = backend.textEncoder else { preconditionFailure("\(backend.modelName) has no text encoder") }
+        self.backend = backend; self.encoder = encoder; self.client = client; self.options = options; self.logger = logger
     }
 
     public func run() async throws {
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: 1),
-                                    topics: [options.textTopic])
+                                    topics: [options.topics.text])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger)
         let cache = PhraseCache(capacity: options.cacheEntries)
-        logger.info("text-encoder ready", metadata: ["kafka.topic": "\(options.textTopic)"])
+        logger.info("text-encoder ready", metadata: ["kafka.topic": "\(options.topics.text)"])
         try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
             await handle(record, producer: producer, reporter: reporter, cache: cache)
         }
     }
 
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, cache: PhraseCache) async {
-        var requestID = record.headers.first { $0.name == KafkaHeader.requestIDName }?.stringValue ?? ""
+        var requestID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var imageID = record.keyString ?? "", reply = ""
         do {
             var request: PromptRequest
             do { request = try PromptRequest(bytes: record.value) } catch let e as MessagingError { throw ServingError(e.errorCode, "\(e)") }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic
             guard let text = request.text else { throw ServingError(.invalidPrompt, "prompt on the text topic has no text") }
-            if !request.model.isEmpty && request.model != CLIPSegBackend.modelName {
-                throw ServingError(.unknownModel, "text prompts are answered by 'clipseg'; request asks for '\(request.model)'")
+            if !request.model.isEmpty && request.model != backend.modelName {
+                throw ServingError(.unknownModel, "text prompts are answered by '\(backend.modelName)'; request asks for '\(request.model)'")
             }
             let values: [Float]
             if let hit = await cache.get(text) {
                 values = hit
             } else {
-                values = try backend.textEmbedding(text)
+                values = try encoder.textEmbedding(text)
                 await cache.put(text, values)
             }
             request.textEmbedding = FloatTensor(shape: [1, UInt32(values.count)], values: values)
-            request.model = CLIPSegBackend.modelName
+            request.model = backend.modelName
             _ = try await producer.send(ProducerRecord(topic: options.topics.prompts, key: request.imageID, value: request.encode(),
                                                        headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)] + record.traceHeaders))
             logger.info("encoded text", metadata: ["seg.request.id": "\(requestID)", "seg.image.id": "\(imageID)"])
         } catch let e as ServingError {
-            try? await reporter.report(e, record: record, requestID: requestID, imageID: imageID, replyTopic: reply, model: CLIPSegBackend.modelName)
+            try? await reporter.report(e, record: record, requestID: requestID, imageID: imageID, replyTopic: reply, model: backend.modelName)
         } catch {
             try? await reporter.report(ServingError(.internal, "\(error)"), record: record, requestID: requestID, imageID: imageID,
-                                       replyTopic: reply, model: CLIPSegBackend.modelName)
+                                       replyTopic: reply, model: backend.modelName)
         }
     }
 }

@@ -277,8 +277,8 @@ extension Ops {
 }
 
 /// An activation applied to a convolution's output. Depthwise convolutions apply it per
-/// output plane while the plane is in cache (one memory pass fewer: LiteMedSAM encoder
-/// 0.417 → 0.408 s); other convolutions apply it after the GEMM.
+/// output plane while the plane is in cache (one memory pass fewer); other convolutions
+/// apply it after the GEMM.
 public enum ConvEpilogue: Sendable, Equatable {
     case none
     /// Exact (erf) GELU, the same kernel as `Ops.gelu`.

@@ -1,4 +1,5 @@
 import Checkpoint
+import CLIP
 import CLIPSeg
 import Foundation
 import Tensor
@@ -58,22 +59,24 @@ final class CLIPSegInputTests: XCTestCase {
 
     func testBadTokenIdsAreRejectedWithTheOffendingValue() throws {
         let text = try XCTUnwrap(try Fixtures.model.get().textEncoder)
-        func error(_ ids: [[Int]]) -> CLIPSegError? {
+        // The text tower is CLIP's, so its errors are CLIPError.
+        func error(_ ids: [[Int]]) -> CLIPError? {
             do { _ = try text.textFeatures(ids); return nil } catch { return error }
         }
-        XCTAssertEqual(error([[997, 5, 7]]), .missingEndOfText(row: 0, eosTokenId: 998))
-        XCTAssertEqual(error([[997, 998], [997, 1000]]), .tokenOutOfRange(id: 1000, row: 1, position: 1, vocabSize: 1000))
-        XCTAssertEqual(error([[997, -1, 998]]), .tokenOutOfRange(id: -1, row: 0, position: 1, vocabSize: 1000))
-        XCTAssertEqual(error([Array(repeating: 998, count: 17)]), .sequenceTooLong(length: 17, maxPositions: 16))
-        XCTAssertEqual(error([]), .badTokenIds(reason: "no tokens"))
-        if case .badTokenIds? = error([[997, 998], [998]]) {} else { XCTFail("ragged rows accepted") }
+        XCTAssertEqual(error([[997, 5, 7]]), .missingEndOfText(row: 0, eosTokenID: 998))
+        XCTAssertEqual(error([[997, 998], [997, 5]]), .missingEndOfText(row: 1, eosTokenID: 998))
+        XCTAssertEqual(error([[997, 998], [997, 1000]]), .tokenOutOfRange(id: 1000, row: 1, position: 1, vocabularySize: 1000))
+        XCTAssertEqual(error([[997, -1, 998]]), .tokenOutOfRange(id: -1, row: 0, position: 1, vocabularySize: 1000))
+        XCTAssertEqual(error([Array(repeating: 998, count: 17)]), .invalidSequenceLength(length: 17, maxPositions: 16))
+        XCTAssertEqual(error([]), .invalidSequenceLength(length: 0, maxPositions: 16))
+        XCTAssertEqual(error([[997, 998], [998]]), .raggedTokenRows(lengths: [2, 1]))
     }
 
     func testBadPixelValuesAndMismatchedDecoderInputs() throws {
         let model = try Fixtures.model.get()
         let vision = try XCTUnwrap(model.visionEncoder)
         XCTAssertThrowsError(try vision.activations(Tensor(zeros: [1, 3, 90, 96]))) { error in
-            XCTAssertEqual(error as? CLIPSegError, .badPixelValues(shape: [1, 3, 90, 96], patchSize: 16))
+            XCTAssertEqual(error as? CLIPError, .badPixelValues(shape: [1, 3, 90, 96], channels: 3, patchSize: 16))
         }
         XCTAssertThrowsError(try vision.activations(Tensor(zeros: [1, 1, 96, 96])))
         let acts = try vision.activations(Tensor(zeros: [1, 3, 32, 48]))  // non-square grid 2×3

@@ -49,6 +49,15 @@ final class CLIPSegParityTests: XCTestCase {
         // The early-exit path (no pooled output) returns the very same activations.
         let early = try vision.activations(try g.t("pixel_values"))
         for k in 0..<3 { XCTAssertEqual(early[k], out.activations[k], "early-exit activation \(k)") }
+        // CLIP's vision tower itself: the last layer's output is the deepest activation (layer 3
+        // of 4), and an early-exit run has no last hidden state or pooled output.
+        let full = try vision.visionModel(try g.t("pixel_values"), collect: [3], pooled: true)
+        XCTAssertEqual(full.lastHiddenState, out.activations[2])
+        XCTAssertEqual(full.pooledOutput, out.pooledOutput)
+        let partial = try vision.visionModel(try g.t("pixel_values"), collect: [1], pooled: false)
+        XCTAssertEqual(partial.hiddenStates, [out.activations[0]])
+        XCTAssertNil(partial.lastHiddenState)
+        XCTAssertNil(partial.pooledOutput)
     }
 
     func testEmbedFromPhotoMatchesGoldenActivations() throws {
@@ -73,7 +82,7 @@ final class CLIPSegParityTests: XCTestCase {
     func testTextConditionalEmbeddingsLegacyArgmaxRule() throws {
         // rd64-refined's config has eos_token_id = 2, which selects upstream's argmax rule.
         var config = CLIPSegConfig.tinyTest
-        config.text.eosTokenId = 2
+        config.text.eosTokenID = 2
         let text = try CLIPSegTextEncoder(try WeightLoader(try Fixtures.checkpoint()), config: config)
         let ids = try Fixtures.cases().input_ids
         XCTAssertEqual(try text.textModel.pooledIndex(ids[1]), 1, "argmax picks the added token 999")

@@ -95,7 +95,7 @@ final class CLIPTextEncoderTests: XCTestCase {
         let c = try ModelCase("text_proj")  // vocab 1000: the real tokenizer's ids do not fit
         let enc = try CLIPTextEncoder.load(checkpoint: fixtureURL("clip_text_proj.safetensors"), config: c.textConfig())
         XCTAssertThrowsError(try enc.encode(texts: ["a cat"])) {
-            XCTAssertEqual($0 as? CLIPError, .tokenOutOfRange(id: 49406, vocabularySize: 1000))
+            XCTAssertEqual($0 as? CLIPError, .tokenOutOfRange(id: 49406, row: 0, position: 0, vocabularySize: 1000))
         }
     }
 

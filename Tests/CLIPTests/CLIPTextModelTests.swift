@@ -53,8 +53,8 @@ final class CLIPTextModelTests: XCTestCase {
 
         // ids > eos appear before the eos: argmax pooling would take another position.
         for row in c.ids {
-            XCTAssertNotEqual(CLIPTextTransformer.pooledIndex(row, eosTokenID: 500),
-                              CLIPTextTransformer.pooledIndex(row, eosTokenID: 2), "\(row)")
+            XCTAssertNotEqual(try CLIPTextTransformer.pooledIndex(row, eosTokenID: 500),
+                              try CLIPTextTransformer.pooledIndex(row, eosTokenID: 2), "\(row)")
         }
         let golden = try StateDict(contentsOf: fixtureURL("clip_model_golden.safetensors"))
         let out = try model(c.ids)
@@ -101,12 +101,37 @@ final class CLIPTextModelTests: XCTestCase {
         }
     }
 
-    func testPooledIndexRules() {
+    func testPooledIndexRules() throws {
         // ref: CLIPTextModel.forward — argmax (first maximum) for eos_token_id == 2, else first eos.
-        XCTAssertEqual(CLIPTextTransformer.pooledIndex([49406, 320, 49407, 0, 0], eosTokenID: 2), 2)
-        XCTAssertEqual(CLIPTextTransformer.pooledIndex([49406, 49407, 5, 49407], eosTokenID: 2), 1)
-        XCTAssertEqual(CLIPTextTransformer.pooledIndex([49406, 320, 49407, 0], eosTokenID: 49407), 2)
-        XCTAssertEqual(CLIPTextTransformer.pooledIndex([1, 2, 3], eosTokenID: 9), 0)
+        XCTAssertEqual(try CLIPTextTransformer.pooledIndex([49406, 320, 49407, 0, 0], eosTokenID: 2), 2)
+        XCTAssertEqual(try CLIPTextTransformer.pooledIndex([49406, 49407, 5, 49407], eosTokenID: 2), 1)
+        XCTAssertEqual(try CLIPTextTransformer.pooledIndex([49406, 320, 49407, 0], eosTokenID: 49407), 2)
+        // No end token: upstream pools position 0 (argmax of an all-zero row); Segflow rejects
+        // the row, naming it and the eos id.
+        XCTAssertThrowsError(try CLIPTextTransformer.pooledIndex([1, 2, 3], eosTokenID: 9, row: 4)) {
+            XCTAssertEqual($0 as? CLIPError, .missingEndOfText(row: 4, eosTokenID: 9))
+        }
+        XCTAssertThrowsError(try CLIPTextTransformer.pooledIndex([1, 2, 3], eosTokenID: 9)) {
+            XCTAssertEqual($0 as? CLIPError, .missingEndOfText(row: 0, eosTokenID: 9))
+        }
+    }
+
+    /// The whole tower refuses a batch with a row lacking the end token (before running the
+    /// encoder), and reports bad ids by row and position.
+    func testTowerRejectsRowsWithoutEndTokenAndBadIds() throws {
+        let c = try ModelCase("clip_model")  // eos_token_id 500: first-occurrence rule
+        let dict = try StateDict(contentsOf: fixtureURL("clip_model.safetensors"))
+        let config = try c.textConfig()
+        let model = try CLIPTextModelWithProjection(WeightLoader(dict), config: config)
+        let noEOS = c.ids[1].map { $0 == 500 ? 7 : $0 }
+        func error(_ ids: [[Int]]) -> CLIPError? {
+            do { _ = try model(ids); return nil } catch { return error }
+        }
+        XCTAssertNil(error(c.ids))
+        XCTAssertEqual(error([c.ids[0], noEOS]), .missingEndOfText(row: 1, eosTokenID: 500))
+        XCTAssertEqual(error([[1, 500], [1, -3]]), .tokenOutOfRange(id: -3, row: 1, position: 1, vocabularySize: config.vocabSize))
+        XCTAssertEqual(error([[1, 500], [500]]), .raggedTokenRows(lengths: [2, 1]))
+        XCTAssertEqual(error([]), .invalidSequenceLength(length: 0, maxPositions: config.maxPositionEmbeddings))
     }
 
     func testCausalMaskHidesLaterPositions() throws {

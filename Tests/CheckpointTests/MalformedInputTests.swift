@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import Tensor
 import XCTest
 
 /// Hostile and damaged inputs: each must end in a specific `CheckpointError`, never a
@@ -236,17 +237,6 @@ final class MalformedInputTests: XCTestCase {
 
     // MARK: - seeded mutation
 
-    /// SplitMix64: tiny, deterministic, good enough to drive mutations.
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
 
     /// 2000 seeded mutations (bit flips, byte insert/delete, overwrite with boundary
     /// values, truncation) of the valid fixtures: every outcome is a successful load
@@ -254,7 +244,7 @@ final class MalformedInputTests: XCTestCase {
     func testSeededMutationsNeverCrash() throws {
         let seeds = try [("small", "pth"), ("dtypes", "pth"), ("views", "pth"), ("nested", "pth"), ("mixed", "safetensors")]
             .map { try Fixtures.bytes($0.0, $0.1) }
-        var rng = SplitMix64(state: 0x5e6f_1a2b_0000_2000)
+        var rng = SplitMix64(seed: 0x5e6f_1a2b_0000_2000)
         var loaded = 0, rejected = 0
         var kinds = Set<String>()
         for _ in 0 ..< 2000 {

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Tensor
 import XCTest
 
 /// Encode → decode round trips through libpng. When SEGFLOW_IMAGING_EXPORT_DIR is

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Tensor
 import XCTest
 
 /// Hostile input: every case must end in a specific `ImagingError`, never a crash.
@@ -161,18 +162,6 @@ final class PNGErrorTests: XCTestCase {
     }
 }
 
-/// Small deterministic PRNG (SplitMix64) so mutation runs are reproducible everywhere.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Image data that is well-framed (valid chunks, valid zlib) but the wrong length.
 final class PNGImageDataLengthTests: XCTestCase {

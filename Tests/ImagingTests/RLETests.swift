@@ -1,4 +1,5 @@
 import Imaging
+import Tensor
 import XCTest
 
 /// COCO RLE against pycocotools: compressed strings byte-identical, uncompressed

@@ -105,3 +105,58 @@ func assertSucceedsOrImagingError(_ label: @autoclosure () -> String, _ body: ()
         return nil
     }
 }
+
+/// The JPEG/WebP reference cases written by Tests/Reference/make_jpeg_webp_fixtures.py.
+enum ImageFixtures {
+    struct Case: Decodable {
+        let file: String
+        let rgb: String
+        let format: String
+        let width: Int
+        let height: Int
+        let pil_mode: String
+        /// JPEG only: whether PIL decodes the file with its final EOI marker cut off.
+        let pil_accepts_without_eoi: Bool?
+        /// JPEG only: a progressive file cut to its DC scan (see ImageDecoderParityTests).
+        let dc_only_progressive: Bool?
+    }
+
+    struct Manifest: Decodable {
+        let versions: [String: String]
+        let cases: [String: Case]
+    }
+
+    static func manifest() throws -> Manifest {
+        try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: Fixtures.url("jpeg_webp_cases.json")))
+    }
+
+    /// Cases sorted by name, optionally of one format ("jpeg" / "webp").
+    static func cases(_ format: String? = nil) throws -> [(name: String, case: Case)] {
+        try manifest().cases.sorted { $0.key < $1.key }
+            .filter { format == nil || $0.value.format == format }
+            .map { ($0.key, $0.value) }
+    }
+}
+
+/// Finds JPEG marker segments (before the first SOS) for hostile-input tests.
+enum JPEGBuilder {
+    /// Offset of the 0xFF of the first marker `code` found walking the segments from SOI.
+    static func markerOffset(_ jpeg: [UInt8], _ code: UInt8) -> Int? {
+        var i = 2
+        while i + 4 <= jpeg.count, jpeg[i] == 0xFF {
+            if jpeg[i + 1] == code { return i }
+            if jpeg[i + 1] == 0xDA { return nil }
+            i += 2 + (Int(jpeg[i + 2]) << 8 | Int(jpeg[i + 3]))
+        }
+        return nil
+    }
+
+    /// The file with its SOF0/SOF2 frame size set to `width` × `height`.
+    static func withFrameSize(_ jpeg: [UInt8], width: Int, height: Int) -> [UInt8] {
+        var out = jpeg
+        let sof = markerOffset(jpeg, 0xC0) ?? markerOffset(jpeg, 0xC2)!
+        out[sof + 5] = UInt8(height >> 8); out[sof + 6] = UInt8(height & 0xFF)
+        out[sof + 7] = UInt8(width >> 8); out[sof + 8] = UInt8(width & 0xFF)
+        return out
+    }
+}

@@ -6,9 +6,9 @@ import XCTest
 /// The README's main job and the scale-out path, run as a user runs them: the `segflow`
 /// binary, through the embedded broker and against `segflow up`.
 final class CommandLineTests: XCTestCase {
-    func run(_ args: [String], timeout: TimeInterval = 240) throws -> (status: Int32, output: String) {
+    func run(_ args: [String], executable: String = "segflow", timeout: TimeInterval = 240) throws -> (status: Int32, output: String) {
         let p = Process()
-        p.executableURL = TestCluster.binDir.appendingPathComponent("segflow")
+        p.executableURL = TestCluster.binDir.appendingPathComponent(executable)
         p.arguments = args
         let out = Pipe()
         p.standardOutput = out
@@ -16,7 +16,12 @@ final class CommandLineTests: XCTestCase {
         try p.run()
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if p.isRunning { p.terminate() }
+        if p.isRunning {
+            p.terminate()
+            Thread.sleep(forTimeInterval: 2)
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            XCTFail("\(executable) \(args.joined(separator: " ")) did not exit within \(Int(timeout)) s; killed")
+        }
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
     }
@@ -32,6 +37,17 @@ final class CommandLineTests: XCTestCase {
 
     /// f16 embeddings on the wire vs f32 in-process: measured ≥ 0.9998 (HalfPrecisionEmbeddingTests).
     static let wireVersusInProcessIoU = 0.995
+
+    /// Regression: the service executables' `--help` crashed (a forced cast of the parsed
+    /// command) although their usage errors point users to it.
+    func testServiceExecutablesPrintHelp() throws {
+        for exe in ["segflow-image-encoder", "segflow-prompt-decoder", "segflow-text-encoder"] {
+            let (status, output) = try run(["--help"], executable: exe, timeout: 30)
+            XCTAssertEqual(status, 0, "\(exe) --help: \(output)")
+            XCTAssertTrue(output.contains("USAGE: \(exe)"), "\(exe) --help printed: \(output)")
+            XCTAssertTrue(output.contains("--brokers"), "\(exe) --help lists no options: \(output)")
+        }
+    }
 
     func testMainJobThroughTheEmbeddedBrokerAndAgainstRunningServices() throws {
         try Fixtures.requireCheckpoint()
@@ -77,6 +93,90 @@ final class CommandLineTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(maskIoU(viaServices, inProcess), Self.wireVersusInProcessIoU)
         up.interrupt()
         up.waitUntilExit()
+    }
+}
+
+extension CommandLineTests {
+    /// Regression: over Kafka (the default) `everything` waited for its 900 s timeout when
+    /// no mask passed the filters (LiteMedSAM with upstream's thresholds): the zero-mask
+    /// answer was unreadable to the client, which skipped it.
+    func testEverythingWithNoSurvivingMaskAnswersOverKafka() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-all-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let image = Fixtures.dir.appendingPathComponent("chelsea.png").path
+        let r = try run(["everything", image, "--points-per-side", "4", "--json", "\(dir)/none.json", "--timeout", "120"], timeout: 150)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("0 masks"), r.output)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/none.json"))) as? [Any]
+        XCTAssertEqual(json?.count, 0)
+    }
+
+    /// `everything --json` writes one schema (upstream's record keys, point_coords and
+    /// crop_box included) and the same records in-process and over Kafka.
+    func testEverythingJSONIsTheSameInProcessAndOverKafka() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-all-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let image = Fixtures.dir.appendingPathComponent("chelsea.png").path
+        // Zero thresholds keep LiteMedSAM's weak multimask outputs (see `everything --help`);
+        // an explicit 0 must survive the wire (it used to mean "upstream default" there).
+        let args = ["everything", image, "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
+        let local = try run(args + ["--in-process", "--json", "\(dir)/local.json"])
+        XCTAssertEqual(local.status, 0, local.output)
+        let kafka = try run(args + ["--json", "\(dir)/kafka.json", "--timeout", "120"], timeout: 150)
+        XCTAssertEqual(kafka.status, 0, kafka.output)
+        func records(_ name: String) throws -> [[String: Any]] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)"))) as? [[String: Any]] ?? []
+        }
+        let a = try records("local.json"), b = try records("kafka.json")
+        XCTAssertGreaterThan(a.count, 0, local.output)
+        XCTAssertEqual(a.count, b.count)
+        let keys = ["area", "bbox", "crop_box", "point_coords", "predicted_iou", "segmentation", "stability_score"]
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x.keys.sorted(), keys)
+            XCTAssertEqual(y.keys.sorted(), keys)
+            XCTAssertEqual(x["point_coords"] as? [[Double]], y["point_coords"] as? [[Double]])
+            XCTAssertEqual(x["crop_box"] as? [Int], y["crop_box"] as? [Int])
+        }
+    }
+}
+
+extension CommandLineTests {
+    /// JPEG and WebP inputs, detected by content: in-process masks equal those of the same
+    /// pixels decoded by PIL (Tests/Reference/make_cli_jpeg_fixtures.py), over Kafka (the
+    /// encoded bytes travel as-is) within the wire tolerance; a misleading extension does
+    /// not matter; a non-image names the file and what was seen.
+    func testJPEGAndWebPInputsDecodeLikePILInProcessAndOverKafka() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-jpeg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let box = ["--box", "60,10,330,290"]
+        func mask(_ path: String) throws -> BinaryMask { BinaryMask(try PNG.decodeRGB(contentsOfFile: path).gray()) }
+        for (input, pil) in [("chelsea.jpg", "chelsea_jpg_pil.png"), ("chelsea.webp", "chelsea_webp_pil.png")] {
+            let name = input.replacingOccurrences(of: ".", with: "_")
+            let a = try run(["segment", Fixtures.dir.appendingPathComponent(input).path, "--in-process"] + box + ["--out", "\(dir)/\(name).png"])
+            XCTAssertEqual(a.status, 0, a.output)
+            let b = try run(["segment", Fixtures.dir.appendingPathComponent(pil).path, "--in-process"] + box + ["--out", "\(dir)/\(name)_pil.png"])
+            XCTAssertEqual(b.status, 0, b.output)
+            let fromFile = try mask("\(dir)/\(name).png")
+            XCTAssertGreaterThan(fromFile.area, 1000)
+            XCTAssertEqual(fromFile, try mask("\(dir)/\(name)_pil.png"), "\(input): masks differ from PIL-decoded pixels")
+        }
+        let jpeg = Fixtures.dir.appendingPathComponent("chelsea.jpg").path
+        let kafka = try run(["segment", jpeg] + box + ["--out", "\(dir)/kafka.png"])
+        XCTAssertEqual(kafka.status, 0, kafka.output)
+        XCTAssertGreaterThanOrEqual(maskIoU(try mask("\(dir)/kafka.png"), try mask("\(dir)/chelsea_jpg.png")), Self.wireVersusInProcessIoU)
+        // Content, not name: a JPEG called .png.
+        try FileManager.default.copyItem(atPath: jpeg, toPath: "\(dir)/actually-a-jpeg.png")
+        let renamed = try run(["segment", "\(dir)/actually-a-jpeg.png", "--in-process"] + box + ["--out", "\(dir)/renamed.png"])
+        XCTAssertEqual(renamed.status, 0, renamed.output)
+        XCTAssertEqual(try mask("\(dir)/renamed.png"), try mask("\(dir)/chelsea_jpg.png"))
+        // Not an image: the file and what was seen are named, nothing is computed.
+        try Data("GIF89a not really".utf8).write(to: URL(fileURLWithPath: "\(dir)/x.gif"))
+        let bad = try run(["segment", "\(dir)/x.gif", "--in-process"] + box + ["--out", "\(dir)/never.png"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.output.contains("x.gif") && bad.output.contains("GIF"), bad.output)
     }
 }
 

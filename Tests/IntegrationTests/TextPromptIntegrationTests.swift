@@ -75,7 +75,7 @@ final class TextPromptIntegrationTests: XCTestCase {
         // The same phrase in this process, without Kafka.
         let backend = try CLIPSegBackend(checkpoint: ckpt, config: .tinyTestFullVocabulary, parts: [.vision, .text, .decoder])
         let image = try PNG.decodeRGB(png)
-        let local = try backend.segment(try backend.embed(image), conditional: try backend.textEmbedding("a photo of a cat"))
+        let local = try backend.segment(try backend.visionEmbedding(image), conditional: try backend.textEmbedding("a photo of a cat"))
         guard case let .rle(counts, h, w) = cat.masks.first?.encoding else { return XCTFail("no RLE mask") }
         XCTAssertEqual([Int(h), Int(w)], [image.height, image.width])
         XCTAssertEqual(counts, COCORLE(mask: local.mask).compressedCounts, "Kafka path and in-process path differ")

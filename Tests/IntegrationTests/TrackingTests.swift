@@ -5,6 +5,8 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Client
+import Embedded
 import XCTest
 
 /// Video tracking: the previous frame's low-res logits and mask box prompt the next frame.
@@ -32,7 +34,7 @@ final class TrackingTests: XCTestCase {
 
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let stack = try await EmbeddedStack.start(sam: sam, embeddingDType: .f32, logger: logger)
+        let stack = try await EmbeddedStack.start(backends: BackendSet([SAMBackend(sam)]), embeddingDType: .f32, logger: logger)
         let remote: [MaskResult]
         do {
             remote = try await SegflowClient(client: stack.client, logger: logger)

@@ -124,13 +124,15 @@ final class ProtoInvalidInputTests: XCTestCase {
         }
     }
 
-    func testMaskResultNeedsMasksXorError() {
-        XCTAssertThrowsError(try MaskResult(bytes: MaskResult(requestID: "r", imageID: "i").encode())) { error in
-            XCTAssertTrue("\(error)".contains("either masks or an error"), "\(error)")
-        }
+    func testMaskResultIsMasksOrErrorAndZeroMasksIsAnAnswer() throws {
+        // Regression: a valid answer with zero masks (everything, nothing past the filters)
+        // was rejected, and the client waited for its timeout.
+        let none = try MaskResult(bytes: MaskResult(requestID: "r", imageID: "i").encode())
+        XCTAssertEqual(none.masks, [])
+        XCTAssertNil(none.error)
         var both = Samples.masks
         both.error = .init(code: .internal, message: "x")
-        XCTAssertThrowsError(try MaskResult(bytes: both.encode()))
+        XCTAssertThrowsError(try MaskResult(bytes: both.encode())) { XCTAssertTrue("\($0)".contains("an error result carries no masks"), "\($0)") }
         let unspecified = MaskResult(requestID: "r", imageID: "i", error: .init(code: .unspecified, message: "?"))
         XCTAssertThrowsError(try MaskResult(bytes: unspecified.encode())) { XCTAssertTrue("\($0)".contains("error.code"), "\($0)") }
     }

@@ -39,6 +39,9 @@ enum Samples {
                   bbox: .init(x: 0, y: 1, w: .max, h: 3), area: .max,
                   lowResLogits: FloatTensor(shape: [1, 1, 2], values: [-20, 20])),
             .init(encoding: .png([1, 2, 3]), predictedIoU: -0.5, stabilityScore: 0, bbox: .init(x: 0, y: 0, w: 0, h: 0), area: 0),
+            // An automatic-mask record: point prompt and crop box travel too.
+            .init(encoding: .rle(counts: "1", height: 1, width: 1), predictedIoU: 0.9, stabilityScore: 0.97,
+                  bbox: .init(x: 1, y: 2, w: 3, h: 4), area: 12, pointCoords: [10.5, 0.15625], cropBox: .init(x: 0, y: 0, w: 640, h: 480)),
         ],
         timings: .init(queueMs: 1.5, decodeMs: 20.25, totalMs: 1e12), model: "sam_vit_b", frame: frame)
 

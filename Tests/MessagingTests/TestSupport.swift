@@ -1,20 +1,10 @@
 import Foundation
 import Messaging
+import Tensor
 import XCTest
 
-/// Deterministic PRNG (SplitMix64) so failures reproduce from the seed.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) } }
-}
+/// Deterministic PRNG (Tensor's SplitMix64) so failures reproduce from the seed.
+typealias SeededRandom = SplitMix64
 
 struct TimedOut: Error, CustomStringConvertible {
     let what: String

@@ -1,4 +1,5 @@
 import SAM
+import Backends
 import Serving
 import Tensor
 import XCTest

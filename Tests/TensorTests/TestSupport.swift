@@ -2,18 +2,10 @@ import Foundation
 import Tensor
 import XCTest
 
-/// Deterministic SplitMix64 generator: tests must not depend on the system RNG.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Tests must not depend on the system RNG: Tensor's SplitMix64, plus random tensors.
+typealias SeededRNG = SplitMix64
 
+extension SplitMix64 {
     /// Uniform in [-scale, scale).
     mutating func tensor(_ shape: [Int], scale: Float = 1, offset: Float = 0) -> Tensor {
         var me = self

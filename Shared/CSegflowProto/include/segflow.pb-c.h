@@ -24,6 +24,7 @@ typedef struct Segflow__V1__Point Segflow__V1__Point;
 typedef struct Segflow__V1__Box Segflow__V1__Box;
 typedef struct Segflow__V1__PromptRequest Segflow__V1__PromptRequest;
 typedef struct Segflow__V1__AutomaticMaskParams Segflow__V1__AutomaticMaskParams;
+typedef struct Segflow__V1__Threshold Segflow__V1__Threshold;
 typedef struct Segflow__V1__RLE Segflow__V1__RLE;
 typedef struct Segflow__V1__BoundingBox Segflow__V1__BoundingBox;
 typedef struct Segflow__V1__Mask Segflow__V1__Mask;
@@ -199,6 +200,9 @@ struct  Segflow__V1__ImageRequest
   int64_t created_at_ms;
   Segflow__V1__ImageRequest__ImageCase image_case;
   union {
+    /*
+     * PNG, JPEG or WebP bytes, told apart by content (the name predates JPEG/WebP)
+     */
     ProtobufCBinaryData png;
     Segflow__V1__RawImage *raw;
   };
@@ -348,6 +352,9 @@ struct  Segflow__V1__PromptRequest
  * (points_per_side 32, points_per_batch 64, pred_iou_thresh 0.88,
  * stability_score_thresh 0.95, stability_score_offset 1.0, box_nms_thresh 0.7,
  * min_mask_region_area 0). Crop layers need the pixels, so they are not offered here.
+ * A float field cannot tell 0 from unset, so each threshold also has a Threshold
+ * sub-message whose presence means "this value, even 0": when present it wins over the
+ * float field (which writers keep filling for readers that predate it).
  */
 struct  Segflow__V1__AutomaticMaskParams
 {
@@ -359,10 +366,27 @@ struct  Segflow__V1__AutomaticMaskParams
   float stability_score_offset;
   float box_nms_thresh;
   uint32_t min_mask_region_area;
+  Segflow__V1__Threshold *pred_iou;
+  Segflow__V1__Threshold *stability_score;
+  Segflow__V1__Threshold *stability_offset;
+  Segflow__V1__Threshold *box_nms;
 };
 #define SEGFLOW__V1__AUTOMATIC_MASK_PARAMS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__automatic_mask_params__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
+
+
+/*
+ * An explicitly set float (presence is the signal; see AutomaticMaskParams).
+ */
+struct  Segflow__V1__Threshold
+{
+  ProtobufCMessage base;
+  float value;
+};
+#define SEGFLOW__V1__THRESHOLD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__threshold__descriptor) \
+    , 0 }
 
 
 struct  Segflow__V1__RLE
@@ -411,6 +435,14 @@ struct  Segflow__V1__Mask
    * only when PromptRequest.return_low_res_logits
    */
   Segflow__V1__FloatTensor *low_res_logits;
+  /*
+   * Automatic mask generation ("everything") only, as upstream's records: the point
+   * prompt that produced the mask (x, y pairs in image pixels) and the crop it was
+   * predicted in (XYWH). Absent for prompted masks.
+   */
+  size_t n_point_coords;
+  double *point_coords;
+  Segflow__V1__BoundingBox *crop_box;
   Segflow__V1__Mask__EncodingCase encoding_case;
   union {
     Segflow__V1__RLE *rle;
@@ -419,7 +451,7 @@ struct  Segflow__V1__Mask
 };
 #define SEGFLOW__V1__MASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__mask__descriptor) \
-    , 0, 0, NULL, 0, NULL, SEGFLOW__V1__MASK__ENCODING__NOT_SET, {0} }
+    , 0, 0, NULL, 0, NULL, 0,NULL, NULL, SEGFLOW__V1__MASK__ENCODING__NOT_SET, {0} }
 
 
 struct  Segflow__V1__Timings
@@ -456,7 +488,8 @@ struct  Segflow__V1__Error
 
 /*
  * prompt-decoder -> segflow.masks or PromptRequest.reply_topic (key = image_id).
- * Exactly one of: masks non-empty, or error present.
+ * Either error present (and no masks), or no error and the masks — possibly none: an
+ * "everything" request whose masks all fail the filters is answered with zero masks.
  */
 struct  Segflow__V1__MaskResult
 {
@@ -679,6 +712,25 @@ Segflow__V1__AutomaticMaskParams *
 void   segflow__v1__automatic_mask_params__free_unpacked
                      (Segflow__V1__AutomaticMaskParams *message,
                       ProtobufCAllocator *allocator);
+/* Segflow__V1__Threshold methods */
+void   segflow__v1__threshold__init
+                     (Segflow__V1__Threshold         *message);
+size_t segflow__v1__threshold__get_packed_size
+                     (const Segflow__V1__Threshold   *message);
+size_t segflow__v1__threshold__pack
+                     (const Segflow__V1__Threshold   *message,
+                      uint8_t             *out);
+size_t segflow__v1__threshold__pack_to_buffer
+                     (const Segflow__V1__Threshold   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__Threshold *
+       segflow__v1__threshold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__threshold__free_unpacked
+                     (Segflow__V1__Threshold *message,
+                      ProtobufCAllocator *allocator);
 /* Segflow__V1__RLE methods */
 void   segflow__v1__rle__init
                      (Segflow__V1__RLE         *message);
@@ -841,6 +893,9 @@ typedef void (*Segflow__V1__PromptRequest_Closure)
 typedef void (*Segflow__V1__AutomaticMaskParams_Closure)
                  (const Segflow__V1__AutomaticMaskParams *message,
                   void *closure_data);
+typedef void (*Segflow__V1__Threshold_Closure)
+                 (const Segflow__V1__Threshold *message,
+                  void *closure_data);
 typedef void (*Segflow__V1__RLE_Closure)
                  (const Segflow__V1__RLE *message,
                   void *closure_data);
@@ -880,6 +935,7 @@ extern const ProtobufCMessageDescriptor segflow__v1__point__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__box__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__automatic_mask_params__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__threshold__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__rle__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__bounding_box__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__mask__descriptor;

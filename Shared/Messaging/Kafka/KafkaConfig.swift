@@ -165,21 +165,42 @@ public struct TopicSpec: Sendable, Hashable {
     }
 }
 
-/// Segflow's topic names (DESIGN.md data flow).
+/// Segflow's topic names (README, Services and the wire).
 public enum SegflowTopics {
-    public static let images = "segflow.images"
-    public static let embeddings = "segflow.embeddings"
-    public static let prompts = "segflow.prompts"
-    public static let text = "segflow.text"
-    public static let masks = "segflow.masks"
-    public static let deadLetter = "segflow.dead-letter"
+    public static let defaultPrefix = "segflow"
+    public static let images = ServingTopics().images
+    public static let embeddings = ServingTopics().embeddings
+    public static let prompts = ServingTopics().prompts
+    public static let text = ServingTopics().text
+    public static let masks = ServingTopics().masks
+    public static let deadLetter = ServingTopics().deadLetter
 
     /// All topics with one partition count. embeddings and prompts MUST share it: both
     /// are keyed by image id, so equal counts put both halves of the join on the same
     /// partition number, which the range assignor gives to the same decoder.
     public static func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
-        [images, embeddings, prompts, text, masks, deadLetter].map {
-            TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor)
-        }
+        ServingTopics().specs(partitions: partitions, replicationFactor: replicationFactor)
+    }
+}
+
+/// The topic names of one deployment: every topic is `PREFIX.<role>` (`--topic-prefix`).
+/// The one place topic names are made.
+public struct ServingTopics: Sendable, Hashable {
+    public var images: String
+    public var embeddings: String
+    public var prompts: String
+    public var text: String
+    public var masks: String
+    public var deadLetter: String
+
+    public init(prefix: String = SegflowTopics.defaultPrefix) {
+        images = "\(prefix).images"; embeddings = "\(prefix).embeddings"; prompts = "\(prefix).prompts"
+        text = "\(prefix).text"; masks = "\(prefix).masks"; deadLetter = "\(prefix).dead-letter"
+    }
+
+    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter] }
+
+    public func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
+        all.map { TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor) }
     }
 }

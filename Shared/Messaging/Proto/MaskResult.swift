@@ -2,7 +2,8 @@ import CProtobufC
 import CSegflowProto
 
 /// prompt-decoder → `segflow.masks` or the prompt's reply topic.
-/// Exactly one of: `masks` non-empty, or `error` present (checked on decode).
+/// Either `error` (and no masks), or no error and `masks` — possibly empty (an
+/// "everything" request whose masks all fail the filters). Checked on decode.
 public struct MaskResult: Sendable, Hashable {
     public struct BoundingBox: Sendable, Hashable {
         public var x: UInt32
@@ -30,15 +31,21 @@ public struct MaskResult: Sendable, Hashable {
         public var bbox: BoundingBox
         public var area: UInt64
         public var lowResLogits: FloatTensor?
+        /// Automatic mask generation only: the producing point prompt (x, y pairs in image
+        /// pixels) and the crop (XYWH) — upstream's `point_coords` and `crop_box`.
+        public var pointCoords: [Double]
+        public var cropBox: BoundingBox?
 
         public init(encoding: Encoding, predictedIoU: Float, stabilityScore: Float, bbox: BoundingBox,
-                    area: UInt64, lowResLogits: FloatTensor? = nil) {
+                    area: UInt64, lowResLogits: FloatTensor? = nil, pointCoords: [Double] = [], cropBox: BoundingBox? = nil) {
             self.encoding = encoding
             self.predictedIoU = predictedIoU
             self.stabilityScore = stabilityScore
             self.bbox = bbox
             self.area = area
             self.lowResLogits = lowResLogits
+            self.pointCoords = pointCoords
+            self.cropBox = cropBox
         }
     }
 
@@ -111,6 +118,13 @@ public struct MaskResult: Sendable, Hashable {
             c.pointee.bbox = bbox
             c.pointee.area = mask.area
             c.pointee.low_res_logits = mask.lowResLogits?.c(arena)
+            c.pointee.n_point_coords = mask.pointCoords.count
+            c.pointee.point_coords = arena.array(mask.pointCoords)
+            if let crop = mask.cropBox {
+                let b = arena.message(segflow__v1__bounding_box__init)
+                b.pointee.x = crop.x; b.pointee.y = crop.y; b.pointee.w = crop.w; b.pointee.h = crop.h
+                c.pointee.crop_box = b
+            }
             return c
         }
         m.pointee.n_masks = cMasks.count
@@ -155,10 +169,17 @@ public struct MaskResult: Sendable, Hashable {
                     throw MessagingError.missingField(message: reader.message, field: "masks[\(index)].encoding (rle or png)")
                 }
                 let box = c.bbox?.pointee
+                let points = reader.array(c.point_coords, c.n_point_coords)
+                if points.count % 2 != 0 || !points.allSatisfy(\.isFinite) {
+                    throw reader.invalid("masks[\(index)].point_coords", "\(points.count) values", "x, y pairs of finite numbers",
+                                         code: .invalidProtobuf)
+                }
                 return Mask(encoding: encoding, predictedIoU: c.predicted_iou, stabilityScore: c.stability_score,
                             bbox: BoundingBox(x: box?.x ?? 0, y: box?.y ?? 0, w: box?.w ?? 0, h: box?.h ?? 0),
                             area: c.area,
-                            lowResLogits: try FloatTensor.read(c.low_res_logits, reader, field: "masks[\(index)].low_res_logits"))
+                            lowResLogits: try FloatTensor.read(c.low_res_logits, reader, field: "masks[\(index)].low_res_logits"),
+                            pointCoords: points,
+                            cropBox: c.crop_box.map { BoundingBox(x: $0.pointee.x, y: $0.pointee.y, w: $0.pointee.w, h: $0.pointee.h) })
             }
             var failure: Failure?
             if let e = m.error?.pointee {
@@ -168,9 +189,9 @@ public struct MaskResult: Sendable, Hashable {
                 }
                 failure = Failure(code: code, message: try reader.string(e.message, "error.message"))
             }
-            if (failure == nil) == masks.isEmpty {
-                throw reader.invalid("masks", "\(masks.count) masks, error \(failure.map { "\($0.code)" } ?? "absent")",
-                                     "a result carries either masks or an error", code: .invalidProtobuf)
+            if failure != nil && !masks.isEmpty {
+                throw reader.invalid("masks", "\(masks.count) masks and error \(failure.map { "\($0.code)" } ?? "")",
+                                     "an error result carries no masks", code: .invalidProtobuf)
             }
             let t = m.timings?.pointee
             return MaskResult(requestID: try reader.requiredString(m.request_id, "request_id"),

@@ -152,44 +152,60 @@ public struct PromptRequest: Sendable, Hashable {
     }
 }
 
-/// Parameters of SAM's automatic mask generator; 0 = upstream's default.
+/// Parameters of SAM's automatic mask generator. nil (and 0 for the counts) = upstream's
+/// default; an explicit threshold, 0 included, is sent as such (the wire's Threshold
+/// sub-messages) and also in the legacy float fields for older readers.
 public struct AutomaticMaskParams: Sendable, Hashable {
     public var pointsPerSide: UInt32
     public var pointsPerBatch: UInt32
-    public var predIoUThresh: Float
-    public var stabilityScoreThresh: Float
-    public var stabilityScoreOffset: Float
-    public var boxNMSThresh: Float
+    public var predIoUThresh: Float?
+    public var stabilityScoreThresh: Float?
+    public var stabilityScoreOffset: Float?
+    public var boxNMSThresh: Float?
     public var minMaskRegionArea: UInt32
 
-    public init(pointsPerSide: UInt32 = 0, pointsPerBatch: UInt32 = 0, predIoUThresh: Float = 0, stabilityScoreThresh: Float = 0,
-                stabilityScoreOffset: Float = 0, boxNMSThresh: Float = 0, minMaskRegionArea: UInt32 = 0) {
+    public init(pointsPerSide: UInt32 = 0, pointsPerBatch: UInt32 = 0, predIoUThresh: Float? = nil, stabilityScoreThresh: Float? = nil,
+                stabilityScoreOffset: Float? = nil, boxNMSThresh: Float? = nil, minMaskRegionArea: UInt32 = 0) {
         self.pointsPerSide = pointsPerSide; self.pointsPerBatch = pointsPerBatch; self.predIoUThresh = predIoUThresh
         self.stabilityScoreThresh = stabilityScoreThresh; self.stabilityScoreOffset = stabilityScoreOffset
         self.boxNMSThresh = boxNMSThresh; self.minMaskRegionArea = minMaskRegionArea
     }
 
     func c(_ arena: CArena) -> UnsafeMutablePointer<Segflow__V1__AutomaticMaskParams> {
+        func threshold(_ v: Float?) -> UnsafeMutablePointer<Segflow__V1__Threshold>? {
+            guard let v else { return nil }
+            let t = arena.message(segflow__v1__threshold__init)
+            t.pointee.value = v
+            return t
+        }
         let p = arena.message(segflow__v1__automatic_mask_params__init)
         p.pointee.points_per_side = pointsPerSide
         p.pointee.points_per_batch = pointsPerBatch
-        p.pointee.pred_iou_thresh = predIoUThresh
-        p.pointee.stability_score_thresh = stabilityScoreThresh
-        p.pointee.stability_score_offset = stabilityScoreOffset
-        p.pointee.box_nms_thresh = boxNMSThresh
+        p.pointee.pred_iou_thresh = predIoUThresh ?? 0
+        p.pointee.stability_score_thresh = stabilityScoreThresh ?? 0
+        p.pointee.stability_score_offset = stabilityScoreOffset ?? 0
+        p.pointee.box_nms_thresh = boxNMSThresh ?? 0
         p.pointee.min_mask_region_area = minMaskRegionArea
+        p.pointee.pred_iou = threshold(predIoUThresh)
+        p.pointee.stability_score = threshold(stabilityScoreThresh)
+        p.pointee.stability_offset = threshold(stabilityScoreOffset)
+        p.pointee.box_nms = threshold(boxNMSThresh)
         return p
     }
 
     static func read(_ pointer: UnsafeMutablePointer<Segflow__V1__AutomaticMaskParams>?, _ reader: FieldReader) throws -> AutomaticMaskParams? {
         guard let p = pointer?.pointee else { return nil }
-        for (name, v) in [("pred_iou_thresh", p.pred_iou_thresh), ("stability_score_thresh", p.stability_score_thresh),
-                          ("stability_score_offset", p.stability_score_offset), ("box_nms_thresh", p.box_nms_thresh)] where !v.isFinite {
-            throw reader.invalid("everything.\(name)", v, "must be a finite number", code: .invalidPrompt)
+        // The Threshold sub-message when present (even 0); else the legacy float, 0 = unset.
+        func value(_ name: String, _ explicit: UnsafeMutablePointer<Segflow__V1__Threshold>?, _ legacy: Float) throws -> Float? {
+            let v: Float? = explicit.map { $0.pointee.value } ?? (legacy == 0 ? nil : legacy)
+            if let v, !v.isFinite { throw reader.invalid("everything.\(name)", v, "must be a finite number", code: .invalidPrompt) }
+            return v
         }
         return AutomaticMaskParams(pointsPerSide: p.points_per_side, pointsPerBatch: p.points_per_batch,
-                                   predIoUThresh: p.pred_iou_thresh, stabilityScoreThresh: p.stability_score_thresh,
-                                   stabilityScoreOffset: p.stability_score_offset, boxNMSThresh: p.box_nms_thresh,
+                                   predIoUThresh: try value("pred_iou_thresh", p.pred_iou, p.pred_iou_thresh),
+                                   stabilityScoreThresh: try value("stability_score_thresh", p.stability_score, p.stability_score_thresh),
+                                   stabilityScoreOffset: try value("stability_score_offset", p.stability_offset, p.stability_score_offset),
+                                   boxNMSThresh: try value("box_nms_thresh", p.box_nms, p.box_nms_thresh),
                                    minMaskRegionArea: p.min_mask_region_area)
     }
 }

@@ -1,0 +1,68 @@
+import Backends
+import Serving
+import Client
+import Foundation
+import Logging
+import Messaging
+
+/// The single-machine default: an embedded broker (librdkafka's mock cluster, real Kafka
+/// protocol on loopback) plus one image-encoder and one prompt-decoder running the same
+/// service code a cluster runs (and a text-encoder when a served model takes text).
+public final class EmbeddedStack: Sendable {
+    public let broker: EmbeddedBroker
+    public let partitions: Int
+    let tasks: [Task<Void, Never>]
+
+    public var client: KafkaClientConfig { broker.clientConfig(clientID: "segflow-cli") }
+
+    /// Starts the broker, creates the topics and launches the services (in this process).
+    public static func start(backends: BackendSet, partitions: Int = 4,
+                             embeddingDType: Messaging.DType = .f16, logger: Logger) async throws -> EmbeddedStack {
+        let broker = try EmbeddedBroker()
+        try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
+        let client = broker.clientConfig(clientID: "segflow-embedded")
+        var encoderOptions = ImageEncoderService.Options()
+        encoderOptions.embeddingDType = embeddingDType
+        let encoder = ImageEncoderService(backends: backends, client: client, options: encoderOptions, logger: logger)
+        let decoder = PromptDecoderService(backends: backends, client: client, logger: logger)
+        var tasks = [
+            Task { do { try await encoder.run() } catch { logger.error("image-encoder failed: \(error)") } },
+            Task { do { try await decoder.run() } catch { logger.error("prompt-decoder failed: \(error)") } },
+        ]
+        if let textBackend = backends.textBackend {
+            let text = TextEncoderService(backend: textBackend, client: client, logger: logger)
+            tasks.append(Task { do { try await text.run() } catch { logger.error("text-encoder failed: \(error)") } })
+        }
+        return EmbeddedStack(broker: broker, partitions: partitions, tasks: tasks)
+    }
+
+    init(broker: EmbeddedBroker, partitions: Int, tasks: [Task<Void, Never>]) {
+        self.broker = broker; self.partitions = partitions; self.tasks = tasks
+    }
+
+    /// Stops the services (drain, commit, flush), then the broker.
+    public func stop() async {
+        for t in tasks { t.cancel() }
+        for t in tasks { await t.value }
+        broker.stop()
+    }
+}
+
+extension EmbeddedStack {
+    /// The one "run through Kafka" helper every command uses: `body` gets a client for the
+    /// running services at `brokers`, or (nil) for a fresh embedded stack serving
+    /// `backends()` (only called in that case), which is stopped afterwards — on success
+    /// and on failure.
+    public static func withKafka<T: Sendable>(brokers: String?, logger: Logger, backends: () throws -> BackendSet,
+                                              _ body: (KafkaClientConfig) async throws -> T) async throws -> T {
+        if let brokers { return try await body(KafkaClientConfig(bootstrapServers: brokers, clientID: "segflow-cli")) }
+        let set = try backends()
+        let services = ["image-encoder", "prompt-decoder"] + (set.textBackend == nil ? [] : ["text-encoder"])
+        FileHandle.standardError.write("segflow: starting embedded broker, \(services.joined(separator: ", "))…\n".data(using: .utf8)!)
+        let stack = try await start(backends: set, logger: logger)
+        let outcome: Result<T, Error>
+        do { outcome = .success(try await body(stack.client)) } catch { outcome = .failure(error) }
+        await stack.stop()
+        return try outcome.get()
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Imaging
+
+/// An input image as the command line reads it: the file's bytes (sent as-is over Kafka)
+/// and its pixels. PNG, JPEG and WebP are told apart by content, never by file name;
+/// errors name the file and what was detected.
+public struct ImageInput: Sendable {
+    public var path: String
+    public var bytes: [UInt8]
+    public var image: RGBImage
+    public var format: ImageFormat
+
+    public static func read(_ path: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(PipelineError) -> ImageInput {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadableFile(path: path, reason: "no such file or not readable")
+        }
+        let bytes = [UInt8](data)
+        do {
+            let header = try ImageDecoder.header(bytes)
+            let image = try ImageDecoder.decodeRGB(bytes, options: .init(maxPixels: maxPixels))
+            return ImageInput(path: path, bytes: bytes, image: image, format: header.format)
+        } catch {
+            throw .unreadableFile(path: path, reason: "\(error)")
+        }
+    }
+}

@@ -21,7 +21,7 @@ let tensorTargetCPU: String? = {
 let tensorSettings: [SwiftSetting] = tensorTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 // Native dependencies come from Debian packages (see Deploy/setup.sh):
-// librdkafka-dev, libopenblas-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler,
+// librdkafka-dev, libopenblas-dev, libdnnl-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler,
 // libjpeg62-turbo-dev, libwebp-dev.
 let package = Package(
     name: "Segflow",
@@ -43,6 +43,9 @@ let package = Package(
                        providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN: bf16 GEMM (and an alternative f32 GEMM engine). Debian ships no .pc file for
+        // it; the module map links -ldnnl.
+        .systemLibrary(name: "CDNNL", path: "Shared/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CPNG", path: "Shared/CPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
         // JPEG and WebP input (ImageDecoder): libjpeg-turbo and libwebp (+ its demux library,
@@ -59,7 +62,7 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
 
         // Libraries.
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], path: "Shared/Tensor", swiftSettings: tensorSettings),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CDNNL"], path: "Shared/Tensor", swiftSettings: tensorSettings),
         .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
         // C shim so libpng's setjmp/longjmp error path never crosses Swift frames.
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),

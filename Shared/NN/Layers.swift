@@ -9,22 +9,26 @@ import Tensor
 public struct Linear: Sendable {
     public let weight: Tensor
     public let bias: Tensor?
+    /// The same weight as a GEMM operand that keeps its bf16 copy (made on first bf16 use).
+    public let packedWeight: GEMMWeight
 
     public init(_ vb: WeightLoader, in inFeatures: Int, out outFeatures: Int, bias hasBias: Bool = true) throws(CheckpointError) {
         weight = try vb.tensor("weight", shape: [outFeatures, inFeatures])
         bias = hasBias ? try vb.tensor("bias", shape: [outFeatures]) : nil
+        packedWeight = GEMMWeight(weight)
     }
 
     public init(weight: Tensor, bias: Tensor?) {
         precondition(weight.rank == 2 && (bias == nil || bias!.shape == [weight.shape[0]]),
                      "Linear: weight \(weight.shape) and bias \(bias?.shape ?? []) do not match")
         self.weight = weight; self.bias = bias
+        packedWeight = GEMMWeight(weight)
     }
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { Ops.linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { Ops.linear(x, weight: packedWeight, bias: bias) }
 }
 
 /// nn.Conv2d (NCHW, weight OIHW, square kernel).
@@ -32,22 +36,26 @@ public struct Conv2d: Sendable {
     public let weight: Tensor
     public let bias: Tensor?
     public let stride: Size2, padding: Size2, groups: Int
+    /// The same weight as a GEMM operand that keeps its bf16 copy (made on first bf16 use).
+    public let packedWeight: GEMMWeight
 
     public init(_ vb: WeightLoader, in inCh: Int, out outCh: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 groups: Int = 1, bias hasBias: Bool = true) throws(CheckpointError) {
         weight = try vb.tensor("weight", shape: [outCh, inCh / groups, kernel, kernel])
         bias = hasBias ? try vb.tensor("bias", shape: [outCh]) : nil
         self.stride = Size2(stride, stride); self.padding = Size2(padding, padding); self.groups = groups
+        packedWeight = GEMMWeight(weight)
     }
 
     /// From tensors already in hand (e.g. a conv with a batch norm folded in).
     public init(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, groups: Int) {
         self.weight = weight; self.bias = bias
         self.stride = Size2(stride, stride); self.padding = Size2(padding, padding); self.groups = groups
+        packedWeight = GEMMWeight(weight)
     }
 
     public func callAsFunction(_ x: Tensor, epilogue: ConvEpilogue = .none) -> Tensor {
-        Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, groups: groups, epilogue: epilogue)
+        Ops.conv2d(x, weight: packedWeight, bias: bias, stride: stride, padding: padding, groups: groups, epilogue: epilogue)
     }
 }
 
@@ -57,15 +65,18 @@ public struct ConvTranspose2d: Sendable {
     public let weight: Tensor
     public let bias: Tensor
     public let stride: Int
+    /// The same weight as a GEMM operand that keeps its bf16 copy (made on first bf16 use).
+    public let packedWeight: GEMMWeight
 
     public init(_ vb: WeightLoader, in inCh: Int, out outCh: Int, kernel: Int, stride: Int) throws(CheckpointError) {
         weight = try vb.tensor("weight", shape: [inCh, outCh, kernel, kernel])
         bias = try vb.tensor("bias", shape: [outCh])
         self.stride = stride
+        packedWeight = GEMMWeight(weight)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        Ops.convTranspose2d(x, weight: weight, bias: bias, stride: Size2(stride, stride))
+        Ops.convTranspose2d(x, weight: packedWeight, bias: bias, stride: Size2(stride, stride))
     }
 }
 

@@ -38,7 +38,7 @@ public struct TinyViT: Sendable {
     let stages: [(blocks: [Block], downsample: PatchMerging?, resolution: Int)]
     let firstDownsample: PatchMerging
     let neck0: Conv2d, neck1: LayerNorm2d, neck2: Conv2d, neck3: LayerNorm2d
-    let neck0Linear: Tensor  // neck0's 1×1 weight as [out, in]
+    let neck0Linear: GEMMWeight  // neck0's 1×1 weight as [out, in] (bf16 copy made once)
 
     public init(_ vb: WeightLoader, config c: Config) throws {
         config = c
@@ -73,7 +73,7 @@ public struct TinyViT: Sendable {
         neck1 = try LayerNorm2d(n.pp(1), channels: c.outChans)
         neck2 = try Conv2d(n.pp(2), in: c.outChans, out: c.outChans, kernel: 3, padding: 1, bias: false)
         neck3 = try LayerNorm2d(n.pp(3), channels: c.outChans)
-        neck0Linear = neck0.weight.reshaped([c.outChans, last])
+        neck0Linear = GEMMWeight(neck0.weight.reshaped([c.outChans, last]))
         // MobileSAM's TinyViT keeps its ImageNet classification head (num_classes=1000) in
         // the checkpoint; SAM never runs it. ref: mobile_sam/modeling/tiny_vit_sam.py TinyViT
         for name in ["norm_head.weight", "norm_head.bias", "head.weight", "head.bias"] { vb.skip(name) }
@@ -130,20 +130,20 @@ public struct TinyViT: Sendable {
     /// NHWC conv.
     struct PatchMerging: Sendable {
         let conv1: Conv2dBN, conv2: Conv2dBN, conv3: Conv2dBN
-        let w1: Tensor, w3: Tensor  // 1×1 weights as [out, in]
+        let w1: GEMMWeight, w3: GEMMWeight  // 1×1 weights as [out, in] (bf16 copies made once)
         let resolution: Int, outDim: Int
         init(_ vb: WeightLoader, resolution: Int, dim: Int, outDim: Int) throws {
             let stride = [320, 448, 576].contains(outDim) ? 1 : 2
             conv1 = try Conv2dBN(vb.pp("conv1"), in: dim, out: outDim)
             conv2 = try Conv2dBN(vb.pp("conv2"), in: outDim, out: outDim, kernel: 3, stride: stride, padding: 1, groups: outDim)
             conv3 = try Conv2dBN(vb.pp("conv3"), in: outDim, out: outDim)
-            w1 = conv1.conv.weight.reshaped([outDim, dim]); w3 = conv3.conv.weight.reshaped([outDim, outDim])
+            w1 = GEMMWeight(conv1.conv.weight.reshaped([outDim, dim])); w3 = GEMMWeight(conv3.conv.weight.reshaped([outDim, outDim]))
             self.resolution = resolution; self.outDim = outDim
         }
         /// x: [B, C, H, W] (stage 0 output) → tokens [B, L', C']
         func callAsFunction(nchw x: Tensor) -> Tensor {
             let (b, hh, ww) = (x.shape[0], x.shape[2], x.shape[3])
-            return rest(Ops.pointwiseConvToTokens(x, weight: conv1.conv.weight, bias: conv1.conv.bias), b, hh, ww)
+            return rest(Ops.pointwiseConvToTokens(x, weight: conv1.conv.packedWeight, bias: conv1.conv.bias), b, hh, ww)
         }
         /// tokens [B, L, C] on a resolution² grid → tokens [B, L', C']
         func callAsFunction(tokens x: Tensor) -> Tensor {

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// What `segflow doctor` reports; Codable so tests and tooling read the JSON form.
 public struct DoctorReport: Codable, Sendable {
@@ -14,6 +15,10 @@ public struct DoctorReport: Codable, Sendable {
     public var gemmSize: Int
     public var gemmChecks: [BLASDiagnostics.GEMMCheck]
     public var gemmChecksPassed: Bool
+    /// GEMM precision/engine settings, oneDNN version and implementations, bf16 support.
+    public var gemmRuntime: GEMMRuntimeInfo
+    /// GFLOP/s per GEMM backend (OpenBLAS f32, oneDNN f32, oneDNN bf16 when native) at gemmSize³.
+    public var gemmEngines: [GEMMBenchmark.Row]
 
     public static func collect(gemmSize: Int) -> DoctorReport {
         let env = ProcessInfo.processInfo.environment
@@ -30,7 +35,9 @@ public struct DoctorReport: Codable, Sendable {
             sgemmGFLOPS: BLASDiagnostics.measureGFLOPS(size: gemmSize),
             gemmSize: gemmSize,
             gemmChecks: checks,
-            gemmChecksPassed: checks.allSatisfy(\.passed))
+            gemmChecksPassed: checks.allSatisfy(\.passed),
+            gemmRuntime: GEMMRuntimeInfo.current(),
+            gemmEngines: GEMMBenchmark.measure(shapes: [GEMMBenchmark.Shape(m: gemmSize, n: gemmSize, k: gemmSize)]))
     }
 
     public var text: String {
@@ -41,6 +48,8 @@ public struct DoctorReport: Codable, Sendable {
             CPU:             AVX2 \(cpuAVX2 ? "yes" : "no"), AVX-512 \(cpuAVX512 ? "yes" : "no")
             SGEMM check:     \(gemmChecksPassed ? "ok" : "FAILED") (\(gemmChecks.count) cases, worst relative error \(String(format: "%.2e", worst)), tolerance \(String(format: "%.0e", BLASDiagnostics.gemmRelativeTolerance)))
             SGEMM speed:     \(String(format: "%.1f", sgemmGFLOPS)) GFLOP/s (\(gemmSize)³, median of 5)
+            \(gemmRuntime.text)
+            GEMM engines:    \(gemmEngines.map { "\($0.backend.rawValue) \(String(format: "%.0f", $0.gflops))" }.joined(separator: ", ")) GFLOP/s (\(gemmSize)³ linear layout, median of 5)
             """
     }
 }

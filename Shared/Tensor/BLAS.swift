@@ -8,15 +8,29 @@ import Synchronization
 public enum GEMMStats {
     static let flopCounter = Atomic<Int>(0)
     static let nanosCounter = Atomic<Int>(0)
+    static let oneDNNF32FlopCounter = Atomic<Int>(0)
+    static let bf16FlopCounter = Atomic<Int>(0)
 
     /// 2·m·n·k summed over all SGEMM calls since the last `reset()`.
     public static var flops: Int { flopCounter.load(ordering: .relaxed) }
     /// Nanoseconds spent inside SGEMM since the last `reset()` (summed over threads).
     public static var nanoseconds: Int { nanosCounter.load(ordering: .relaxed) }
 
+    /// The part of `flops` that ran on `backend` (OpenBLAS's is the rest): shows how much
+    /// of a model's GEMM work the precision/engine settings actually moved.
+    public static func flops(on backend: GEMMBackend) -> Int {
+        switch backend {
+        case .openBLASF32: flops - oneDNNF32FlopCounter.load(ordering: .relaxed) - bf16FlopCounter.load(ordering: .relaxed)
+        case .oneDNNF32: oneDNNF32FlopCounter.load(ordering: .relaxed)
+        case .oneDNNBF16: bf16FlopCounter.load(ordering: .relaxed)
+        }
+    }
+
     public static func reset() {
         flopCounter.store(0, ordering: .relaxed)
         nanosCounter.store(0, ordering: .relaxed)
+        oneDNNF32FlopCounter.store(0, ordering: .relaxed)
+        bf16FlopCounter.store(0, ordering: .relaxed)
     }
 }
 
@@ -42,17 +56,31 @@ public enum BLASInfo {
     }
 }
 
-/// Thin row-major wrapper over `cblas_sgemm`: C = alpha · op(A) · op(B) + beta · C.
+/// The one GEMM choke point: row-major C = alpha · op(A) · op(B) + beta · C.
 ///
-/// `op(A)` is `m×k`, `op(B)` is `k×n`, C is `m×n`. Transposes are passed to BLAS as
-/// flags, never materialised. `lda/ldb/ldc` are row strides of the stored matrices.
+/// `op(A)` is `m×k`, `op(B)` is `k×n`, C is `m×n`. Transposes are passed as flags, never
+/// materialised. `lda/ldb/ldc` are row strides of the stored matrices. The backend comes
+/// from the process-wide settings (`TensorRuntime.precision`, `.f32Engine`,
+/// `.oneDNNMinimumMultiplyAdds`): OpenBLAS `cblas_sgemm`, oneDNN f32 or oneDNN bf16.
+/// `aPacked`/`bPacked` name a `GEMMWeight` the operand lives in (same layout): a bf16 GEMM
+/// then uses its once-made bf16 copy instead of converting the operand again.
 @inline(__always)
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
            alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int,
            b: UnsafePointer<Float>, ldb: Int,
            beta: Float = 0,
-           c: UnsafeMutablePointer<Float>, ldc: Int) {
+           c: UnsafeMutablePointer<Float>, ldc: Int,
+           aPacked: PackedOperand? = nil, bPacked: PackedOperand? = nil) {
+    gemmOn(TensorRuntime.gemmBackend(m: m, n: n, k: k), transA: transA, transB: transB, m: m, n: n, k: k,
+         alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: aPacked, bPacked: bPacked)
+}
+
+/// `sgemm` on an explicit backend (and FLOP/time accounting for all of them).
+func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+          aPacked: PackedOperand?, bPacked: PackedOperand?) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         // BLAS handles k == 0 as C = beta·C, but some builds reject lda < 1; do it here.
@@ -69,12 +97,23 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
         GEMMStats.nanosCounter.add(Int(DispatchTime.now().uptimeNanoseconds - start), ordering: .relaxed)
     }
-    cblas_sgemm(CblasRowMajor,
-                transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k),
-                alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
-                beta, c, blasint(max(ldc, 1)))
+    switch backend {
+    case .openBLASF32:
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k),
+                    alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
+                    beta, c, blasint(max(ldc, 1)))
+    case .oneDNNF32:
+        GEMMStats.oneDNNF32FlopCounter.add(2 * m * n * k, ordering: .relaxed)
+        OneDNNGEMM.f32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: beta, c: c, ldc: ldc)
+    case .oneDNNBF16:
+        GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
+        OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, aPacked: aPacked,
+                        b: b, ldb: ldb, bPacked: bPacked, beta: beta, c: c, ldc: ldc)
+    }
 }
 
 extension Ops {
@@ -87,5 +126,21 @@ extension Ops {
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
               beta: beta, c: c, ldc: ldc)
+    }
+
+    /// `gemm` on an explicit backend, bypassing the process-wide settings (engine tests and
+    /// benchmarks). `.oneDNNBF16` requires native bf16 (`BF16Support.detect().isNative`):
+    /// it is a precondition, never emulated. `bWeight` (optional) is a `GEMMWeight` that B
+    /// lives in, at element `bWeightOffset`: its cached bf16 copy is used for B.
+    public static func gemm(backend: GEMMBackend, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                            bWeight: GEMMWeight? = nil, bWeightOffset: Int = 0) {
+        if backend == .oneDNNBF16 && !BF16Support.isNativeNow {
+            preconditionFailure("bf16 GEMM requested without native bf16: \(BF16Support.detect().summary)")
+        }
+        gemmOn(backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: nil,
+                    bPacked: bWeight.map { PackedOperand(weight: $0, offset: bWeightOffset) })
     }
 }

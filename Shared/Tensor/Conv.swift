@@ -26,6 +26,21 @@ extension Ops {
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                               stride: Size2 = 1, padding: Size2 = 0, dilation: Size2 = 1,
                               groups: Int = 1, epilogue: ConvEpilogue = .none) -> Tensor {
+        conv2d(x, weight: weight, packed: nil, bias: bias, stride: stride, padding: padding, dilation: dilation,
+               groups: groups, epilogue: epilogue)
+    }
+
+    /// `conv2d` with a layer-owned weight: in bf16 precision its bf16 copy is made once and
+    /// reused by every call (see `GEMMWeight`).
+    public static func conv2d(_ x: Tensor, weight: GEMMWeight, bias: Tensor? = nil,
+                              stride: Size2 = 1, padding: Size2 = 0, dilation: Size2 = 1,
+                              groups: Int = 1, epilogue: ConvEpilogue = .none) -> Tensor {
+        conv2d(x, weight: weight.tensor, packed: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+               groups: groups, epilogue: epilogue)
+    }
+
+    static func conv2d(_ x: Tensor, weight: Tensor, packed: GEMMWeight?, bias: Tensor?,
+                       stride: Size2, padding: Size2, dilation: Size2, groups: Int, epilogue: ConvEpilogue) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4, "conv2d: x \(x.shape) must be NCHW, weight \(weight.shape) OIHW")
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, cinG, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
@@ -69,7 +84,8 @@ extension Ops {
                                 sgemm(transA: false, transB: false, m: coutG, n: plane, k: kdim,
                                       a: wp.baseAddress! + g * coutG * kdim, lda: kdim,
                                       b: colPtr, ldb: plane, beta: bias == nil ? 0 : 1,
-                                      c: op.baseAddress! + (b * cout + g * coutG) * plane, ldc: plane)
+                                      c: op.baseAddress! + (b * cout + g * coutG) * plane, ldc: plane,
+                                      aPacked: packed.map { PackedOperand(weight: $0, offset: g * coutG * kdim) })
                             }
                         }
                     }
@@ -180,6 +196,21 @@ extension Ops {
     public static func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                                        stride: Size2 = 1, padding: Size2 = 0, outputPadding: Size2 = 0,
                                        dilation: Size2 = 1, groups: Int = 1) -> Tensor {
+        convTranspose2d(x, weight: weight, packed: nil, bias: bias, stride: stride, padding: padding,
+                        outputPadding: outputPadding, dilation: dilation, groups: groups)
+    }
+
+    /// `convTranspose2d` with a layer-owned weight (bf16 copy made once, see `GEMMWeight`).
+    public static func convTranspose2d(_ x: Tensor, weight: GEMMWeight, bias: Tensor? = nil,
+                                       stride: Size2 = 1, padding: Size2 = 0, outputPadding: Size2 = 0,
+                                       dilation: Size2 = 1, groups: Int = 1) -> Tensor {
+        convTranspose2d(x, weight: weight.tensor, packed: weight, bias: bias, stride: stride, padding: padding,
+                        outputPadding: outputPadding, dilation: dilation, groups: groups)
+    }
+
+    static func convTranspose2d(_ x: Tensor, weight: Tensor, packed: GEMMWeight?, bias: Tensor?,
+                                stride: Size2, padding: Size2, outputPadding: Size2,
+                                dilation: Size2, groups: Int) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4, "convTranspose2d: x \(x.shape) must be NCHW, weight \(weight.shape) IOHW")
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (coutG, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
@@ -204,7 +235,8 @@ extension Ops {
                                 sgemm(transA: true, transB: false, m: rowsK, n: plane, k: cinG,
                                       a: wp.baseAddress! + g * cinG * rowsK, lda: rowsK,
                                       b: xp.baseAddress! + (b * cin + g * cinG) * plane, ldb: plane,
-                                      c: cp.baseAddress!, ldc: plane)
+                                      c: cp.baseAddress!, ldc: plane,
+                                      aPacked: packed.map { PackedOperand(weight: $0, offset: g * cinG * rowsK) })
                                 let colBox = SendableConstPointer(UnsafePointer(cp.baseAddress!))
                                 let outBox = SendablePointer(op.baseAddress! + (b * cout + g * coutG) * ho * wo)
                                 parallelFor(coutG, costPerItem: kh * kw * plane) { oc in

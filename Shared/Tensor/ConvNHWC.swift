@@ -67,6 +67,15 @@ extension Ops {
     /// image, `xᵀ · Wᵀ` with both transposes as BLAS flags (no permute copy).
     /// ref: torch.nn.functional.conv2d(x, w).flatten(2).transpose(1, 2)
     public static func pointwiseConvToTokens(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        pointwiseConvToTokens(x, weight: weight, packed: nil, bias: bias)
+    }
+
+    /// `pointwiseConvToTokens` with a layer-owned weight (bf16 copy made once, see `GEMMWeight`).
+    public static func pointwiseConvToTokens(_ x: Tensor, weight: GEMMWeight, bias: Tensor? = nil) -> Tensor {
+        pointwiseConvToTokens(x, weight: weight.tensor, packed: weight, bias: bias)
+    }
+
+    static func pointwiseConvToTokens(_ x: Tensor, weight: Tensor, packed: GEMMWeight?, bias: Tensor?) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4 && weight.shape[1] == x.shape[1] && weight.shape[2] == 1 && weight.shape[3] == 1,
                      "pointwiseConvToTokens: x \(x.shape), weight \(weight.shape)")
         let (n, cin, plane, cout) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3], weight.shape[0])
@@ -84,7 +93,8 @@ extension Ops {
                         }
                         sgemm(transA: true, transB: true, m: plane, n: cout, k: cin,
                               a: xp.baseAddress! + b * cin * plane, lda: plane, b: wp.baseAddress!, ldb: cin,
-                              beta: bias == nil ? 0 : 1, c: dst, ldc: cout)
+                              beta: bias == nil ? 0 : 1, c: dst, ldc: cout,
+                              bPacked: packed.map { PackedOperand(weight: $0, offset: 0) })
                     }
                 }
             }

@@ -8,6 +8,16 @@ extension Ops {
     /// BLAS flag, so this is exactly one `sgemm` call regardless of rank.
     /// ref: torch.nn.functional.linear
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        linear(x, weight: weight, packed: nil, bias: bias)
+    }
+
+    /// `linear` with a layer-owned weight: in bf16 precision its bf16 copy is made once
+    /// and reused by every call (see `GEMMWeight`).
+    public static func linear(_ x: Tensor, weight: GEMMWeight, bias: Tensor? = nil) -> Tensor {
+        linear(x, weight: weight.tensor, packed: weight, bias: bias)
+    }
+
+    static func linear(_ x: Tensor, weight: Tensor, packed: GEMMWeight?, bias: Tensor?) -> Tensor {
         precondition(x.rank >= 1 && weight.rank == 2 && x.shape.last == weight.shape[1],
                      "linear: x \(x.shape) incompatible with weight \(weight.shape)")
         let inF = weight.shape[1], outF = weight.shape[0]
@@ -30,7 +40,8 @@ extension Ops {
                 weight.data.withUnsafeBufferPointer { wp in
                     guard let xa = xp.baseAddress, let wa = wp.baseAddress else { return }
                     sgemm(transA: false, transB: true, m: m, n: outF, k: inF,
-                          a: xa, lda: inF, b: wa, ldb: inF, beta: beta, c: op, ldc: outF)
+                          a: xa, lda: inF, b: wa, ldb: inF, beta: beta, c: op, ldc: outF,
+                          bPacked: packed.map { PackedOperand(weight: $0, offset: 0) })
                 }
             }
         }

@@ -31,4 +31,38 @@ enum Tol {
     static let goldenGemmRelTol: Float = 1e-5
     static let goldenElementwiseRelTol: Float = 2e-6
     static let goldenResizeRelTol: Float = 2e-6
+
+    // MARK: GEMM engines and bf16 (GEMMEngineTests)
+
+    /// oneDNN f32 vs OpenBLAS f32 on the same inputs: each is within `gemmRelTol` of the
+    /// exact sum (different blocking, so different summation order), hence within twice
+    /// that of each other. Also the budget of each engine vs the Double reference up to
+    /// K = 1025 (the doctor's SGEMM check uses 1e-5 up to K = 2048).
+    static let engineF32RelTol: Float = 2e-5
+    /// bf16 GEMM (inputs rounded to bf16, f32 accumulation) vs a Double reference on the
+    /// unrounded inputs, per element relative to S = Σₚ|α·aᵢₚ·bₚⱼ| + |β·cᵢⱼ| (a worst-case
+    /// bound, so it holds for every shape, K = 1 and cancellations included). bf16 keeps 8
+    /// significant bits: rounding an input to nearest moves it by ≤ 2⁻⁹ relative, a product
+    /// of two by ≤ (1 + 2⁻⁹)² − 1 ≈ 3.91e-3; f32 accumulation adds ≤ K·2⁻²⁴ ≈ 6.1e-5 of S
+    /// at K = 1025; output rounding 6e-8. Sum 3.97e-3, budget 4.2e-3. (A kernel that dropped
+    /// a K block or misread a stride is off by O(1); f32 operands would be ~1e-6.)
+    static let bf16GemmRelTol: Float = 4.2e-3
+    /// bf16 GEMM vs a Double reference on the *bf16-rounded* inputs, same per-element
+    /// scale: products of two 8-bit mantissas are exact in f32, so only the f32
+    /// accumulation differs — the f32 engine budget. Together with a check that the
+    /// unrounded error is well above it, this proves the kernel rounds inputs to
+    /// nearest-even and accumulates in f32.
+    static let bf16RoundedInputsRelTol: Float = 2e-5
+    /// Entry points (linear, matmul, conv, conv-transpose, attention) in bf16 precision vs
+    /// their Double references, relative to the max output (the `assertClose` metric):
+    /// each bf16 GEMM errs by ≤ 2⁻⁸ of Σ|terms|, which for K ≤ 54 random-sign terms is
+    /// ≤ ~1.6× the max output; attention chains two GEMMs. 2 × 1.6 × 3.9e-3 ≈ 1.2e-2 → 1.5e-2.
+    static let bf16OpsRelTol: Float = 1.5e-2
+    /// A 2-block transformer stack (qkv linear, 4-head attention (2 GEMMs), projection,
+    /// residual, layer norm, GELU MLP (2 GEMMs)) in bf16 vs the same stack in f32, relative
+    /// max error of the output: 6 chained GEMM levels per block each contribute at most
+    /// ≈ 2⁻⁸ of their output's scale (`bf16GemmRelTol`); the errors of independent levels
+    /// add in quadrature (√12 · 3.9e-3 ≈ 1.4e-2), layer norm and softmax do not amplify
+    /// them. Budget 1.5e-2 (measured 2.1e-3: the residual stream is exact input plus updates).
+    static let bf16ModelRelTol: Float = 1.5e-2
 }

@@ -93,7 +93,7 @@ let package = Package(
         .target(name: "Embedded", dependencies: ["Serving", "Client", "Backends", "Pipeline", "Imaging", "Messaging", "SAM",
                                                .product(name: "Logging", package: "swift-log")], path: "Shared/Embedded"),
         // Command-line options shared by the service executables (the only library using ArgumentParser).
-        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit",
+        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit", "Tensor",
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                          .product(name: "Logging", package: "swift-log")],
                 path: "Shared/ServiceCommandLine"),
@@ -108,17 +108,17 @@ let package = Package(
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
             "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
-            "ServiceCommandLine", "Messaging", "CLIP",
+            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/segflow"),
 
         .executableTarget(name: "segflow-image-encoder", dependencies: [
-            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", "Messaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", "Messaging", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/image-encoder"),
         .executableTarget(name: "segflow-prompt-decoder", dependencies: [
-            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Serving", "Backends", "ServiceCommandLine", "ServiceKit", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Services/prompt-decoder"),
         .executableTarget(name: "segflow-text-encoder", dependencies: [
             "Serving", "Backends", "ServiceCommandLine", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensor
 import Messaging
 import Serving
 import ServiceCommandLine
@@ -27,7 +28,7 @@ struct ImageEncoderMain: AsyncParsableCommand {
         options.embeddingDType = dtype
         let client = try common.clientConfig(clientID: "segflow-image-encoder")
         let backends = try common.loadBackends(parts: [.encoder])
-        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)"])
+        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)", LogKey.precision: "\(TensorRuntime.precision.rawValue)"])
         let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensor
 import Messaging
 import Serving
 import ServiceCommandLine
@@ -33,7 +34,7 @@ struct PromptDecoderMain: AsyncParsableCommand {
         options.maxWaitMs = Double(maxWaitMs)
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
         let backends = try common.loadBackends(parts: [.decoder])
-        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)"])
+        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)", LogKey.precision: "\(TensorRuntime.precision.rawValue)"])
         let service = PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)
     }

@@ -1,7 +1,10 @@
 import ArgumentParser
+import ServiceCommandLine
 import Foundation
 import Pipeline
 import SAM
+import SegGPT
+import Tensor
 import Serving
 import Client
 import Embedded
@@ -20,7 +23,9 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Model: \(SAMBackend.family.models.map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
+    @OptionGroup var precisionOptions: PrecisionOptions
+    @Option(help: "Model: \((SAMBackend.family.models + SegGPTBackend.family.models).map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
+    @Option(help: "SegGPT: prompt pairs per query (several = feature ensemble).") var prompts = 1
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Flag(help: "Use deterministic random weights with the official shapes instead of a checkpoint.") var randomWeights = false
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice, all cores).") var threads: Int?
@@ -32,6 +37,10 @@ struct BenchCommand: AsyncParsableCommand {
     var pipeline = false
 
     func run() async throws {
+        let precision = try precisionOptions.apply()
+        if ModelRegistry.info(model)?.family == SegGPTBackend.family.name {
+            return try benchInContext(precision: precision)
+        }
         if pipeline {
             let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             let report = try await PipelineBenchmark.run(model: try SAMBackend.kind(named: model), checkpoint: checkpoint,
@@ -59,5 +68,49 @@ struct BenchCommand: AsyncParsableCommand {
             print("OpenBLAS: \(BLASRuntime.selectionSummary)")
             print(markdown)
         }
+    }
+
+    /// SegGPT / Painter: one whole forward (ViT-L 896×448 for --random-weights) per run.
+    func benchInContext(precision: GEMMPrecision) throws {
+        if let threads { try TensorRuntime.setGEMMThreads(threads) }
+        guard let kind = SegGPT.Kind(rawValue: model) else { throw ValidationError("unknown in-context model \(model)") }
+        let result: SegGPTBenchmark.Result
+        if randomWeights {
+            FileHandle.standardError.write("bench: building random full-size \(model) weights…\n".data(using: .utf8)!)
+            result = try SegGPTBenchmark.randomFullSize(kind: kind, prompts: prompts, runs: runs, warmup: warmup)
+        } else {
+            guard let checkpoint else { throw ValidationError("--model \(model) needs --checkpoint or --random-weights") }
+            result = try SegGPTBenchmark.forward(try SegGPT.load(url: URL(fileURLWithPath: checkpoint), kind: kind),
+                                                 prompts: prompts, runs: runs, warmup: warmup)
+        }
+        let report = InContextBenchReport(model: model, weights: randomWeights ? "random" : checkpoint ?? "",
+                                          precision: precision.rawValue, blasCore: BLASRuntime.selectionSummary,
+                                          threads: TensorRuntime.gemmThreads, prompts: prompts, seconds: result.seconds,
+                                          medianSeconds: result.median, buildSeconds: result.buildSeconds,
+                                          gemmGFLOP: result.gemmFlops / 1e9,
+                                          gemmShare: result.median > 0 ? result.gemmSeconds / result.median : 0,
+                                          peakRSSMiB: Self.peakRSSMiB())
+        try show(report, markdown: report.markdown)
+    }
+
+    /// VmHWM of this process (Linux), MiB.
+    static func peakRSSMiB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
+    }
+}
+
+struct InContextBenchReport: Codable {
+    var model: String, weights: String, precision: String, blasCore: String, threads: Int, prompts: Int
+    var seconds: [Double], medianSeconds: Double, buildSeconds: Double?, gemmGFLOP: Double, gemmShare: Double, peakRSSMiB: Double
+
+    var markdown: String {
+        """
+        | model | precision | threads | prompts | forward median | runs | GEMM | GEMM share | peak RSS |
+        |---|---|---:|---:|---:|---|---:|---:|---:|
+        | \(model) (\(weights)) | \(precision) | \(threads) | \(prompts) | \(String(format: "%.2f s", medianSeconds)) | \(seconds.map { String(format: "%.2f", $0) }.joined(separator: " / ")) | \(String(format: "%.0f GFLOP (%.0f GFLOP/s)", gemmGFLOP, gemmGFLOP / max(medianSeconds, 1e-9))) | \(String(format: "%.0f%%", gemmShare * 100)) | \(String(format: "%.0f MiB", peakRSSMiB)) |
+        """
     }
 }

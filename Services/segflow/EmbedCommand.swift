@@ -1,4 +1,5 @@
 import ArgumentParser
+import ServiceCommandLine
 import Foundation
 import Imaging
 import Pipeline
@@ -14,6 +15,7 @@ struct EmbedCommand: AsyncParsableCommand {
             running the encoder. Format: Shared/SAM/EmbeddingCodec.swift.
             """)
 
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
     @Option(help: "Model: \(SAMBackend.family.models.map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
@@ -21,6 +23,7 @@ struct EmbedCommand: AsyncParsableCommand {
     @Flag(help: "Store float16 (half the size, ~1e-3 relative precision).") var f16 = false
 
     func run() async throws {
+        try precisionOptions.apply()
         let kind = try SAMBackend.kind(named: model)
         let img = try ImageInput.read(image).image
         let sam = try ModelStore.load(kind, checkpoint: checkpoint)  // SGFE files hold SAM-family embeddings

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ServiceCommandLine
 import Foundation
 import Imaging
 import Logging
@@ -23,6 +24,7 @@ struct EverythingCommand: AsyncParsableCommand {
             --pred-iou-thresh / --stability-score-thresh for it.
             """)
 
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
     @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.everything) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
@@ -49,6 +51,7 @@ struct EverythingCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try precisionOptions.apply()
         let input = try ImageInput.read(image)
         let (png, img) = (input.bytes, input.image)
         var p = AutomaticMaskGenerator.Parameters()

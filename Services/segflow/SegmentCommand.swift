@@ -1,4 +1,5 @@
 import ArgumentParser
+import ServiceCommandLine
 import Foundation
 import Imaging
 import Logging
@@ -32,6 +33,7 @@ struct SegmentCommand: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
     @Option(help: "Model: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
@@ -122,6 +124,7 @@ struct SegmentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try precisionOptions.apply()
         let input = try ImageInput.read(image)
         let (pngBytes, img) = (input.bytes, input.image)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]

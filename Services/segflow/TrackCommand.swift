@@ -1,4 +1,5 @@
 import ArgumentParser
+import ServiceCommandLine
 import Foundation
 import Imaging
 import Logging
@@ -20,10 +21,18 @@ struct TrackCommand: AsyncParsableCommand {
             decoder follows. Writes OUT_DIR/mask_NNNN.png (and overlay_NNNN.png with --overlays).
             """)
 
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Argument(help: "Frames in order (PNG, JPEG or WebP).") var frames: [String]
-    @Option(help: "Box on the first frame: x0,y0,x1,y1.") var box: String
-    @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.tracking) }.map(\.name).joined(separator: ", ")).")
+    @Option(help: "Box on the first frame: x0,y0,x1,y1 (SAM-family models).") var box: String?
+    @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.tracking) || $0.promptKinds.contains(.examples) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
+    @Option(name: .customLong("prompt-image"), help: "In-context models: the example image (e.g. frame 0); repeatable with --prompt-mask.")
+    var promptImages: [String] = []
+    @Option(name: .customLong("prompt-mask"), help: "In-context models: the example's mask (nonzero = the object).") var promptMasks: [String] = []
+    @Flag(help: "In-context models: add the previous frame and its result as a second prompt (frames then run one after another).")
+    var addPrevious = false
+    @Option(help: "Model config (a config JSON), for families that take one.") var config: String?
+    @Option(help: "Seconds to wait for the answers over Kafka.") var timeout = 600
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Directory for the per-frame masks.") var outDir: String
     @Flag(help: "Also write overlay_NNNN.png per frame.") var overlays = false
@@ -33,9 +42,14 @@ struct TrackCommand: AsyncParsableCommand {
     @Flag(help: "Run in this process without Kafka.") var inProcess = false
 
     func run() async throws {
+        try precisionOptions.apply()
         guard !frames.isEmpty else { throw ValidationError("give at least one frame") }
-        do { try ModelRegistry.require(.tracking, model: model) } catch { throw ValidationError("\(error)") }
         let streamId = self.streamId ?? "stream-" + UUID().uuidString
+        if ModelRegistry.info(model)?.promptKinds.contains(.examples) == true {
+            return try await trackInContext(streamID: streamId)
+        }
+        do { try ModelRegistry.require(.tracking, model: model) } catch { throw ValidationError("\(error)") }
+        guard let box else { throw ValidationError("--model \(model) tracks from --box x0,y0,x1,y1 on the first frame") }
         let b = try PromptParsing.box(box)
         var pngs: [[UInt8]] = [], images: [RGBImage] = []
         for f in frames {
@@ -76,5 +90,79 @@ struct TrackCommand: AsyncParsableCommand {
         }
         if masks.count < frames.count { print("object lost after frame \(masks.count - 1) (empty mask); stopped") }
         print("wrote \(masks.count) mask(s) to \(outDir)")
+    }
+
+    /// The SegGPT paper's video protocol: every frame is segmented in context with the
+    /// given example (typically frame 0 and its mask), optionally plus the previous frame
+    /// and its result. Frames are ImageRequests keyed by the stream id; without
+    /// --add-previous they go out at once so the encoder works through them in order.
+    func trackInContext(streamID: String) async throws {
+        guard !promptImages.isEmpty, promptImages.count == promptMasks.count else {
+            throw ValidationError("--model \(model) tracks from --prompt-image F0 --prompt-mask M0 (one mask per image)")
+        }
+        guard box == nil else { throw ValidationError("--box is for SAM-family models; \(model) takes --prompt-image/--prompt-mask") }
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        let inputs = try frames.map { try ImageInput.read($0) }
+        var logger = Logger(label: "segflow")
+        logger.logLevel = .warning
+        let base = InContextRun(query: inputs[0], promptImages: promptImages, promptMasks: promptMasks, model: model,
+                                checkpoint: checkpoint, config: config, task: nil, numLabels: 0, returnRaw: false,
+                                brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
+        let (wire, decoded) = try base.pairs()
+        let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
+        var masks: [BinaryMask] = []
+        func previousPair(_ i: Int) throws -> PromptPair? {
+            guard addPrevious, i > 0, let m = masks.last else { return nil }
+            return PromptPair(promptID: "\(streamID)-frame-\(i - 1)", image: inputs[i - 1].bytes, mask: try m.pngData())
+        }
+        let backend = (inProcess || brokers == nil)
+            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder])) : nil
+        if inProcess, let segmenter = backend?.inContext {
+            for (i, input) in inputs.enumerated() {
+                var examples = decoded
+                if let prev = try previousPair(i) { examples.append(try InContextExample.decode(prev, maxPixels: ImageDecoder.defaultMaxPixels)) }
+                let answer = try segmenter.segment(query: input.image, examples: examples, request: InContextRequest(promptIDs: examples.map { _ in "" }))
+                masks.append(try BinaryMask.union(try answer.masks.map { try WireMask.decode($0) }, width: input.image.width, height: input.image.height))
+                progress(i)
+            }
+        } else {
+            let ids = wire.map(\.promptID)
+            try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
+                let sc = SegflowClient(client: client, logger: logger)
+                try await sc.register(wire)
+                func frame(_ i: Int) -> (image: ImageRequest.Image, imageID: String, frame: VideoFrame?) {
+                    (.png(inputs[i].bytes), "\(streamID)-frame-\(i)", VideoFrame(streamID: streamID, frameIndex: UInt64(i)))
+                }
+                if addPrevious {
+                    for i in inputs.indices {
+                        var frameIDs = ids
+                        if let prev = try previousPair(i) { try await sc.register([prev]); frameIDs.append(prev.promptID) }
+                        let r = try await sc.segmentInContext([frame(i)], model: model, inContext: { _ in InContextRequest(promptIDs: frameIDs) },
+                                                              timeout: .seconds(timeout))[0]
+                        masks.append(try BinaryMask.union(try r.masks.map { try WireMask.decode($0) }, width: inputs[i].image.width, height: inputs[i].image.height))
+                        progress(i)
+                    }
+                } else {
+                    let results = try await sc.segmentInContext(inputs.indices.map(frame), model: model,
+                                                                inContext: { _ in InContextRequest(promptIDs: ids) }, timeout: .seconds(timeout))
+                    for (i, r) in results.enumerated() {
+                        masks.append(try BinaryMask.union(try r.masks.map { try WireMask.decode($0) }, width: inputs[i].image.width, height: inputs[i].image.height))
+                    }
+                }
+            }
+        }
+        for (i, mask) in masks.enumerated() {
+            let name = String(format: "%04d", i)
+            try PNG.write(mask.grayImage(), toFile: "\(outDir)/mask_\(name).png")
+            if overlays { try PNG.write(try Overlay.render(inputs[i].image, masks: [mask]), toFile: "\(outDir)/overlay_\(name).png") }
+            print(String(format: "frame %d: area %d", i, mask.area))
+        }
+        print("wrote \(masks.count) mask(s) to \(outDir)")
+    }
+
+    func progress(_ i: Int) {
+        guard isatty(STDERR_FILENO) != 0 else { return }
+        FileHandle.standardError.write("\rframe \(i + 1)/\(frames.count)".data(using: .utf8)!)
+        if i + 1 == frames.count { FileHandle.standardError.write("\n".data(using: .utf8)!) }
     }
 }

@@ -31,6 +31,7 @@ struct TextEncoderMain: AsyncParsableCommand {
                 ?? common.environment["SEGFLOW_CLIPSEG_CHECKPOINT"] ?? common.environment["SEGFLOW_CHECKPOINT"] else {
             throw ValidationError("the text-encoder needs a CLIPSeg checkpoint: --clipseg-checkpoint /path/to/model.safetensors")
         }
+        try common.precisionOptions.apply()
         let backend = try ModelRegistry.load(ModelLoadRequest(model: name, checkpoint: path, config: common.clipsegConfig ?? common.config,
                                                               parts: [.text]))
         var options = TextEncoderService.Options()

@@ -7,6 +7,7 @@ public enum LogKey {
     public static let errorCode = "seg.error.code"
     public static let encoderMs = "seg.encoder.ms"
     public static let blasCore = "blas.core"
+    public static let precision = "gemm.precision"
     public static let topic = "kafka.topic"
     public static let partition = "kafka.partition"
     public static let offset = "kafka.offset"

@@ -20,6 +20,7 @@ public struct CommonServiceOptions: ParsableArguments {
     @Option(help: "Also serve CLIPSeg (text prompts) from this checkpoint (transformers CLIPSegForImageSegmentation names; env SEGFLOW_CLIPSEG_CHECKPOINT).")
     public var clipsegCheckpoint: String?
     @Option(help: "CLIPSeg layout: rd64-refined (CIDAS/clipseg-rd64-refined, the default) or tiny-test.") public var clipsegConfig: String?
+    @OptionGroup public var precisionOptions: PrecisionOptions
     @Option(name: .customLong("property"), help: "Extra librdkafka property key=value; repeatable.")
     public var properties: [String] = []
 
@@ -46,6 +47,7 @@ public struct CommonServiceOptions: ParsableArguments {
     /// The models this process serves: `--model` (with `--checkpoint`, `--config`), plus
     /// CLIPSeg when `--clipseg-checkpoint` is given. Loaded through the registry.
     public func loadBackends(parts: Set<BackendPart>) throws -> BackendSet {
+        try precisionOptions.apply()
         let name = (model ?? environment["SEGFLOW_MODEL"] ?? ModelRegistry.defaultModel).lowercased()
         let textModel = ModelRegistry.info(name)?.promptKinds.contains(.text) == true
         let extra = clipsegCheckpoint ?? environment["SEGFLOW_CLIPSEG_CHECKPOINT"]

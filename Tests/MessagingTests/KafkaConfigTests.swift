@@ -41,8 +41,14 @@ final class KafkaConfigTests: XCTestCase {
     func testStandardTopicsShareOnePartitionCount() {
         let specs = SegflowTopics.specs(partitions: 6)
         XCTAssertEqual(Set(specs.map(\.name)), [SegflowTopics.images, SegflowTopics.embeddings, SegflowTopics.prompts,
-                                               SegflowTopics.text, SegflowTopics.masks, SegflowTopics.deadLetter])
+                                               SegflowTopics.text, SegflowTopics.masks, SegflowTopics.deadLetter,
+                                               ServingTopics().promptPairs])
         XCTAssertEqual(Set(specs.map(\.partitions)), [6])
+        // The prompt-pairs topic is compacted (the latest registration of an id wins); the rest are not.
+        XCTAssertEqual(specs.first { $0.name == ServingTopics().promptPairs }?.config["cleanup.policy"], "compact")
+        XCTAssertEqual(specs.filter { $0.config["cleanup.policy"] != nil }.count, 1)
+        // Every topic follows the prefix.
+        XCTAssertTrue(ServingTopics(prefix: "blue").all.allSatisfy { $0.hasPrefix("blue.") })
     }
 
     /// Needs a real cluster (the mock has no CreateTopics):

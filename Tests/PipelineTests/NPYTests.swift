@@ -25,10 +25,8 @@ final class NPYTests: XCTestCase {
         XCTAssertThrowsError(try NPY.decode(Array(good.dropLast(4)))) { XCTAssertTrue("\($0)".contains("needs 48 data bytes"), "\($0)") }
         XCTAssertThrowsError(try NPY.decode(Array("not numpy".utf8))) { XCTAssertTrue("\($0)".contains(".npy"), "\($0)") }
         var f8 = good
-        if let r = String(decoding: f8, as: UTF8.self).range(of: "<f4") {
-            let at = String(decoding: f8, as: UTF8.self).utf8.distance(from: String(decoding: f8, as: UTF8.self).utf8.startIndex, to: r.lowerBound)
-            f8[at + 2] = UInt8(ascii: "8")
-        }
+        let at = try XCTUnwrap((0..<(f8.count - 3)).first { Array(f8[$0..<($0 + 3)]) == Array("<f4".utf8) })
+        f8[at + 2] = UInt8(ascii: "8")
         XCTAssertThrowsError(try NPY.decode(f8)) { XCTAssertTrue("\($0)".contains("float32"), "\($0)") }
     }
 }

@@ -272,9 +272,12 @@ struct  Segflow__V1__PromptPair
    */
   ProtobufCBinaryData image;
   /*
-   * PNG: nonzero = foreground (binary), or class indices 0..num_labels-1
+   * PNG (grey level): nonzero = foreground (binary), or class indices 0 (background)..num_labels;
    */
   ProtobufCBinaryData mask;
+  /*
+   * Painter depth/restore: the target image itself
+   */
   /*
    * 0 = binary mask; else the mask holds class indices
    */

@@ -186,3 +186,43 @@ extension RGBImage {
         try! GrayImage(width: width, height: height, pixels: stride(from: 0, to: pixels.count, by: 3).map { pixels[$0] })
     }
 }
+
+extension CommandLineTests {
+    /// `segflow segment` and `segflow track` with an in-context model: the embedded-broker
+    /// path writes exactly the in-process masks and raw output (.npy); Painter too.
+    func testInContextSegmentAndTrackCLIOverKafkaEqualInProcess() throws {
+        let fx = InContextIntegrationTests.dir.path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-ctx-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let seggpt = ["--model", "seggpt", "--checkpoint", "\(fx)/seggpt_tiny", "--prompt-image", "\(fx)/prompt_a.png", "--prompt-mask", "\(fx)/mask_a.png"]
+        for (label, extra) in [("local", ["--in-process"]), ("kafka", [String]())] {
+            let r = try run(["segment", "\(fx)/query.png"] + seggpt + extra
+                            + ["--out", "\(dir)/\(label).png", "--save-logits", "\(dir)/\(label).npy", "--json", "\(dir)/\(label).json"])
+            XCTAssertEqual(r.status, 0, r.output)
+            let t = try run(["track", "\(fx)/query.png", "\(fx)/prompt_a.png", "\(fx)/query.png"] + seggpt + extra
+                            + ["--add-previous", "--out-dir", "\(dir)/track-\(label)"])
+            XCTAssertEqual(t.status, 0, t.output)
+            // A .pth carries no geometry: --config gives the tiny one (else ViT-L is assumed).
+            let p = try run(["segment", "\(fx)/query.png", "--model", "painter", "--checkpoint", "\(fx)/painter_tiny.pth", "--config", "\(fx)/seggpt_tiny_config.json",
+                             "--prompt-image", "\(fx)/prompt_a.png", "--prompt-mask", "\(fx)/mask_a.png", "--out", "\(dir)/painter-\(label).png"] + extra)
+            XCTAssertEqual(p.status, 0, p.output)
+        }
+        func bytes(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)")) }
+        XCTAssertEqual(try bytes("local.png"), try bytes("kafka.png"), "segment masks differ")
+        XCTAssertEqual(try bytes("local.npy"), try bytes("kafka.npy"), "raw outputs differ")
+        XCTAssertEqual(try bytes("painter-local.png"), try bytes("painter-kafka.png"), "painter masks differ")
+        for i in 0..<3 {
+            let name = String(format: "mask_%04d.png", i)
+            XCTAssertEqual(try bytes("track-local/\(name)"), try bytes("track-kafka/\(name)"), "track frame \(i) differs")
+        }
+        // Usage errors before any compute: a mask without its image, a box for an in-context model.
+        let missing = try run(["segment", "\(fx)/query.png", "--model", "seggpt", "--checkpoint", "\(fx)/seggpt_tiny",
+                               "--prompt-mask", "\(fx)/mask_a.png", "--out", "\(dir)/x.png"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.output.contains("--prompt-image"), missing.output)
+        let sizes = try run(["segment", "\(fx)/query.png", "--model", "seggpt", "--checkpoint", "\(fx)/seggpt_tiny", "--in-process",
+                             "--prompt-image", "\(fx)/query.png", "--prompt-mask", "\(fx)/mask_a.png", "--out", "\(dir)/x.png"])
+        XCTAssertNotEqual(sizes.status, 0)
+        XCTAssertTrue(sizes.output.contains("mask is 35x41, image is 37x45"), sizes.output)
+    }
+}

@@ -10,7 +10,8 @@ struct ImageEncoderMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segflow-image-encoder",
         abstract: "Consume image requests, compute each image's embedding once, publish it keyed by image id.",
-        discussion: "Several instances in one consumer group share the images topic's partitions. SIGTERM drains and exits.")
+        discussion: "Several instances in one consumer group share the images topic's partitions. SIGTERM drains and exits.",
+        version: SegflowVersion.string)
 
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Embedding dtype on the wire: f16 (half the bytes) or f32 (exact).") var embeddingDtype = "f16"

@@ -15,7 +15,8 @@ struct PromptDecoderMain: AsyncParsableCommand {
             prompts topics share a partition count, so each instance owns both halves of the \
             join for its partitions and rebuilds its embedding cache from the embeddings topic \
             after a restart. SIGTERM drains and exits.
-            """)
+            """,
+        version: SegflowVersion.string)
 
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Embedding cache budget in MiB.") var cacheMb = 256

@@ -125,6 +125,7 @@ struct SegmentCommand: AsyncParsableCommand {
 
     func run() async throws {
         try precisionOptions.apply()
+        try OutputPaths.prepare([out, overlay, json, saveLogits])
         let input = try ImageInput.read(image)
         let (pngBytes, img) = (input.bytes, input.image)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
@@ -133,6 +134,7 @@ struct SegmentCommand: AsyncParsableCommand {
         if let text { return try await runText(text, png: pngBytes, img: img, brokers: brokers, logger: logger) }
         if !promptImages.isEmpty { return try await runInContext(input, brokers: brokers, logger: logger) }
         var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
+        try Self.checkCoordinates(&prompts, width: img.width, height: img.height)
 
         let t0 = Timing.nowMs()
         // Only needed here when this process runs the model (in-process or embedded).
@@ -245,5 +247,26 @@ struct SegmentCommand: AsyncParsableCommand {
             throw PipelineError.unreadableFile(path: path, reason: "no such file or not readable")
         }
         return [UInt8](data)
+    }
+
+    /// Before any compute: a point outside the image is an error naming it; a box reaching
+    /// past an edge is clipped to the image (with a note), one entirely outside is an error.
+    static func checkCoordinates(_ prompts: inout [SamPrompt], width: Int, height: Int) throws {
+        let (w, h) = (Float(width), Float(height))
+        for i in prompts.indices {
+            for p in prompts[i].points where p.x < 0 || p.y < 0 || p.x > w || p.y > h {
+                throw ValidationError("point \(p.x),\(p.y) is outside the \(width)x\(height) image")
+            }
+            guard let b = prompts[i].box else { continue }
+            let clipped = (x0: max(0, min(b.x0, w - 1)), y0: max(0, min(b.y0, h - 1)),
+                           x1: max(0, min(b.x1, w - 1)), y1: max(0, min(b.y1, h - 1)))
+            guard clipped.x1 > clipped.x0, clipped.y1 > clipped.y0, b.x1 > 0, b.y1 > 0, b.x0 < w, b.y0 < h else {
+                throw ValidationError("box \(b.x0),\(b.y0),\(b.x1),\(b.y1) does not overlap the \(width)x\(height) image")
+            }
+            if clipped != b {
+                FileHandle.standardError.write("segflow: box \(b.x0),\(b.y0),\(b.x1),\(b.y1) clipped to the \(width)x\(height) image: \(clipped.x0),\(clipped.y0),\(clipped.x1),\(clipped.y1)\n".data(using: .utf8)!)
+                prompts[i].box = clipped
+            }
+        }
     }
 }

@@ -14,7 +14,8 @@ struct TextEncoderMain: AsyncParsableCommand {
             Consumes PromptRequests with `text` from the text topic, tokenizes with CLIP's BPE \
             tokenizer, encodes with CLIPSeg's text tower (from the CLIPSeg checkpoint), caches \
             phrase → embedding, and forwards the prompt keyed by image id. SIGTERM drains.
-            """)
+            """,
+        version: SegflowVersion.string)
 
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Phrases kept in the embedding cache.") var cacheEntries = 4096

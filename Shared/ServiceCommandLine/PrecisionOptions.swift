@@ -10,6 +10,8 @@ public struct PrecisionOptions: ParsableArguments {
         measured LiteMedSAM mask IoU vs f32: min 0.980, mean 0.995). Env SEGFLOW_PRECISION.
         """)
     public var precision: String?
+    @Option(help: "Library for f32 GEMMs: openblas (default), onednn, or auto (measure both at start-up, keep the faster). Env SEGFLOW_GEMM_ENGINE.")
+    public var gemmEngine: String?
 
     public init() {}
 
@@ -21,6 +23,12 @@ public struct PrecisionOptions: ParsableArguments {
             throw ValidationError("--precision must be f32 or bf16, got '\(name)'")
         }
         do { try TensorRuntime.setPrecision(p) } catch { throw ValidationError("--precision \(name): \(error)") }
+        switch (gemmEngine ?? ProcessInfo.processInfo.environment["SEGFLOW_GEMM_ENGINE"] ?? "openblas").lowercased() {
+        case "openblas": _ = TensorRuntime.selectF32Engine(.fixed(.openBLAS))
+        case "onednn": _ = TensorRuntime.selectF32Engine(.fixed(.oneDNN))
+        case "auto": _ = TensorRuntime.selectF32Engine(.automatic)
+        case let other: throw ValidationError("--gemm-engine must be openblas, onednn or auto, got '\(other)'")
+        }
         return p
     }
 }

@@ -226,3 +226,38 @@ extension CommandLineTests {
         XCTAssertTrue(sizes.output.contains("mask is 35x41, image is 37x45"), sizes.output)
     }
 }
+
+extension CommandLineTests {
+    /// Regression (checks after the compute): outputs in a missing directory, and a box a
+    /// pixel past the edge, are handled before the model runs; `--version` exists.
+    func testInputsAndOutputsAreCheckedBeforeTheModelRuns() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-pre-\(UUID().uuidString)").path
+        let image = Fixtures.dir.appendingPathComponent("chelsea.png").path  // 451×300
+        // A missing output directory is created.
+        let nested = try run(["segment", image, "--in-process", "--box", "60,10,330,290", "--out", "\(dir)/a/b/mask.png"])
+        XCTAssertEqual(nested.status, 0, nested.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/a/b/mask.png"))
+        // A box one pixel past the right and bottom edges is clipped, with a note.
+        let edge = try run(["segment", image, "--in-process", "--box", "60,10,451,300", "--out", "\(dir)/edge.png"])
+        XCTAssertEqual(edge.status, 0, edge.output)
+        XCTAssertTrue(edge.output.contains("clipped to the 451x300 image"), edge.output)
+        // A box entirely outside, or a point outside, fails at once without loading the model.
+        let outside = try run(["segment", image, "--in-process", "--box", "500,10,600,100", "--out", "\(dir)/never.png"], timeout: 30)
+        XCTAssertNotEqual(outside.status, 0)
+        XCTAssertTrue(outside.output.contains("does not overlap the 451x300 image"), outside.output)
+        XCTAssertFalse(outside.output.contains("encode"), outside.output)
+        let point = try run(["segment", image, "--in-process", "--point", "10,400", "--out", "\(dir)/never.png"], timeout: 30)
+        XCTAssertNotEqual(point.status, 0)
+        XCTAssertTrue(point.output.contains("point 10.0,400.0 is outside"), point.output)
+        // An output path that is a directory is refused before compute.
+        let isDir = try run(["segment", image, "--in-process", "--box", "60,10,330,290", "--out", dir], timeout: 30)
+        XCTAssertNotEqual(isDir.status, 0)
+        XCTAssertTrue(isDir.output.contains("is a directory"), isDir.output)
+        for exe in ["segflow", "segflow-image-encoder", "segflow-prompt-decoder", "segflow-text-encoder"] {
+            let v = try run(["--version"], executable: exe, timeout: 30)
+            XCTAssertEqual(v.status, 0, "\(exe): \(v.output)")
+            XCTAssertTrue(v.output.contains("0.5.0"), "\(exe) --version: \(v.output)")
+        }
+    }
+}

@@ -125,6 +125,7 @@ let package = Package(
         ], path: "Services/text-encoder"),
 
         // Tests.
+        .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Tensor"], path: "Tests/CheckpointTests",
@@ -135,9 +136,9 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "Checkpoint", "Tensor"], path: "Tests/CLIPTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLIPSegTests", dependencies: ["CLIPSeg", "CLIP", "Checkpoint", "Tensor", "Imaging"],
+        .testTarget(name: "CLIPSegTests", dependencies: ["TestSupport", "CLIPSeg", "CLIP", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
-        .testTarget(name: "SegGPTTests", dependencies: ["SegGPT", "Checkpoint", "Tensor", "Imaging"],
+        .testTarget(name: "SegGPTTests", dependencies: ["TestSupport", "SegGPT", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),

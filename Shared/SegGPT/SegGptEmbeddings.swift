@@ -26,29 +26,21 @@ public struct SegGptEmbeddings: Sendable {
         let C = c.hiddenSize, p = c.patchSize
         let token: [Int] = [1, 1, 1, C]
         let g = c.pretrainGridSize
-        let projWeight: Tensor, projBias: Tensor
-        switch names {
-        case .transformers:
-            maskToken = try vb.tensor("mask_token", shape: token)
-            segmentTokenInput = try vb.tensor("segment_token_input", shape: token)
-            segmentTokenPrompt = try vb.tensor("segment_token_prompt", shape: token)
-            typeTokenSemantic = typeTokens ? try vb.tensor("type_token_semantic", shape: token) : nil
-            typeTokenInstance = typeTokens ? try vb.tensor("type_token_instance", shape: token) : nil
-            let pe = vb.pp("patch_embeddings").pp("projection")
-            projWeight = try pe.tensor("weight", shape: [C, c.numChannels, p, p])
-            projBias = try pe.tensor("bias", shape: [C])
-            positionEmbeddings = try vb.tensor("position_embeddings", shape: [1, g * g + 1, C])
-        case .original:
-            maskToken = try vb.tensor("mask_token", shape: token)
-            segmentTokenInput = try vb.tensor("segment_token_x", shape: token)
-            segmentTokenPrompt = try vb.tensor("segment_token_y", shape: token)
-            typeTokenSemantic = typeTokens ? try vb.tensor("type_token_cls", shape: token) : nil
-            typeTokenInstance = typeTokens ? try vb.tensor("type_token_ins", shape: token) : nil
-            let pe = vb.pp("patch_embed").pp("proj")
-            projWeight = try pe.tensor("weight", shape: [C, c.numChannels, p, p])
-            projBias = try pe.tensor("bias", shape: [C])
-            positionEmbeddings = try vb.tensor("pos_embed", shape: [1, g * g + 1, C])
-        }
+        // State-dict names per layout: transformers' SegGptEmbeddings vs the original's.
+        let n = names == .transformers
+            ? (input: "segment_token_input", prompt: "segment_token_prompt", semantic: "type_token_semantic",
+               instance: "type_token_instance", patch: ["patch_embeddings", "projection"], position: "position_embeddings")
+            : (input: "segment_token_x", prompt: "segment_token_y", semantic: "type_token_cls",
+               instance: "type_token_ins", patch: ["patch_embed", "proj"], position: "pos_embed")
+        maskToken = try vb.tensor("mask_token", shape: token)
+        segmentTokenInput = try vb.tensor(n.input, shape: token)
+        segmentTokenPrompt = try vb.tensor(n.prompt, shape: token)
+        typeTokenSemantic = typeTokens ? try vb.tensor(n.semantic, shape: token) : nil
+        typeTokenInstance = typeTokens ? try vb.tensor(n.instance, shape: token) : nil
+        let pe = vb.pp(n.patch[0]).pp(n.patch[1])
+        let projWeight = try pe.tensor("weight", shape: [C, c.numChannels, p, p])
+        let projBias = try pe.tensor("bias", shape: [C])
+        positionEmbeddings = try vb.tensor(n.position, shape: [1, g * g + 1, C])
         projection = Linear(weight: projWeight.reshaped([C, c.numChannels * p * p]), bias: projBias)
         interpolatedPositionEmbeddings = Self.interpolate(positionEmbeddings, pretrainGrid: g, to: c.gridSize)
     }

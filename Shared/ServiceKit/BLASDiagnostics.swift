@@ -69,15 +69,7 @@ public enum BLASDiagnostics {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n),
                         1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
         }
-        run()
-        var times: [Double] = []
-        for _ in 0..<max(1, repetitions) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            run()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        times.sort()
-        return 2.0 * Double(n * n * n) / times[times.count / 2] / 1e9
+        return 2.0 * Double(n * n * n) / GEMMBenchmark.medianSeconds(repetitions: repetitions, run) / 1e9
     }
 }
 

@@ -56,14 +56,7 @@ public enum GEMMBenchmark {
                                          b: wp.baseAddress!, ldb: s.k, c: cp.baseAddress!, ldc: s.n,
                                          bWeight: backend == .oneDNNBF16 ? weight : nil)
                             }
-                            run()
-                            var times: [Double] = []
-                            for _ in 0..<max(1, repetitions) {
-                                let t0 = DispatchTime.now().uptimeNanoseconds
-                                run()
-                                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                            }
-                            return times.sorted()[times.count / 2]
+                            return GEMMBenchmark.medianSeconds(repetitions: repetitions, run)
                         }
                     }
                 }
@@ -146,5 +139,19 @@ extension TensorRuntime {
             let reason = String(format: "measured on %@: OpenBLAS %.0f, oneDNN %.0f GFLOP/s", "\(f32EngineProbeShape)", blas, dnnl)
             return F32EngineSelection(engine: engine, measured: rows, reason: reason)
         }
+    }
+}
+
+extension GEMMBenchmark {
+    /// Median wall seconds of `repetitions` calls of `run` after one untimed warm-up call.
+    public static func medianSeconds(repetitions: Int, _ run: () -> Void) -> Double {
+        run()
+        var times: [Double] = []
+        for _ in 0..<max(1, repetitions) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            run()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
     }
 }

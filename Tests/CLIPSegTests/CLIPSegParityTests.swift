@@ -3,6 +3,7 @@ import CLIPSeg
 import Foundation
 import Imaging
 import Tensor
+import TestSupport
 import XCTest
 
 /// Parity with transformers' CLIPSegForImageSegmentation on the tiny random model and

@@ -3,6 +3,7 @@ import CLIPSeg
 import Foundation
 import Imaging
 import Tensor
+import TestSupport
 import XCTest
 
 /// Error budgets against the PyTorch goldens, as relative max error
@@ -27,27 +28,6 @@ enum Tolerance {
     static let logits: Float = 1e-4
     /// Postprocessing of identical logits: bilinear taps computed like torch, sigmoid via libm.
     static let probabilities: Float = 1e-6
-}
-
-/// Relative max error, with the measured value printed so reports can quote it.
-func relativeError(_ actual: Tensor, _ expected: Tensor, _ label: String,
-                   file: StaticString = #filePath, line: UInt = #line) -> Float {
-    XCTAssertEqual(actual.shape, expected.shape, "\(label): shape", file: file, line: line)
-    guard actual.shape == expected.shape else { return .infinity }
-    var maxDiff: Float = 0, scale: Float = 0
-    for (a, e) in zip(actual.data, expected.data) {
-        if a.isNaN != e.isNaN { return .infinity }
-        maxDiff = max(maxDiff, abs(a - e)); scale = max(scale, abs(e))
-    }
-    let rel = scale > 0 ? maxDiff / scale : maxDiff
-    print("[CLIPSeg parity] \(label): max|Δ| = \(maxDiff), max|ref| = \(scale), relative = \(rel)")
-    return rel
-}
-
-func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float, _ label: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    let rel = relativeError(actual, expected, label, file: file, line: line)
-    XCTAssertLessThanOrEqual(rel, tolerance, "\(label): relative error \(rel) over budget \(tolerance)", file: file, line: line)
 }
 
 enum Fixtures {

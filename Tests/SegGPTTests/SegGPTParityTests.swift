@@ -3,6 +3,7 @@ import Foundation
 import Imaging
 import SegGPT
 import Tensor
+import TestSupport
 import XCTest
 
 /// Parity with transformers' SegGptForImageSegmentation (original ensemble rule patched in)

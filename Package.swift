@@ -93,7 +93,7 @@ let package = Package(
         .target(name: "Embedded", dependencies: ["Serving", "Client", "Backends", "Pipeline", "Imaging", "Messaging", "SAM",
                                                .product(name: "Logging", package: "swift-log")], path: "Shared/Embedded"),
         // Command-line options shared by the service executables (the only library using ArgumentParser).
-        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit", "Tensor",
+        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit", "Serving", "Tensor",
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                          .product(name: "Logging", package: "swift-log")],
                 path: "Shared/ServiceCommandLine"),

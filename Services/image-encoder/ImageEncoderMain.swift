@@ -20,16 +20,14 @@ struct ImageEncoderMain: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.logger(label: "segflow-image-encoder")
-        var options = ImageEncoderService.Options()
-        options.topics = common.topics
-        options.groupID = common.group(default: options.groupID)
+        var options = common.configured(ImageEncoderService.Options())
         guard let dtype = ["f16": Messaging.DType.f16, "f32": .f32][embeddingDtype] else {
             throw ValidationError("--embedding-dtype must be f16 or f32, got '\(embeddingDtype)'")
         }
         options.embeddingDType = dtype
         let client = try common.clientConfig(clientID: "segflow-image-encoder")
         let backends = try common.loadBackends(parts: [.encoder])
-        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)", LogKey.precision: "\(TensorRuntime.precision.rawValue)"])
+        common.logStart(logger)
         let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)
     }

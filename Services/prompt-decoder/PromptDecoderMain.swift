@@ -27,15 +27,13 @@ struct PromptDecoderMain: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.logger(label: "segflow-prompt-decoder")
-        var options = PromptDecoderService.Options()
-        options.topics = common.topics
-        options.groupID = common.group(default: options.groupID)
+        var options = common.configured(PromptDecoderService.Options())
         guard cacheMb > 0, maxWaitMs > 0 else { throw ValidationError("--cache-mb and --max-wait-ms must be positive") }
         options.cacheBytes = cacheMb * 1024 * 1024
         options.maxWaitMs = Double(maxWaitMs)
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
         let backends = try common.loadBackends(parts: [.decoder])
-        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)", LogKey.precision: "\(TensorRuntime.precision.rawValue)"])
+        common.logStart(logger)
         let service = PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)
     }

@@ -21,10 +21,7 @@ struct InContextRun {
     var task: String?
     var numLabels: Int
     var returnRaw: Bool
-    var brokers: String?
-    var inProcess: Bool
-    var timeout: Int
-    var logger: Logger
+    var route: Route
 
     struct Outcome {
         var result: MaskResult
@@ -68,10 +65,10 @@ struct InContextRun {
         let request = InContextRequest(promptIDs: wire.map(\.promptID), task: task ?? "", numLabels: UInt32(numLabels),
                                        returnRaw: returnRaw)
         let t0 = Timing.nowMs()
-        let backend = (inProcess || brokers == nil)
+        let backend = (route.inProcess || route.brokers == nil)
             ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder])) : nil
         let loadMs = Timing.nowMs() - t0
-        if inProcess, let backend, let segmenter = backend.inContext {
+        if route.inProcess, let backend, let segmenter = backend.inContext {
             let answer = try segmenter.segment(query: query.image, examples: decoded, request: request)
             let result = MaskResult(requestID: "local", imageID: query.path, masks: answer.masks, model: backend.modelName,
                                     rawOutput: returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
@@ -79,11 +76,11 @@ struct InContextRun {
                            timingsMs: answer.timingsMs.merging(["load": loadMs]) { a, _ in a })
         }
         let t1 = Timing.nowMs()
-        let result = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
-            let sc = SegflowClient(client: client, logger: logger)
+        let result = try await EmbeddedStack.withKafka(brokers: route.brokers, logger: route.logger, backends: { BackendSet([backend!]) }) { client in
+            let sc = SegflowClient(client: client, logger: route.logger)
             try await sc.register(wire)
             return try await sc.segmentInContext(image: .png(query.bytes), imageID: "ctx-" + UUID().uuidString, model: model,
-                                                 inContext: request, timeout: .seconds(timeout))
+                                                 inContext: request, timeout: .seconds(route.timeout))
         }
         return Outcome(result: result, image: nil, classMap: Self.classMap(result, width: query.image.width, height: query.image.height),
                        timingsMs: ["load": loadMs, "round_trip": Timing.nowMs() - t1, "decode": result.timings.decodeMs])

@@ -106,10 +106,11 @@ struct SegmentCommand: AsyncParsableCommand {
         } catch let e as RegistryError { throw ValidationError(e.description) }
     }
 
-    func runText(_ text: String, png: [UInt8], img: RGBImage, brokers: String?, logger: Logger) async throws {
-        let run = TextSegmentRun(imagePath: image, png: png, image: img, text: text, model: model, checkpoint: checkpoint!,
-                                 config: clipsegConfig ?? config, refineModel: refine.map { _ in samModel },
-                                 refineCheckpoint: samCheckpoint, brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
+    func runText(_ text: String, input: ImageInput, brokers: String?, logger: Logger) async throws {
+        let img = input.image
+        let run = TextSegmentRun(input: input, text: text, model: model, checkpoint: checkpoint!,
+                                 config: clipsegConfig ?? config, refine: refine.map { _ in ModelLoadRequest(model: samModel, checkpoint: samCheckpoint) },
+                                 route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let (mask, outcome) = try await run.run()
         if let out { try PNG.write(mask.grayImage(), toFile: out); print("wrote mask: \(out)") }
         if let overlay { try PNG.write(try Overlay.render(img, masks: [mask]), toFile: overlay); print("wrote overlay: \(overlay)") }
@@ -131,7 +132,7 @@ struct SegmentCommand: AsyncParsableCommand {
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var logger = Logger(label: "segflow")
         logger.logLevel = verbose ? .info : .warning
-        if let text { return try await runText(text, png: pngBytes, img: img, brokers: brokers, logger: logger) }
+        if let text { return try await runText(text, input: input, brokers: brokers, logger: logger) }
         if !promptImages.isEmpty { return try await runInContext(input, brokers: brokers, logger: logger) }
         var prompts = try PromptParsing.prompts(points: points, boxes: boxes, multimask: multimask)
         try Self.checkCoordinates(&prompts, width: img.width, height: img.height)
@@ -208,7 +209,7 @@ struct SegmentCommand: AsyncParsableCommand {
         let run = InContextRun(query: input, promptImages: promptImages, promptMasks: promptMasks, model: model, checkpoint: checkpoint,
                                config: config, task: task, numLabels: numLabels,
                                returnRaw: saveLogits != nil || task == "depth" || task == "restore",
-                               brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
+                               route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let outcome = try await run.run()
         let (w, h) = (input.image.width, input.image.height)
         let raw = outcome.result.rawOutput.map { Tensor(shape: $0.shape.map(Int.init), data: $0.values) }

@@ -12,19 +12,16 @@ import Embedded
 /// the text model's mask for the phrase; with --refine, SAM's mask from a box and a point
 /// derived from it. In-process and over Kafka run the same backend calls.
 struct TextSegmentRun {
-    var imagePath: String
-    var png: [UInt8]
-    var image: RGBImage
+    /// The query: its bytes travel as-is over Kafka, its pixels serve in-process runs.
+    var input: ImageInput
+    var image: RGBImage { input.image }
     var text: String
     var model: String
     var checkpoint: String
     var config: String?
-    var refineModel: String?
-    var refineCheckpoint: String?
-    var brokers: String?
-    var inProcess: Bool
-    var timeout: Int
-    var logger: Logger
+    /// The SAM-family model that refines the text model's mask (`--refine sam`).
+    var refine: ModelLoadRequest?
+    var route: Route
 
     struct Outcome: Codable {
         var text: String
@@ -44,8 +41,8 @@ struct TextSegmentRun {
 
     func run() async throws -> (mask: BinaryMask, outcome: Outcome) {
         let backend = try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config))
-        let sam = try refineModel.map { try ModelRegistry.load(ModelLoadRequest(model: $0, checkpoint: refineCheckpoint)) }
-        if inProcess {
+        let sam = try refine.map { try ModelRegistry.load($0) }
+        if route.inProcess {
             return try await pipeline(text: backend, sam: sam) { b, request, isText in
                 var r = request
                 if isText, let encoder = b.textEncoder {
@@ -56,11 +53,11 @@ struct TextSegmentRun {
             }
         }
         let served = BackendSet([backend] + (sam.map { [$0] } ?? []))
-        return try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { served }) { client in
-            let sc = SegflowClient(client: client, logger: logger)
+        return try await EmbeddedStack.withKafka(brokers: route.brokers, logger: route.logger, backends: { served }) { client in
+            let sc = SegflowClient(client: client, logger: route.logger)
             return try await pipeline(text: backend, sam: sam) { _, request, isText in
-                try await sc.segment(image: .png(png), prompts: request, promptTopic: isText ? sc.topics.text : nil,
-                                     timeout: .seconds(timeout))
+                try await sc.segment(image: .png(input.bytes), prompts: request, promptTopic: isText ? sc.topics.text : nil,
+                                     timeout: .seconds(route.timeout))
             }
         }
     }
@@ -90,4 +87,13 @@ struct TextSegmentRun {
 
 extension GrayImage {
     func asMask() -> BinaryMask { BinaryMask(self, threshold: 0) }
+}
+
+/// Where a command's request runs: in this process, or through Kafka (the running
+/// services at `brokers`, else an embedded stack), and how long it may take.
+struct Route {
+    var brokers: String?
+    var inProcess: Bool
+    var timeout: Int
+    var logger: Logger
 }

@@ -107,7 +107,7 @@ struct TrackCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let base = InContextRun(query: inputs[0], promptImages: promptImages, promptMasks: promptMasks, model: model,
                                 checkpoint: checkpoint, config: config, task: nil, numLabels: 0, returnRaw: false,
-                                brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger)
+                                route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let (wire, decoded) = try base.pairs()
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var masks: [BinaryMask] = []

@@ -35,10 +35,8 @@ struct TextEncoderMain: AsyncParsableCommand {
         try common.precisionOptions.apply()
         let backend = try ModelRegistry.load(ModelLoadRequest(model: name, checkpoint: path, config: common.clipsegConfig ?? common.config,
                                                               parts: [.text]))
-        var options = TextEncoderService.Options()
-        options.topics = common.topics
+        var options = common.configured(TextEncoderService.Options())
         options.cacheEntries = cacheEntries
-        options.groupID = common.group(default: options.groupID)
         let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),
                                          options: options, logger: logger)
         try await ServiceRunner.run([service], logger: logger)

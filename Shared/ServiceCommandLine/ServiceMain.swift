@@ -1,5 +1,9 @@
 import ArgumentParser
+import Logging
+import Messaging
 import ServiceKit
+import Serving
+import Tensor
 
 extension AsyncParsableCommand {
     /// The service executables' entry point: pick the OpenBLAS core first (this may
@@ -17,4 +21,18 @@ extension AsyncParsableCommand {
 extension CommonServiceOptions {
     /// The consumer group: `--group`, else SEGFLOW_GROUP, else the service's default.
     public func group(default fallback: String) -> String { group ?? environment["SEGFLOW_GROUP"] ?? fallback }
+
+    /// A service's options with `--topic-prefix` and the group applied.
+    public func configured<O: ServiceTopicOptions>(_ options: O) -> O {
+        var o = options
+        o.topics = topics
+        o.groupID = group(default: o.groupID)
+        return o
+    }
+
+    /// Logs what a service starts with: the OpenBLAS core and the GEMM precision.
+    public func logStart(_ logger: Logger) {
+        logger.info("starting", metadata: [LogKey.blasCore: "\(BLASRuntime.selectionSummary)",
+                                           LogKey.precision: "\(TensorRuntime.precision.rawValue)"])
+    }
 }

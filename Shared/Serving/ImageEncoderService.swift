@@ -29,8 +29,6 @@ public final class ImageEncoderService: Service {
         self.backends = backends; self.client = client; self.options = options; self.logger = logger
     }
 
-    var modelNames: [String] { backends.names }
-
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {
         let producer = try Producer(config: ProducerConfig(client: client))
@@ -44,7 +42,7 @@ public final class ImageEncoderService: Service {
                     logger.error("prompt-pairs consumer failed: \(error)")
                 }
             } : nil
-        logger.info("image-encoder ready", metadata: [LogKey.model: "\(modelNames.joined(separator: ","))", LogKey.topic: "\(options.topics.images)"])
+        logger.info("image-encoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))", LogKey.topic: "\(options.topics.images)"])
         let outcome: Result<Void, Error>
         do {
             try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in

@@ -41,8 +41,6 @@ public final class PromptDecoderService: Service {
         self.backends = backends; self.client = client; self.options = options; self.logger = logger
     }
 
-    var modelNames: [String] { backends.names }
-
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
@@ -50,7 +48,7 @@ public final class PromptDecoderService: Service {
                                     topics: [options.topics.embeddings, options.topics.prompts])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
                                  reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger))
-        logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(modelNames.joined(separator: ","))"])
+        logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
@@ -99,8 +97,8 @@ actor DecoderState {
         do {
             let chunk = try Messaging.ImageEmbedding(bytes: record.value)
             guard case let .complete(whole) = try assembler.add(chunk, partition: record.partition, offset: record.offset) else { return }
-            guard service.modelNames.contains(whole.model) else {
-                throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.modelNames.joined(separator: ", "))")
+            guard service.backends.names.contains(whole.model) else {
+                throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.backends.names.joined(separator: ", "))")
             }
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
             cache.insert(entry, imageID: whole.imageID)

@@ -39,3 +39,13 @@ extension ConsumedMessage {
         headers.string(named: KafkaHeader.traceIDName).map { [.traceID($0)] } ?? []
     }
 }
+
+/// What every service's options carry: the topic names and the consumer group.
+public protocol ServiceTopicOptions {
+    var topics: ServingTopics { get set }
+    var groupID: String { get set }
+}
+
+extension ImageEncoderService.Options: ServiceTopicOptions {}
+extension PromptDecoderService.Options: ServiceTopicOptions {}
+extension TextEncoderService.Options: ServiceTopicOptions {}

@@ -11,7 +11,7 @@
 # the shims; the Debian libraries are not instrumented, so libFuzzer steers by how
 # far our code gets, and ASan still checks every buffer we hand them.
 # The PNG shim is built with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION (chunk CRCs
-# ignored, see run-png-fuzz.sh). Needs the Swift toolchain's clang, libpng-dev,
+# ignored so mutations get past the checksum into the decoder). Needs the Swift toolchain's clang, libpng-dev,
 # libjpeg62-turbo-dev and libwebp-dev; no SwiftPM involvement.
 set -euo pipefail
 

@@ -31,9 +31,7 @@ final class ImageDecoderParityTests: XCTestCase {
             let file = try Fixtures.bytes(c.file)
             let expected = try Fixtures.bytes(c.rgb)
             let image = try ImageDecoder.decodeRGB(file)
-            XCTAssertEqual(image.width, c.width, name)
-            XCTAssertEqual(image.height, c.height, name)
-            XCTAssertEqual(image.pixels.count, expected.count, name)
+            assertGeometry(image, width: c.width, height: c.height, bytes: expected.count, name)
             let differing = zip(image.pixels, expected).filter { $0 != $1 }
             if !differing.isEmpty {
                 let maxDiff = differing.map { abs(Int($0) - Int($1)) }.max()!

@@ -12,9 +12,7 @@ final class PNGDecodeTests: XCTestCase {
             let png = try Fixtures.bytes(c.png)
             let expected = try Fixtures.bytes(c.rgb)
             let image = try PNG.decodeRGB(png)
-            XCTAssertEqual(image.width, c.width, name)
-            XCTAssertEqual(image.height, c.height, name)
-            XCTAssertEqual(image.pixels.count, expected.count, name)
+            assertGeometry(image, width: c.width, height: c.height, bytes: expected.count, name)
             if image.pixels != expected {
                 let first = zip(image.pixels, expected).enumerated().first { $0.element.0 != $0.element.1 }
                 XCTFail("\(name) (PIL mode \(c.pil_mode)): first mismatch at byte \(first?.offset ?? -1): "

@@ -160,3 +160,10 @@ enum JPEGBuilder {
         return out
     }
 }
+
+/// A decoded image has the reference's size and byte count.
+func assertGeometry(_ image: RGBImage, width: Int, height: Int, bytes: Int, _ name: String,
+                    file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual([image.width, image.height, image.pixels.count], [width, height, bytes], "\(name): width, height, bytes",
+                   file: file, line: line)
+}

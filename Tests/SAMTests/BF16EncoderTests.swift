@@ -19,12 +19,7 @@ final class BF16EncoderTests: XCTestCase {
     func testBF16MasksCloseToF32() throws {
         let support = BF16Support.detect()
         guard support.isNative else { throw XCTSkip("needs native bf16 GEMM: \(support.summary)") }
-        let checkpoint = LiteMedSAMRealWeightsTests.checkpoint
-        guard FileManager.default.fileExists(atPath: checkpoint.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("LiteMedSAM checkpoint missing at \(checkpoint.path)") }
-            throw XCTSkip("LiteMedSAM checkpoint not cached; run Deploy/setup.sh")
-        }
-        let sam = try Sam.load(.liteMedSAM, checkpoint: checkpoint)
+        let sam = try LiteMedSAMRealWeightsTests.realModel()
         let specs = try loadCases()
         var ious: [Double] = [], encoderOnlyIoUs: [Double] = [], embeddingErrors: [Double] = []
         for name in ["chelsea", "coffee"] {

@@ -12,12 +12,7 @@ final class HalfPrecisionEmbeddingTests: XCTestCase {
     static let minimumMaskIoU = 0.995
 
     func testF16EmbeddingChangesMasksOnlyAtTheBoundary() throws {
-        let checkpoint = LiteMedSAMRealWeightsTests.checkpoint
-        guard FileManager.default.fileExists(atPath: checkpoint.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("LiteMedSAM checkpoint missing at \(checkpoint.path)") }
-            throw XCTSkip("LiteMedSAM checkpoint not cached; run Deploy/setup.sh")
-        }
-        let sam = try Sam.load(.liteMedSAM, checkpoint: checkpoint)
+        let sam = try LiteMedSAMRealWeightsTests.realModel()
         let specs = try loadCases()
         var ious: [Double] = []
         for name in ["chelsea", "coffee"] {
@@ -33,5 +28,16 @@ final class HalfPrecisionEmbeddingTests: XCTestCase {
         let worst = ious.min() ?? 0
         print("f16 vs f32 embedding: mask IoU over \(ious.count) masks: min \(String(format: "%.5f", worst)), mean \(String(format: "%.5f", ious.reduce(0, +) / Double(ious.count)))")
         XCTAssertGreaterThanOrEqual(worst, Self.minimumMaskIoU)
+    }
+}
+
+extension LiteMedSAMRealWeightsTests {
+    /// The real LiteMedSAM (skip without the cached checkpoint; in CI its absence fails).
+    static func realModel() throws -> Sam {
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("LiteMedSAM checkpoint missing at \(checkpoint.path)") }
+            throw XCTSkip("LiteMedSAM checkpoint not cached; run Deploy/setup.sh")
+        }
+        return try Sam.load(.liteMedSAM, checkpoint: checkpoint)
     }
 }

@@ -243,13 +243,6 @@ struct SegmentCommand: AsyncParsableCommand {
         }
     }
 
-    func readFile(_ path: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PipelineError.unreadableFile(path: path, reason: "no such file or not readable")
-        }
-        return [UInt8](data)
-    }
-
     /// Before any compute: a point outside the image is an error naming it; a box reaching
     /// past an edge is clipped to the image (with a note), one entirely outside is an error.
     static func checkCoordinates(_ prompts: inout [SamPrompt], width: Int, height: Int) throws {

@@ -41,12 +41,16 @@ public struct ModelFamily: Sendable {
 public enum RegistryError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownModel(String)
     case unsupportedPrompt(model: String, kind: PromptKind)
+    /// A tool for one family (SGFE embedding files, the SAM benchmark) given another's model.
+    case notInFamily(model: String, family: String)
 
     public var description: String {
         switch self {
         case let .unknownModel(m): "unknown model '\(m)'; choose one of: \(ModelRegistry.modelNames.joined(separator: ", "))"
         case let .unsupportedPrompt(m, k):
             "model \(m) takes no \(k.rawValue) prompts; it takes: \(ModelRegistry.info(m).map { $0.promptKinds.map(\.rawValue).sorted().joined(separator: ", ") } ?? "-")"
+        case let .notInFamily(m, f):
+            "this works with the \(f) family (\(ModelRegistry.families.first { $0.name == f }?.models.map(\.name).joined(separator: ", ") ?? "")); '\(m)' is not one of them"
         }
     }
 }
@@ -130,7 +134,7 @@ extension SAMBackend {
     public static func kind(named name: String) throws(RegistryError) -> SamModelKind {
         guard let info = ModelRegistry.info(name) else { throw .unknownModel(name) }
         guard info.family == family.name, let kind = SamModelKind(rawValue: info.name) else {
-            throw .unsupportedPrompt(model: info.name, kind: .maskInput)
+            throw .notInFamily(model: info.name, family: family.name)
         }
         return kind
     }

@@ -120,10 +120,10 @@ public final class SegGPTBackend: SegmentationBackend, InContextSegmenter {
                                            "postprocess": timings.postprocess * 1000])
     }
 
-    /// Depth in metres as an 8-bit grey image on Painter's scale (grey level 255 = 10 m).
+    /// Depth in metres as an 8-bit grey image on Painter's scale (grey level 255 = 10 m), the
+    /// same encoding a depth prompt's target uses.
     static func depthImage(_ metres: Tensor, width: Int, height: Int) -> RGBImage? {
-        let grey = metres.data.map { UInt8(max(0, min(255, ($0 / 10 * 255).rounded()))) }
-        return try? RGBImage(width: width, height: height, pixels: grey.flatMap { [$0, $0, $0] })
+        try? SegGPTProcessor.depthTarget(metres: metres.data, width: width, height: height)
     }
 }
 

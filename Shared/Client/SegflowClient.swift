@@ -216,8 +216,8 @@ extension SegflowClient {
                 guard let r = got.results[prompt.requestID] else { throw ServingError(.timeout, "no answer for frame \(i)") }
                 if let e = r.error { throw ServingError(e.code, "frame \(i): \(e.message)") }
                 results.append(r)
-                guard let m = r.masks.first, case let .rle(counts, h, w) = m.encoding, let logits = m.lowResLogits else { break }
-                let mask = try COCORLE(height: Int(h), width: Int(w), compressedCounts: counts).decode()
+                guard let m = r.masks.first, let logits = m.lowResLogits else { break }
+                let mask = try WireMask.decode(m)
                 guard mask.area > 0 else { break }  // object lost
                 let b = mask.boundingBox
                 prompt = PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: Float(b.x), y0: Float(b.y),

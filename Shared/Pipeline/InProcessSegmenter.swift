@@ -3,24 +3,10 @@ import Imaging
 import SAM
 import Tensor
 
-/// Runs a segmentation request in this process: decode image, embed once, decode prompts.
-/// The Kafka path (image-encoder + prompt-decoder services) produces the same result type.
+/// Command-line file helpers around a segmentation result: mask-input and logits files,
+/// and the `--out` / `--overlay` / `--json` outputs (in-process runs go through
+/// `SegmentationBackend.segment`, the same code the services run).
 public enum InProcessSegmenter {
-    /// Embeds `image` (unless `embedding` is given, e.g. one saved by `segflow embed`) and
-    /// decodes `prompts`; returns the result and the raw predictions (for --save-logits).
-    public static func segment(model sam: Sam, image: RGBImage, prompts: [SamPrompt], embedding: ImageEmbedding? = nil,
-                               loadMs: Double = 0) throws -> (result: SegmentationResult, predictions: [SamPrediction]) {
-        let t0 = Timing.nowMs()
-        let emb = try embedding ?? sam.embed(rgb: image.pixels, width: image.width, height: image.height)
-        let t1 = Timing.nowMs()
-        let preds = try sam.predict(emb, prompts)
-        let t2 = Timing.nowMs()
-        let result = try SegmentationResult(model: sam.kind, width: image.width, height: image.height, prompts: prompts,
-                                            predictions: preds,
-                                            timingsMs: ["load": loadMs, "encode": t1 - t0, "decode": t2 - t1])
-        return (result, preds)
-    }
-
     /// Reads a mask-input file: SAM's low-res logits (side×side) as written by
     /// `segflow segment --save-logits` — a float32 `.npy` of shape [1, side, side] (or
     /// [side, side]), or raw little-endian float32.

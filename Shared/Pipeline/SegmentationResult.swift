@@ -52,27 +52,6 @@ public struct SegmentationResult: Codable, Sendable, Equatable {
         self.model = model; self.width = width; self.height = height; self.prompts = prompts; self.timingsMs = timingsMs
     }
 
-    /// Builds the result from predictions; masks are RLE-encoded once here.
-    public init(model: SamModelKind, width: Int, height: Int, prompts: [SamPrompt], predictions: [SamPrediction],
-                timingsMs: [String: Double]) throws {
-        var out: [PromptResult] = []
-        for (prompt, pred) in zip(prompts, predictions) {
-            var masks: [Mask] = []
-            for i in 0..<pred.maskCount {
-                let mask = try BinaryMask(width: width, height: height, values: pred.mask(i))
-                let rle = COCORLE(mask: mask)
-                let b = rle.boundingBox
-                masks.append(Mask(predictedIoU: pred.iouPredictions[i], stabilityScore: pred.stabilityScore(i),
-                                  area: rle.area, bbox: [b.x, b.y, b.width, b.height],
-                                  segmentation: RLE(size: [height, width], counts: rle.compressedCounts)))
-            }
-            out.append(PromptResult(points: prompt.points.map { [$0.x, $0.y, Float($0.label)] },
-                                    box: prompt.box.map { [$0.x0, $0.y0, $0.x1, $0.y1] },
-                                    masks: masks, best: pred.bestMaskIndex))
-        }
-        self.init(model: model.rawValue, width: width, height: height, prompts: out, timingsMs: timingsMs)
-    }
-
     /// The best mask of every prompt (decoded from RLE).
     public func bestMasks() throws -> [BinaryMask] {
         try prompts.map { p in

@@ -17,7 +17,6 @@ public struct ErrorReporter: Sendable {
         self.producer = producer; self.topics = topics; self.service = service; self.logger = logger
     }
 
-    public static func nowMs() -> Int64 { Timing.wallMs() }
 
     public func report(_ error: ServingError, record: ConsumedMessage, requestID: String, imageID: String,
                        replyTopic: String, model: String = "", frame: VideoFrame? = nil) async throws {
@@ -47,7 +46,7 @@ extension ErrorReporter {
         let dead = Messaging.ErrorReport(sourceTopic: record.topic, partition: record.partition, offset: record.offset,
                                          key: record.key ?? [], code: error.code, message: error.message, service: service,
                                          payload: Array(record.value.prefix(limit)), payloadTruncated: record.value.count > limit,
-                                         payloadSize: UInt64(record.value.count), requestID: requestID, reportedAtMs: Self.nowMs())
+                                         payloadSize: UInt64(record.value.count), requestID: requestID, reportedAtMs: Timing.wallMs())
         return ProducerRecord(topic: topics.deadLetter, key: record.key, value: dead.encode(),
                               headers: [.contentType(protobuf: "ErrorReport"), .requestID(requestID)] + record.traceHeaders)
     }

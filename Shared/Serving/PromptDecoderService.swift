@@ -159,7 +159,7 @@ actor DecoderState {
             let modelName = cached.modelName
             let masks = try service.backends.resolve(modelName, role: "decoder").answer(request, embedding: cached)
             let t1 = Timing.nowMs()
-            let nowWall = ErrorReporter.nowMs()
+            let nowWall = Timing.wallMs()
             let created = request.createdAtMs > 0 ? Double(request.createdAtMs) : Double(nowWall)
             let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: masks,
                                     timings: .init(queueMs: max(0, Double(nowWall) - created - (t1 - t0)), decodeMs: t1 - t0,

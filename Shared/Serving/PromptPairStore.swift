@@ -21,7 +21,7 @@ public actor PromptPairStore {
     var pairs: [String: (pair: PromptPair, tick: UInt64)] = [:]
     var usedBytes = 0
     var tick: UInt64 = 0
-    var waiters: [UUID: (ids: Set<String>, continuation: CheckedContinuation<Void, Never>)] = [:]
+    var waiters: [UUID: (ids: Set<String>, continuation: CheckedContinuation<Void, Never>, timer: Task<Void, Never>)] = [:]
 
     public init(options: Options = Options()) { self.options = options }
 
@@ -39,6 +39,7 @@ public actor PromptPairStore {
         }
         for (key, w) in waiters where w.ids.allSatisfy({ pairs[$0] != nil }) {
             waiters[key] = nil
+            w.timer.cancel()
             w.continuation.resume()
         }
     }
@@ -53,11 +54,12 @@ public actor PromptPairStore {
             let key = UUID()
             let wait = options.maxWaitMs
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                waiters[key] = (Set(ids), c)
-                Task { [weak self] in
-                    try? await Task.sleep(for: .milliseconds(Int(wait)))
+                // The timer is cancelled when the pairs arrive first, so no sleeper outlives its wait.
+                let timer = Task { [weak self] in
+                    guard (try? await Task.sleep(for: .milliseconds(Int(wait)))) != nil else { return }
                     await self?.timeout(key)
                 }
+                waiters[key] = (Set(ids), c, timer)
             }
         }
         let missing = ids.filter { pairs[$0] == nil }

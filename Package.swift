@@ -103,7 +103,8 @@ let package = Package(
         // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
         .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
         // The only code that touches librdkafka and protobuf-c pointers.
-        .target(name: "Messaging", dependencies: ["CRdKafka", "CProtobufC", "CSegflowProto"], path: "Shared/Messaging"),
+        .target(name: "Messaging", dependencies: ["CRdKafka", "CProtobufC", "CSegflowProto",
+                                                .product(name: "Logging", package: "swift-log")], path: "Shared/Messaging"),
 
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
@@ -143,7 +144,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "Tensor"], path: "Tests/MessagingTests"),

@@ -53,9 +53,16 @@ public final class SAMBackend: SegmentationBackend {
                                              height: emb.originalSize.height, format: request.outputFormat)
             }
             let prompts = try Conversions.prompts(request, maskSide: maskSide)
-            return try Conversions.masks(try sam.predict(emb, prompts), width: emb.originalSize.width,
-                                         height: emb.originalSize.height, format: request.outputFormat,
-                                         lowResLogits: request.returnLowResLogits)
+            // A few prompts at a time, each group's masks encoded before the next is decoded:
+            // memory stays bounded by RequestLimits.decodeGroup, not by the request.
+            var masks: [MaskResult.Mask] = []
+            for start in stride(from: 0, to: prompts.count, by: RequestLimits.decodeGroup) {
+                let group = Array(prompts[start..<min(start + RequestLimits.decodeGroup, prompts.count)])
+                masks += try Conversions.masks(try sam.predict(emb, group), width: emb.originalSize.width,
+                                               height: emb.originalSize.height, format: request.outputFormat,
+                                               lowResLogits: request.returnLowResLogits)
+            }
+            return masks
         } catch let e as ServingError {
             throw e
         } catch let e as SamError {

@@ -39,6 +39,12 @@ public enum Conversions {
     /// One SAM prompt per box (each carrying all points); with no box, one prompt of the
     /// points — the same rule as the command line (PromptParsing.prompts).
     public static func prompts(_ r: PromptRequest, maskSide: Int) throws(ServingError) -> [SamPrompt] {
+        guard r.boxes.count <= RequestLimits.maxBoxes else {
+            throw ServingError(.invalidPrompt, "prompt \(r.requestID) has \(r.boxes.count) boxes; at most \(RequestLimits.maxBoxes) per request (send more requests for more objects)")
+        }
+        guard r.points.count <= RequestLimits.maxPoints else {
+            throw ServingError(.invalidPrompt, "prompt \(r.requestID) has \(r.points.count) points; at most \(RequestLimits.maxPoints) per request")
+        }
         let points = r.points.map { SamPrompt.Point(x: $0.x, y: $0.y, label: Int($0.label)) }
         var mask: Tensor?
         if let m = r.maskInput {
@@ -91,7 +97,12 @@ extension Conversions {
         if let v = p.boxNMSThresh { a.boxNMSThresh = Double(v) }
         a.minMaskRegionArea = Int(p.minMaskRegionArea)
         a.outputMode = .cocoRLE
-        guard a.pointsPerSide ?? 0 <= 256 else { throw ServingError(.invalidPrompt, "points_per_side \(p.pointsPerSide) exceeds 256") }
+        guard a.pointsPerSide ?? 0 <= RequestLimits.maxPointsPerSide else {
+            throw ServingError(.invalidPrompt, "points_per_side \(p.pointsPerSide) exceeds the bound of \(RequestLimits.maxPointsPerSide)")
+        }
+        guard a.pointsPerBatch <= RequestLimits.maxPointsPerBatch else {
+            throw ServingError(.invalidPrompt, "points_per_batch \(p.pointsPerBatch) exceeds the bound of \(RequestLimits.maxPointsPerBatch)")
+        }
         return a
     }
 

@@ -29,7 +29,8 @@ public struct ErrorReporter: Sendable {
         log.warning("rejected: \(error.message)")
         let result = MaskResult(requestID: requestID, imageID: imageID, error: .init(code: error.code, message: error.message),
                                 model: model, frame: frame)
-        let reply = replyTopic.isEmpty ? topics.masks : replyTopic
+        // An unusable reply topic (illegal, or one of the services' own) falls back to masks.
+        let reply = (try? topics.reply(to: replyTopic)) ?? topics.masks
         _ = try await producer.send([
             deadLetterRecord(error, record: record, requestID: requestID),
             ProducerRecord(topic: reply, key: imageID.isEmpty ? requestID : imageID, value: result.encode(),

@@ -61,9 +61,14 @@ public final class ImageEncoderService: Service {
         do {
             let request: ImageRequest
             do { request = try ImageRequest(bytes: record.value) } catch let e as MessagingError {
+                let ids = RequestIDs.ofImageRequest(record.value)
+                if !ids.requestID.isEmpty { requestID = ids.requestID }
+                if !ids.imageID.isEmpty { imageID = ids.imageID }
+                reply = ids.replyTopic
                 throw ServingError(e.errorCode, "\(e)")
             }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic; frame = request.frame
+            _ = try options.topics.reply(to: request.replyTopic)  // before any compute
             let backend = try backends.resolve(request.model, role: "encoder")
             if let inContext = request.inContext {
                 return try await answerInContext(request, inContext, backend: backend, record: record, producer: producer, store: store)
@@ -108,7 +113,7 @@ public final class ImageEncoderService: Service {
                                 timings: .init(queueMs: 0, decodeMs: Timing.nowMs() - t0, totalMs: Double(max(0, now - created))),
                                 model: backend.modelName, frame: request.frame,
                                 rawOutput: ic.returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
-        let topic = request.replyTopic.isEmpty ? options.topics.masks : request.replyTopic
+        let topic = try options.topics.reply(to: request.replyTopic)
         _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
                                                    headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
         logger.info("answered in-context", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
@@ -116,23 +121,6 @@ public final class ImageEncoderService: Service {
     }
 
     func decodeImage(_ image: ImageRequest.Image) throws(ServingError) -> RGBImage {
-        switch image {
-        case let .png(bytes):
-            // PNG, JPEG or WebP, detected by content (the field predates JPEG and WebP).
-            do { return try ImageDecoder.decodeRGB(bytes, options: .init(maxPixels: options.maxPixels)) } catch {
-                if case .tooManyPixels = error { throw ServingError(.imageTooLarge, "\(error)") }
-                throw ServingError(.invalidImage, "\(error)")
-            }
-        case let .raw(raw):
-            let (w, h) = (Int(raw.width), Int(raw.height))
-            guard w > 0, h > 0 else { throw ServingError(.invalidImage, "raw image has zero size \(w)x\(h)") }
-            guard w * h <= options.maxPixels else {
-                throw ServingError(.imageTooLarge, "raw image \(w)x\(h) exceeds the limit of \(options.maxPixels) pixels")
-            }
-            guard raw.rgb8.count == w * h * 3 else {
-                throw ServingError(.invalidImage, "raw image \(w)x\(h) needs \(w * h * 3) RGB bytes, got \(raw.rgb8.count)")
-            }
-            do { return try RGBImage(width: w, height: h, pixels: raw.rgb8) } catch { throw ServingError(.invalidImage, "\(error)") }
-        }
+        try WireImage.decode(image, maxPixels: options.maxPixels)
     }
 }

@@ -47,7 +47,8 @@ public final class PromptDecoderService: Service {
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs),
                                     topics: [options.topics.embeddings, options.topics.prompts])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
-                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger))
+                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger),
+                                 promptPartitions: await promptPartitionCount())
         logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
@@ -59,6 +60,21 @@ public final class PromptDecoderService: Service {
         defer { ticker.cancel() }
         try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false) { record in
             await state.handle(record)
+        }
+    }
+}
+
+extension PromptDecoderService {
+    /// The prompts topic's partition count, for re-routing prompts a non-murmur2 producer
+    /// put on the wrong partition; nil (no re-routing, logged) if metadata is unavailable.
+    func promptPartitionCount() async -> Int? {
+        do {
+            let admin = try Admin(config: client)
+            let counts = try await admin.waitForTopics([options.topics.prompts], timeout: .seconds(15))
+            return counts[options.topics.prompts]
+        } catch {
+            logger.warning("no partition count for \(options.topics.prompts) (\(error)); prompts from producers that do not partition by murmur2 will not be re-routed")
+            return nil
         }
     }
 }
@@ -79,8 +95,11 @@ actor DecoderState {
     var pending: PendingPrompts<Parked>
     var trackers: [TopicPartition: OffsetTracker] = [:]
 
-    init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter) {
+    let promptPartitions: Int?
+
+    init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter, promptPartitions: Int?) {
         self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
+        self.promptPartitions = promptPartitions
         cache = EmbeddingCache(capacityBytes: service.options.cacheBytes)
         pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked)
     }
@@ -116,12 +135,18 @@ actor DecoderState {
     func handlePrompt(_ record: ConsumedMessage) async {
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         trackers[tp, default: OffsetTracker()].begin(record.offset)
+        if await reroute(record) { return }
         let request: PromptRequest
-        do { request = try PromptRequest(bytes: record.value) } catch {
-            let code = (error as? MessagingError)?.errorCode ?? .invalidProtobuf
-            let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
-            try? await reporter.report(ServingError(code, "\(error)"), record: record, requestID: rid,
-                                       imageID: record.keyString ?? "", replyTopic: "")
+        do {
+            request = try PromptRequest(bytes: record.value)
+            _ = try service.options.topics.reply(to: request.replyTopic)
+        } catch {
+            let code = (error as? ServingError)?.code ?? (error as? MessagingError)?.errorCode ?? .invalidProtobuf
+            let ids = RequestIDs.ofPromptRequest(record.value)
+            let rid = ids.requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : ids.requestID
+            let message = (error as? ServingError)?.message ?? "\(error)"
+            try? await reporter.report(ServingError(code, message), record: record, requestID: rid,
+                                       imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID, replyTopic: ids.replyTopic)
             await finished(record)
             return
         }
@@ -133,6 +158,28 @@ actor DecoderState {
                 await fail(pushed, ServingError(.embeddingNotFound, "too many prompts waiting for embeddings; image \(pushed.request.imageID) not seen"))
             }
         }
+    }
+
+    /// A prompt on another partition than murmur2(image id) picks (its producer ignored
+    /// the wire's partitioning rule) would wait here for an embedding that lives with
+    /// another decoder: forward it, unchanged, to its image's partition, then commit it.
+    /// Forwarding names the partition explicitly, so a forwarded prompt is never forwarded again.
+    func reroute(_ record: ConsumedMessage) async -> Bool {
+        guard let partitions = promptPartitions, let key = record.key else { return false }
+        let home = KafkaPartitioner.murmur2Partition(key: key, partitions: partitions)
+        guard home != record.partition else { return false }
+        do {
+            _ = try await producer.send(ProducerRecord(topic: record.topic, key: key, value: record.value,
+                                                       headers: record.headers, partition: home))
+        } catch {
+            service.logger.warning("could not re-route a misplaced prompt (answering it here): \(error)",
+                                   metadata: [LogKey.partition: "\(record.partition)", LogKey.offset: "\(record.offset)"])
+            return false
+        }
+        service.logger.info("re-routed a prompt to its image's partition (its producer does not partition by murmur2)",
+                            metadata: [LogKey.imageID: "\(record.keyString ?? "")", LogKey.partition: "\(record.partition)→\(home)"])
+        await finished(record)
+        return true
     }
 
     func expire() async {
@@ -165,8 +212,12 @@ actor DecoderState {
                                     timings: .init(queueMs: max(0, Double(nowWall) - created - (t1 - t0)), decodeMs: t1 - t0,
                                                    totalMs: max(0, Double(nowWall) - created)),
                                     model: modelName, frame: request.frame)
-            let topic = request.replyTopic.isEmpty ? service.options.topics.masks : request.replyTopic
-            _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
+            let topic = try service.options.topics.reply(to: request.replyTopic)
+            let encoded = result.encode()
+            guard encoded.count <= RequestLimits.maxResultBytes else {
+                throw ServingError(.invalidPrompt, "the answer to \(request.requestID) is \(encoded.count) bytes, over the \(RequestLimits.maxResultBytes)-byte result bound (\(masks.count) masks): ask for fewer boxes, RLE instead of PNG, or no low-res logits")
+            }
+            _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: encoded,
                                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
             await finished(record)
         } catch {

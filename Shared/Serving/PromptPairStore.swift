@@ -95,6 +95,6 @@ public actor PromptPairStore {
                 Task { await consumer.shutdown() }
             }
         } catch is CancellationError {}
-        await consumer.shutdown()
+        await consumer.close(logger: logger)
     }
 }

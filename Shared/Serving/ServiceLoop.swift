@@ -25,10 +25,20 @@ enum ServiceLoop {
                 Task { await consumer.shutdown() }
             }
         } catch is CancellationError {}
-        await consumer.shutdown()
+        await consumer.close(logger: logger)
         try? await producer.flush(timeout: .seconds(10))
         await producer.close()
         logger.info("\(name) stopped")
+    }
+}
+
+extension Consumer {
+    /// The bounded close (Consumer.defaultCloseBound), logging a close it had to abandon.
+    func close(logger: Logger) async {
+        if !(await shutdown()) {
+            logger.warning("consumer close did not finish within \(Consumer.defaultCloseBound); abandoned it (uncommitted records are redelivered)",
+                           metadata: [LogKey.topic: "\(topics.joined(separator: ","))"])
+        }
     }
 }
 
@@ -37,6 +47,24 @@ extension ConsumedMessage {
     /// one request can be followed across services (absent when the client sent none).
     var traceHeaders: [KafkaHeader] {
         headers.string(named: KafkaHeader.traceIDName).map { [.traceID($0)] } ?? []
+    }
+}
+
+extension ServingTopics {
+    /// Where a request's answer goes: its reply_topic, or the masks topic when empty. A
+    /// reply topic must be a legal Kafka topic name and none of the services' own topics
+    /// (an answer written there would be read back as a request, an embedding or a pair).
+    public func reply(to requested: String) throws(ServingError) -> String {
+        if requested.isEmpty { return masks }
+        let legal = requested.utf8.count <= 249 && requested != "." && requested != ".."
+            && requested.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x2e || $0 == 0x5f || $0 == 0x2d }
+        guard legal else {
+            throw ServingError(.invalidPrompt, "reply_topic '\(requested)' is not a legal Kafka topic name (letters, digits, '.', '_', '-'; at most 249 bytes)")
+        }
+        guard ![images, embeddings, prompts, text, promptPairs, deadLetter].contains(requested) else {
+            throw ServingError(.invalidPrompt, "reply_topic '\(requested)' is one of Segflow's own topics; answers go to \(masks) or a topic of the requester's")
+        }
+        return requested
     }
 }
 

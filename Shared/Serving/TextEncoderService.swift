@@ -46,8 +46,15 @@ public final class TextEncoderService: Service {
         var imageID = record.keyString ?? "", reply = ""
         do {
             var request: PromptRequest
-            do { request = try PromptRequest(bytes: record.value) } catch let e as MessagingError { throw ServingError(e.errorCode, "\(e)") }
+            do { request = try PromptRequest(bytes: record.value) } catch let e as MessagingError {
+                let ids = RequestIDs.ofPromptRequest(record.value)
+                if !ids.requestID.isEmpty { requestID = ids.requestID }
+                if !ids.imageID.isEmpty { imageID = ids.imageID }
+                reply = ids.replyTopic
+                throw ServingError(e.errorCode, "\(e)")
+            }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic
+            _ = try options.topics.reply(to: request.replyTopic)
             guard let text = request.text else { throw ServingError(.invalidPrompt, "prompt on the text topic has no text") }
             if !request.model.isEmpty && request.model != backend.modelName {
                 throw ServingError(.unknownModel, "text prompts are answered by '\(backend.modelName)'; request asks for '\(request.model)'")

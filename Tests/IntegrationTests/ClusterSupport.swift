@@ -2,6 +2,7 @@ import Foundation
 import Imaging
 import Messaging
 import SAM
+import ServiceKit
 import XCTest
 
 /// A real deployment in miniature: the embedded broker in the test process and the
@@ -58,9 +59,24 @@ final class TestCluster {
         p.waitUntilExit()
     }
 
-    func stop() {
+    /// The longest a service may take to exit after SIGTERM: ServiceRunner's graceful bound
+    /// (30 s) plus its cancellation bound (10 s), plus 5 s for process teardown. Services
+    /// normally exit in about a second; a test that hits this bound found a shutdown bug.
+    static let exitBound: Duration = ServiceRunner.defaultGracefulShutdownBound + ServiceRunner.defaultCancellationBound + .seconds(5)
+
+    /// SIGTERM to every child, then waits at most `exitBound` for all of them; a child
+    /// still running is SIGKILLed and fails the calling test with its log.
+    func stop(file: StaticString = #filePath, line: UInt = #line) {
         for p in processes.values where p.isRunning { p.terminate() }
-        for p in processes.values { p.waitUntilExit() }
+        let deadline = ContinuousClock.now + Self.exitBound
+        for (name, p) in processes.sorted(by: { $0.key < $1.key }) {
+            while p.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
+            guard p.isRunning else { continue }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            XCTFail("\(name) did not exit within \(Self.exitBound) of SIGTERM; killed it. Its log ends:\n\(log(name).suffix(6000))",
+                    file: file, line: line)
+        }
         broker.stop()
     }
 
@@ -84,6 +100,19 @@ final class TestCluster {
         _ = try await producer.send(records)
         await producer.close()
     }
+}
+
+/// Signals `process` (SIGTERM by default) and waits at most `TestCluster.exitBound`; a
+/// process still running then is SIGKILLed and fails the calling test.
+func stopBounded(_ process: Process, name: String, signal: Int32 = SIGTERM, file: StaticString = #filePath, line: UInt = #line) {
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, signal)
+    let deadline = ContinuousClock.now + TestCluster.exitBound
+    while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    XCTFail("\(name) did not exit within \(TestCluster.exitBound) of signal \(signal); killed it", file: file, line: line)
 }
 
 enum Fixtures {

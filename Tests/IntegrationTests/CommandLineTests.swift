@@ -61,6 +61,10 @@ final class CommandLineTests: XCTestCase {
                            + ["--out", "\(dir)/mask.png", "--overlay", "\(dir)/overlay.png", "--json", "\(dir)/r.json"])
         XCTAssertEqual(main.status, 0, main.output)
         XCTAssertTrue(main.output.contains("via embedded broker"), main.output)
+        // Regression: every Kafka run ended with librdkafka's raw "%3|…|FAIL|… brokers are down".
+        let rawLines = main.output.split(separator: "\n").filter { $0.hasPrefix("%") && $0.dropFirst(2).hasPrefix("|") }
+        XCTAssertEqual(rawLines, [], "librdkafka wrote to stderr directly")
+        XCTAssertFalse(main.output.contains("brokers are down"), main.output)
         let viaKafka = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/mask.png").gray())
         let overlay = try PNG.decodeRGB(contentsOfFile: "\(dir)/overlay.png")
         XCTAssertEqual([overlay.width, overlay.height], [451, 300])
@@ -82,7 +86,7 @@ final class CommandLineTests: XCTestCase {
         up.standardOutput = upOut
         up.standardError = FileHandle.nullDevice
         try up.run()
-        defer { if up.isRunning { up.interrupt(); up.waitUntilExit() } }
+        defer { stopBounded(up, name: "segflow up") }
         let address = String(decoding: upOut.fileHandleForReading.availableData, as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(address.hasPrefix("127.0.0.1:"), "segflow up printed '\(address)'")
@@ -91,8 +95,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(remote.output.contains("via brokers"), remote.output)
         let viaServices = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/remote.png").gray())
         XCTAssertGreaterThanOrEqual(maskIoU(viaServices, inProcess), Self.wireVersusInProcessIoU)
-        up.interrupt()
-        up.waitUntilExit()
+        stopBounded(up, name: "segflow up", signal: SIGINT)
     }
 }
 

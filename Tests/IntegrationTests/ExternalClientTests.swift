@@ -27,6 +27,9 @@ final class ExternalClientTests: XCTestCase {
         let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out; p.standardError = err; p.standardInput = inp
         try p.run()
+        // Bounded: a tool that does not finish in 60 s is killed (and the test fails below).
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { if p.isRunning { kill(pid, SIGKILL) } }
         if let stdin { inp.fileHandleForWriting.write(stdin) }
         try inp.fileHandleForWriting.close()
         let data = out.fileHandleForReading.readDataToEndOfFile()

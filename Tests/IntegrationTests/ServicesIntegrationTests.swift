@@ -130,7 +130,18 @@ final class ServicesIntegrationTests: XCTestCase {
             ("too-large", SegflowTopics.images, "l", ImageRequest(requestID: "too-large", imageID: "l", image: .png(pngBombHeader())).encode(), .imageTooLarge),
             ("raw-size", SegflowTopics.images, "r", ImageRequest(requestID: "raw-size", imageID: "r",
                                                                  image: .raw(RawImage(rgb8: [1, 2, 3], width: 100_000, height: 100_000))).encode(), .invalidImage),
+            // width × height × 3 overflows Int64: once a trap that crash-looped every encoder.
+            ("raw-overflow", SegflowTopics.images, "o", ImageRequest(requestID: "raw-overflow", imageID: "o",
+                                                                     image: .raw(RawImage(rgb8: [1, 2, 3], width: .max, height: .max))).encode(), .imageTooLarge),
+            ("reply-to-own-topic", SegflowTopics.images, "g2", ImageRequest(requestID: "reply-to-own-topic", imageID: "g2", image: .png(png),
+                                                                            replyTopic: SegflowTopics.prompts).encode(), .invalidPrompt),
             ("bad-proto-prompt", SegflowTopics.prompts, "good", [0x12, 0x80], .invalidProtobuf),
+            ("too-many-boxes", SegflowTopics.prompts, "good", PromptRequest(requestID: "too-many-boxes", imageID: "good",
+                                                                            boxes: .init(repeating: .init(x0: 1, y0: 1, x1: 20, y1: 20), count: RequestLimits.maxBoxes + 1)).encode(), .invalidPrompt),
+            ("prompt-reply-to-images", SegflowTopics.prompts, "good", PromptRequest(requestID: "prompt-reply-to-images", imageID: "good", points: [.init(x: 5, y: 5, label: 1)],
+                                                                                    replyTopic: SegflowTopics.images).encode(), .invalidPrompt),
+            ("illegal-reply-topic", SegflowTopics.prompts, "good", PromptRequest(requestID: "illegal-reply-topic", imageID: "good", points: [.init(x: 5, y: 5, label: 1)],
+                                                                                 replyTopic: "no spaces/allowed").encode(), .invalidPrompt),
             ("nan-point", SegflowTopics.prompts, "good", PromptRequest(requestID: "nan-point", imageID: "good", points: [.init(x: nan, y: 3, label: 1)]).encode(), .invalidPrompt),
             ("out-of-range", SegflowTopics.prompts, "good", PromptRequest(requestID: "out-of-range", imageID: "good", boxes: [.init(x0: 0, y0: 0, x1: 5000, y1: 10)]).encode(), .invalidPrompt),
             ("bad-mask-input", SegflowTopics.prompts, "good", PromptRequest(requestID: "bad-mask-input", imageID: "good", points: [.init(x: 5, y: 5, label: 1)],
@@ -141,18 +152,25 @@ final class ServicesIntegrationTests: XCTestCase {
         var records = [record(SegflowTopics.images, key: "good", good.encode(), requestID: "good-img")]
         records += wrongShape.chunked().map { record(SegflowTopics.embeddings, key: "wrongshape", $0.encode(), requestID: "ws-emb") }
         records += cases.map { record($0.topic, key: $0.key, $0.value, requestID: $0.id) }
+        // No request-id header: the id is read from the body although validation fails.
+        let headerless = PromptRequest(requestID: "id-in-body", imageID: "good", points: [.init(x: 5, y: 5, label: 1)],
+                                       maskInput: FloatTensor(shape: [1, 8, 8], data: [1, 2, 3]))
+        records.append(ProducerRecord(topic: SegflowTopics.prompts, key: "good", value: headerless.encode()))
         // A corrupt embedding record has no requester to answer; it must still not vanish.
         records.append(record(SegflowTopics.embeddings, key: "garbage", [0xff, 0x01, 0x02], requestID: "garbage-emb"))
         try await cluster.send(records)
         let ids = Set(cases.map(\.id))
         let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(180)) { seen in
-            Set(results(seen).map(\.requestID)).isSuperset(of: ids)
+            Set(results(seen).map(\.requestID)).isSuperset(of: ids.union(["id-in-body"]))
         }
         let byID = Dictionary(results(got).map { ($0.requestID, $0) }, uniquingKeysWith: { a, _ in a })
         for c in cases {
             XCTAssertEqual(byID[c.id]?.error?.code, c.code, "\(c.id): \(byID[c.id]?.error?.message ?? "no answer")")
             XCTAssertFalse(byID[c.id]?.error?.message.isEmpty ?? true, "\(c.id): readable message")
         }
+        let bodyID = results(got).first { $0.requestID == "id-in-body" }
+        XCTAssertEqual(bodyID?.error?.code, .shapeMismatch, "\(bodyID?.error?.message ?? "no answer naming the body's request id")")
+        XCTAssertEqual(bodyID?.imageID, "good")
         // Every rejection is also on the dead-letter topic with its source coordinates.
         let dead = try await cluster.collect(topic: SegflowTopics.deadLetter, timeout: .seconds(60)) { seen in
             Set(seen.compactMap { try? Messaging.ErrorReport(bytes: $0.value).requestID }).isSuperset(of: ids)
@@ -180,5 +198,47 @@ final class ServicesIntegrationTests: XCTestCase {
         XCTAssertNil(answer?.error)
         XCTAssertEqual(answer?.masks.count, 1)
         XCTAssertTrue(cluster.processes.values.allSatisfy(\.isRunning))
+    }
+
+    /// The wire's partitioning rule broken by a client (librdkafka's default CRC32
+    /// partitioner, as kcat or an unconfigured confluent-kafka use): with two decoders a
+    /// prompt lands on a partition whose embedding lives with the other decoder. The
+    /// decoder re-routes it to murmur2(image id)'s partition and every prompt is answered.
+    func testPromptsFromACRC32PartitioningClientAreAnsweredByTwoDecoders() async throws {
+        try Fixtures.requireCheckpoint()
+        let partitions = 8
+        let cluster = try await TestCluster(partitions: partitions)
+        defer { cluster.stop() }
+        try cluster.start("segflow-image-encoder", name: "encoder")
+        try cluster.start("segflow-prompt-decoder", name: "decoder-1")
+        try cluster.start("segflow-prompt-decoder", name: "decoder-2")
+        // Image ids whose CRC32 partition differs from their murmur2 partition.
+        let imageIDs = (0..<200).map { "crc-\($0)" }.filter {
+            KafkaPartitioner.crc32Partition(key: Array($0.utf8), partitions: partitions)
+                != KafkaPartitioner.murmur2Partition(key: Array($0.utf8), partitions: partitions)
+        }.prefix(4)
+        XCTAssertEqual(imageIDs.count, 4)
+        let png = try Fixtures.png("chelsea_crop")
+        try await cluster.send(imageIDs.map { id in
+            record(SegflowTopics.images, key: id, ImageRequest(requestID: "\(id)-img", imageID: id, image: .png(png)).encode(), requestID: "\(id)-img")
+        })
+        let crcProducer = try Producer(config: ProducerConfig(client: cluster.client, partitioner: "consistent_random"))
+        let reports = try await crcProducer.send(imageIDs.map { id in
+            record(SegflowTopics.prompts, key: id, PromptRequest(requestID: "\(id)-p", imageID: id, boxes: [.init(x0: 10, y0: 10, x1: 100, y1: 90)]).encode(),
+                   requestID: "\(id)-p")
+        })
+        await crcProducer.close()
+        for (id, report) in zip(imageIDs, reports) {
+            XCTAssertEqual(report.partition, KafkaPartitioner.crc32Partition(key: Array(id.utf8), partitions: partitions), "\(id): the client really used CRC32")
+        }
+        let wanted = Set(imageIDs.map { "\($0)-p" })
+        let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(120)) { seen in
+            Set(results(seen).map(\.requestID)).isSuperset(of: wanted)
+        }
+        let answers = results(got).filter { wanted.contains($0.requestID) }
+        XCTAssertEqual(Set(answers.map(\.requestID)), wanted, "decoder logs: \(cluster.log("decoder-1").suffix(1500)) \(cluster.log("decoder-2").suffix(1500))")
+        XCTAssertTrue(answers.allSatisfy { $0.error == nil && $0.masks.count == 1 }, "\(answers.compactMap(\.error))")
+        let reroutes = (cluster.log("decoder-1") + cluster.log("decoder-2")).components(separatedBy: "re-routed a prompt").count - 1
+        XCTAssertGreaterThanOrEqual(reroutes, imageIDs.count)
     }
 }

@@ -66,7 +66,7 @@ final class ConsumerCore: @unchecked Sendable {
     private var stopRequested = false
     private var finished = false
     private var terminalError: KafkaError?
-    private var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    private var exitWaiters: [@Sendable () -> Void] = []
 
     init(handle: RDKafkaHandle, capacity: Int, onError: (@Sendable (KafkaError) -> Void)?) throws {
         self.handle = handle
@@ -137,6 +137,8 @@ final class ConsumerCore: @unchecked Sendable {
         }
     }
 
+    func reportAbandoned(_ error: KafkaError) { onError?(error) }
+
     func requestStop() {
         condition.lock()
         stopRequested = true
@@ -146,16 +148,25 @@ final class ConsumerCore: @unchecked Sendable {
         if !done { rd_kafka_queue_yield(consumerQueue) }
     }
 
-    func waitUntilFinished() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    /// Waits until the poll thread has closed the consumer, at most `timeout`. Returns
+    /// false when the bound passed first (the close goes on on its own thread; nothing
+    /// waits for it any more).
+    func waitUntilFinished(timeout: Duration) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let once = Locked(Optional(continuation))
+            let resume: @Sendable (Bool) -> Void = { value in
+                once.withLock { c -> CheckedContinuation<Bool, Never>? in defer { c = nil }; return c }?.resume(returning: value)
+            }
             condition.lock()
             if finished {
                 condition.unlock()
-                continuation.resume()
-            } else {
-                exitWaiters.append(continuation)
-                condition.unlock()
+                resume(true)
+                return
             }
+            exitWaiters.append { resume(true) }
+            condition.unlock()
+            let (seconds, attoseconds) = timeout.components
+            DispatchQueue.global().asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) * 1e-18) { resume(false) }
         }
     }
 
@@ -248,7 +259,7 @@ final class ConsumerCore: @unchecked Sendable {
             if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
         }
         for job in late { job.fail(KafkaError(code: .shutDown, message: "consumer shut down before the request ran")) }
-        for exit in exits { exit.resume() }
+        for exit in exits { exit() }
     }
 
     private enum PollOutcome {
@@ -408,11 +419,26 @@ public final class Consumer: Sendable {
         }
     }
 
+    /// How long `shutdown()` waits for librdkafka's close (leave group, revoke) before it
+    /// abandons it. A close needs the group coordinator; with the broker unreachable or
+    /// stalled librdkafka can wait on it far longer (seen: minutes in
+    /// rd_kafka_consumer_close → cnd_wait). Abandoning is safe: offsets are committed only
+    /// after processing, so anything not committed is redelivered (at-least-once), and the
+    /// group evicts the member after session.timeout.ms.
+    public static let defaultCloseBound: Duration = .seconds(10)
+
     /// Graceful shutdown: stop fetching, finish commits already requested, leave the
     /// group (so partitions move to other members without waiting for the session
-    /// timeout), then end `messages`. Idempotent; returns when the client is closed.
-    public func shutdown() async {
+    /// timeout), then end `messages`. Idempotent; returns when the client is closed or
+    /// `bound` has passed (then it reports the abandoned close through `onError` and
+    /// returns false; the close carries on on the consumer's own thread).
+    @discardableResult
+    public func shutdown(bound: Duration = Consumer.defaultCloseBound) async -> Bool {
         core.requestStop()
-        await core.waitUntilFinished()
+        let closed = await core.waitUntilFinished(timeout: bound)
+        if !closed {
+            core.reportAbandoned(KafkaError(code: .timedOut, message: "consumer close (group \(groupID), topics \(topics.joined(separator: ","))) did not finish within \(bound); abandoned it — uncommitted records will be redelivered"))
+        }
+        return closed
     }
 }

@@ -60,6 +60,67 @@ public final class EmbeddedBroker: TopicProvisioner {
         }
     }
 
+    // MARK: Faults (rehearsals and the fault-matrix tests; ref: rdkafka_mock.h)
+
+    /// A Kafka protocol request type whose answers `injectErrors` can fail
+    /// (Kafka's ApiKey numbers, KIP-482 table; ref: rdkafka_protocol.h).
+    public enum Request: Int16, Sendable, CaseIterable {
+        case produce = 0, fetch = 1, listOffsets = 2, metadata = 3, offsetCommit = 8, offsetFetch = 9,
+             findCoordinator = 10, joinGroup = 11, heartbeat = 12, leaveGroup = 13, syncGroup = 14
+    }
+
+    private func withCluster<T>(_ what: String, _ body: (OpaquePointer) -> T) throws -> T {
+        try state.withLock { state in
+            guard let cluster = state.cluster else { throw KafkaError(code: .shutDown, message: "\(what): embedded broker is stopped") }
+            return body(cluster)
+        }
+    }
+
+    private func check(_ err: rd_kafka_resp_err_t, _ what: String) throws {
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, what) }
+    }
+
+    private func checkBroker(_ id: Int32) throws {
+        guard (1...Int32(brokerCount)).contains(id) else {
+            throw KafkaError(code: .invalidArgument, message: "broker \(id) does not exist (ids 1…\(brokerCount))")
+        }
+    }
+
+    /// Takes broker `id` down: its connections close and it refuses new ones until `setUp`.
+    public func setDown(broker id: Int32) throws {
+        try checkBroker(id)
+        try check(try withCluster("broker \(id) down") { rd_kafka_mock_broker_set_down($0, id) }, "broker \(id) down")
+    }
+
+    public func setUp(broker id: Int32) throws {
+        try checkBroker(id)
+        try check(try withCluster("broker \(id) up") { rd_kafka_mock_broker_set_up($0, id) }, "broker \(id) up")
+    }
+
+    /// Adds `rtt` to every answer broker `id` sends (0 removes it).
+    public func setRoundTrip(broker id: Int32, _ rtt: Duration) throws {
+        try checkBroker(id)
+        let ms = Int32(clamping: milliseconds(rtt))
+        try check(try withCluster("broker \(id) rtt") { rd_kafka_mock_broker_set_rtt($0, id, ms) }, "broker \(id) rtt \(ms) ms")
+    }
+
+    /// Moves the leadership of `topic` [`partition`] to broker `id`.
+    public func setLeader(topic: String, partition: Int32, broker id: Int32) throws {
+        try checkBroker(id)
+        try check(try withCluster("leader") { rd_kafka_mock_partition_set_leader($0, topic, partition, id) },
+                  "leader of \(topic) [\(partition)] → broker \(id)")
+    }
+
+    /// The next `count` requests of type `request` (to any broker) fail with `error`,
+    /// e.g. `.notLeaderForPartition` or `.requestTimedOut`.
+    public func injectErrors(_ request: Request, _ error: KafkaError.Code, count: Int) throws {
+        guard count > 0 else { return }
+        let errors = [rd_kafka_resp_err_t](repeating: rd_kafka_resp_err_t(rawValue: error.rawValue), count: count)
+        try withCluster("inject errors") { cluster in
+            errors.withUnsafeBufferPointer { rd_kafka_mock_push_request_errors_array(cluster, request.rawValue, count, $0.baseAddress) }
+        }
+    }
+
     /// Stops the brokers (clients see disconnects). Idempotent.
     public func stop() {
         let (handle, cluster) = state.withLock { state -> (RDKafkaHandle?, OpaquePointer?) in

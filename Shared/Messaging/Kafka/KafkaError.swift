@@ -21,6 +21,24 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let unknownTopicOrPartition = Code(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
         public static let unsupportedFeature = Code(RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE)
         public static let invalidArgument = Code(RD_KAFKA_RESP_ERR__INVALID_ARG)
+        /// Broker-side errors the fault drills inject (EmbeddedBroker.injectErrors).
+        public static let notLeaderForPartition = Code(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
+        public static let requestTimedOut = Code(RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT)
+        public static let notCoordinator = Code(RD_KAFKA_RESP_ERR_NOT_COORDINATOR)
+        public static let coordinatorNotAvailable = Code(RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE)
+        public static let rebalanceInProgress = Code(RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
+        public static let brokerNotAvailable = Code(RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE)
+        /// Looks a broker error up by librdkafka's symbolic name ("NOT_LEADER_FOR_PARTITION").
+        public static func named(_ name: String) -> Code? {
+            var descs: UnsafePointer<rd_kafka_err_desc>?
+            var count = 0
+            rd_kafka_get_err_descs(&descs, &count)
+            guard let descs else { return nil }
+            for i in 0..<count where descs[i].name != nil && String(cString: descs[i].name) == name {
+                return Code(descs[i].code)
+            }
+            return nil
+        }
         /// Not a librdkafka code: the operation was refused because the client is shutting down.
         public static let shutDown = Code(rawValue: -20_000)
 

@@ -28,6 +28,8 @@ final class RDKafkaHandle: @unchecked Sendable {
                                  message: "librdkafka property '\(name)' = '\(value)': \(cString(errstr))")
             }
         }
+        // Log lines through swift-log (KafkaLog), never raw to stderr.
+        rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
         configure(conf)
         // rd_kafka_new takes ownership of conf only on success.
         guard let handle = rd_kafka_new(type, conf, &errstr, errstr.count) else {
@@ -37,8 +39,16 @@ final class RDKafkaHandle: @unchecked Sendable {
         pointer = handle
     }
 
+    /// rd_kafka_destroy waits for librdkafka's broker threads, which can take as long as
+    /// the broker takes to answer (seen: indefinitely with a stalled coordinator). Whoever
+    /// drops the last reference — often a Swift concurrency thread — must not wait for
+    /// that: the destroy runs on a thread of its own. Producers are flushed by
+    /// `Producer.close` and consumers closed by `Consumer.shutdown` before this point.
     deinit {
-        rd_kafka_destroy(pointer)
+        let handle = UnsafeSendableHandle(pointer: pointer)
+        let thread = Thread { rd_kafka_destroy(handle.pointer) }
+        thread.name = "segflow.rdkafka.destroy"
+        thread.start()
     }
 
     /// The instance's fatal error, if one was raised (e.g. idempotence violated).
@@ -48,6 +58,11 @@ final class RDKafkaHandle: @unchecked Sendable {
         if err == RD_KAFKA_RESP_ERR_NO_ERROR { return nil }
         return KafkaError(code: KafkaError.Code(err), message: "fatal: \(cString(errstr))", isFatal: true)
     }
+}
+
+/// An rd_kafka_t handed to the thread that destroys it (nothing else uses it any more).
+struct UnsafeSendableHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
 }
 
 /// A value behind a lock.

@@ -90,7 +90,12 @@ public struct ImageRequest: Sendable, Hashable {
                 if raw.width == 0 || raw.height == 0 {
                     throw reader.invalid("raw.width×height", "\(raw.width)×\(raw.height)", "dimensions must be positive", code: .invalidImage)
                 }
-                let expected = Int(raw.width) * Int(raw.height) * 3  // ≤ 3·(2³²−1)², fits in Int64
+                // 3·(2³²−1)² does not fit in Int64: a forged size must be an error, not a trap.
+                let (area, o1) = Int(raw.width).multipliedReportingOverflow(by: Int(raw.height))
+                let (expected, o2) = area.multipliedReportingOverflow(by: 3)
+                if o1 || o2 {
+                    throw reader.invalid("raw.width×height", "\(raw.width)×\(raw.height)", "width × height × 3 overflows", code: .imageTooLarge)
+                }
                 if pixels.count != expected {
                     throw reader.invalid("raw.rgb8", "\(pixels.count) bytes",
                                          "a \(raw.width)×\(raw.height) RGB8 image needs \(expected) bytes", code: .invalidImage)
@@ -108,5 +113,38 @@ public struct ImageRequest: Sendable, Hashable {
                                 createdAtMs: m.created_at_ms,
                                 inContext: try InContextRequest.read(m.in_context, reader))
         }
+    }
+}
+
+/// The ids of a request whose full validation failed, read leniently (only the
+/// protobuf framing must be valid), so its error result still names the request and
+/// goes where the requester listens.
+public struct RequestIDs: Sendable, Hashable {
+    public var requestID = ""
+    public var imageID = ""
+    public var replyTopic = ""
+
+    public init(requestID: String = "", imageID: String = "", replyTopic: String = "") {
+        self.requestID = requestID; self.imageID = imageID; self.replyTopic = replyTopic
+    }
+
+    static func lenient(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+        pointer.flatMap { String(validatingCString: $0) } ?? ""
+    }
+
+    /// Ids of an `ImageRequest`'s bytes (empty strings where unreadable).
+    public static func ofImageRequest(_ bytes: [UInt8]) -> RequestIDs {
+        (try? unpackMessage(bytes, name: "ImageRequest", unpack: segflow__v1__image_request__unpack,
+                            free: segflow__v1__image_request__free_unpacked) { m in
+            RequestIDs(requestID: lenient(m.request_id), imageID: lenient(m.image_id), replyTopic: lenient(m.reply_topic))
+        }) ?? RequestIDs()
+    }
+
+    /// Ids of a `PromptRequest`'s bytes (empty strings where unreadable).
+    public static func ofPromptRequest(_ bytes: [UInt8]) -> RequestIDs {
+        (try? unpackMessage(bytes, name: "PromptRequest", unpack: segflow__v1__prompt_request__unpack,
+                            free: segflow__v1__prompt_request__free_unpacked) { m in
+            RequestIDs(requestID: lenient(m.request_id), imageID: lenient(m.image_id), replyTopic: lenient(m.reply_topic))
+        }) ?? RequestIDs()
     }
 }

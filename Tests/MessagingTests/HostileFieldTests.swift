@@ -1,0 +1,95 @@
+import Foundation
+import Messaging
+import XCTest
+
+/// Field values a forged record can carry, and the wire rules external producers must follow.
+final class HostileFieldTests: XCTestCase {
+    /// Regression: width × height × 3 overflowed Int64 and trapped (exit 132), so one
+    /// record crash-looped every image-encoder of the group.
+    func testRawImageSizesThatOverflowAreErrorsNotTraps() throws {
+        for (w, h) in [(UInt32.max, UInt32.max), (UInt32.max, 3), (1 << 31, 1 << 31), (3_037_000_500, 3_037_000_500)] {
+            let bytes = ImageRequest(requestID: "r", imageID: "i", image: .raw(RawImage(rgb8: [1, 2, 3], width: w, height: h))).encode()
+            XCTAssertThrowsError(try ImageRequest(bytes: bytes), "\(w)x\(h)") { error in
+                XCTAssertTrue([.imageTooLarge, .invalidImage].contains((error as? MessagingError)?.errorCode), "\(w)x\(h): \(error)")
+            }
+        }
+    }
+
+    /// Field combinations, not only bytes: seeded random extremes for every size-bearing
+    /// field of the three request/embedding messages. Each must decode or fail with a
+    /// MessagingError — a trap or a giant allocation ends the test process.
+    func testExtremeFieldCombinationsDecodeOrFailCleanly() throws {
+        var rng = SeededRandom(seed: 0x5E6F)
+        let extremes: [UInt32] = [0, 1, 2, 3, 255, 256, 65_535, 65_536, 1 << 24, 1 << 31, .max - 1, .max]
+        func pick() -> UInt32 { extremes[Int(rng.next() % UInt64(extremes.count))] }
+        for _ in 0..<3000 {
+            let raw = RawImage(rgb8: [UInt8](repeating: 7, count: Int(rng.next() % 64)), width: pick(), height: pick())
+            _ = try? ImageRequest(bytes: ImageRequest(requestID: "r", imageID: "i", image: .raw(raw)).encode())
+
+            let shape = (0..<Int(rng.next() % 5)).map { _ in pick() }
+            let data = [UInt8](repeating: 1, count: Int(rng.next() % 128))
+            var e = ImageEmbedding(requestID: "r", imageID: "i", model: "m", originalHeight: pick(), originalWidth: pick(),
+                                   inputHeight: pick(), inputWidth: pick(), dtype: rng.next() % 2 == 0 ? .f16 : .f32,
+                                   shape: shape, data: data)
+            e.chunkCount = pick(); e.chunkIndex = pick(); e.totalBytes = UInt64(pick()) * UInt64(pick())
+            if let chunk = try? ImageEmbedding(bytes: e.encode()), !chunk.isComplete {
+                var assembler = EmbeddingAssembler(maxPendingBytes: 1 << 20, maxPendingEmbeddings: 2)
+                _ = try? assembler.add(chunk)
+            }
+
+            let mask = FloatTensor(shape: (0..<Int(rng.next() % 4)).map { _ in pick() }, data: [UInt8](repeating: 0, count: Int(rng.next() % 64)))
+            let params = AutomaticMaskParams(pointsPerSide: pick(), pointsPerBatch: pick(), minMaskRegionArea: pick())
+            let prompt = PromptRequest(requestID: "r", imageID: "i",
+                                       points: (0..<Int(rng.next() % 4)).map { _ in .init(x: Float(bitPattern: pick()), y: 1, label: Int32(bitPattern: pick())) },
+                                       boxes: (0..<Int(rng.next() % 4)).map { _ in .init(x0: 0, y0: 0, x1: Float(pick()), y1: Float(bitPattern: pick())) },
+                                       maskInput: rng.next() % 2 == 0 ? mask : nil, everything: rng.next() % 3 == 0 ? params : nil)
+            _ = try? PromptRequest(bytes: prompt.encode())
+        }
+    }
+
+    func testIdsOfAnInvalidRequestAreStillReadable() throws {
+        let bad = PromptRequest(requestID: "rid-7", imageID: "img-7", points: [.init(x: 1, y: 1, label: 1)],
+                                maskInput: FloatTensor(shape: [1, 8, 8], data: [1, 2, 3]), replyTopic: "mine").encode()
+        XCTAssertThrowsError(try PromptRequest(bytes: bad))
+        XCTAssertEqual(RequestIDs.ofPromptRequest(bad), RequestIDs(requestID: "rid-7", imageID: "img-7", replyTopic: "mine"))
+        let badImage = ImageRequest(requestID: "rid-8", imageID: "img-8", image: .raw(RawImage(rgb8: [1], width: 5, height: 5))).encode()
+        XCTAssertThrowsError(try ImageRequest(bytes: badImage))
+        XCTAssertEqual(RequestIDs.ofImageRequest(badImage).requestID, "rid-8")
+        XCTAssertEqual(RequestIDs.ofImageRequest([0xff, 0xff]), RequestIDs())
+    }
+
+    /// The key → partition rule (README, Partitioning) is librdkafka's murmur2 partitioner,
+    /// i.e. what a real producer configured with `partitioner=murmur2_random` does.
+    func testMurmur2PartitionIsWhereTheProducerPutsTheKey() async throws {
+        let broker = try EmbeddedBroker()
+        defer { broker.stop() }
+        try await broker.createTopics([TopicSpec(name: "p", partitions: 7)])
+        let keys = (0..<40).map { "image-\($0)" } + ["", "ü-ñ", String(repeating: "x", count: 300)]
+        for partitioner in ["murmur2_random", "consistent_random"] {
+            let producer = try Producer(config: ProducerConfig(client: broker.clientConfig(), partitioner: partitioner))
+            let reports = try await producer.send(keys.map { ProducerRecord(topic: "p", key: $0, value: [1]) })
+            await producer.close()
+            for (key, report) in zip(keys, reports) where !(key.isEmpty && partitioner == "consistent_random") {
+                let expected = partitioner == "murmur2_random"
+                    ? KafkaPartitioner.murmur2Partition(key: Array(key.utf8), partitions: 7)
+                    : KafkaPartitioner.crc32Partition(key: Array(key.utf8), partitions: 7)
+                XCTAssertEqual(report.partition, expected, "\(partitioner), key '\(key.prefix(20))'")
+            }
+        }
+        // The two rules disagree for most keys: why a CRC32 client breaks co-partitioning.
+        let differing = keys.filter {
+            KafkaPartitioner.murmur2Partition(key: Array($0.utf8), partitions: 7) != KafkaPartitioner.crc32Partition(key: Array($0.utf8), partitions: 7)
+        }
+        XCTAssertGreaterThan(differing.count, keys.count / 2)
+    }
+
+    func testLibrdkafkaLevelsAndShutdownDisconnects() {
+        XCTAssertEqual(KafkaLog.level(syslog: 3), .error)
+        XCTAssertEqual(KafkaLog.level(syslog: 4), .warning)
+        XCTAssertEqual(KafkaLog.level(syslog: 6), .info)
+        XCTAssertEqual(KafkaLog.level(syslog: 7), .debug)
+        XCTAssertTrue(KafkaLog.isDisconnect(facility: "ERROR", message: "1/1 brokers are down"))
+        XCTAssertTrue(KafkaLog.isDisconnect(facility: "FAIL", message: "127.0.0.1:4/1: Disconnected (after 6219ms in state UP)"))
+        XCTAssertFalse(KafkaLog.isDisconnect(facility: "CONFWARN", message: "Configuration property x is deprecated"))
+    }
+}

@@ -13,7 +13,8 @@ import Pipeline
 /// and are keyed by image id, so the range assignor hands a member the same partition
 /// numbers of both: the two halves of a join meet in one process (Kafka Streams'
 /// co-partitioning). Embedding offsets are never committed: a decoder that joins or
-/// restarts replays the embeddings of the partitions it gets and rebuilds its cache
+/// restarts replays the tail of the embeddings partitions it gets — a window sized from
+/// its cache (`Options.replayRecords`), not the whole topic — and rebuilds its cache
 /// without asking for re-encoding. Prompt offsets are committed only after the result
 /// (or error result) is delivered, and never past a prompt still waiting for its embedding.
 public final class PromptDecoderService: Service {
@@ -29,6 +30,14 @@ public final class PromptDecoderService: Service {
         /// even when data arrives, so this bounds the added latency per hop. 1 ms costs an
         /// idle decoder a few percent of one core (measured with `segflow up`).
         public var fetchWaitMaxMs = 1
+        /// Embedding records replayed per assigned partition (restart, rebalance): enough
+        /// chunk records to fill the cache even if every recent image is on one partition
+        /// (a chunk carries at most `ImageEmbedding.defaultMaxChunkBytes` of tensor bytes,
+        /// which decode to at least as many cache bytes). Older embeddings are not read:
+        /// restart cost follows `--cache-mb`, not the topic's retention.
+        public var replayRecords: Int64 {
+            Int64((cacheBytes + ImageEmbedding.defaultMaxChunkBytes - 1) / ImageEmbedding.defaultMaxChunkBytes)
+        }
         public init() {}
     }
 
@@ -45,7 +54,8 @@ public final class PromptDecoderService: Service {
         // Results are latency-bound, one record at a time: no linger.
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs),
-                                    topics: [options.topics.embeddings, options.topics.prompts])
+                                    topics: [options.topics.embeddings, options.topics.prompts],
+                                    replay: [ReplayWindow(topic: options.topics.embeddings, records: options.replayRecords)])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
                                  reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger),
                                  promptPartitions: await promptPartitionCount())
@@ -104,9 +114,24 @@ actor DecoderState {
         pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked)
     }
 
+    /// Per embeddings partition being restored: the high watermark at assignment, the
+    /// embeddings restored so far and when the restore began.
+    var restoring: [Int32: (high: Int64, restored: Int, startedMs: Double)] = [:]
+
     func handle(_ record: ConsumedMessage) async {
+        for start in consumer.takeAssignedStarts() {
+            guard let offset = start.offset else {
+                service.logger.warning("no watermarks for \(start.partition.topic) [\(start.partition.partition)]; replaying from the committed offset")
+                continue
+            }
+            service.logger.info("restoring embeddings", metadata: [
+                LogKey.partition: "\(start.partition.partition)", LogKey.offset: "\(offset)",
+                "skipped": "\(offset - start.lowWatermark)", "high": "\(start.highWatermark)"])
+            if offset < start.highWatermark { restoring[start.partition.partition] = (start.highWatermark, 0, Timing.nowMs()) }
+        }
         if record.topic == service.options.topics.embeddings {
             await handleEmbedding(record)
+            finishRestore(record)
         } else {
             await handlePrompt(record)
         }
@@ -121,6 +146,7 @@ actor DecoderState {
             }
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
             cache.insert(entry, imageID: whole.imageID)
+            noteRestored(record)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
         } catch {
             // A bad embedding record cannot be answered to a requester (prompts carry the
@@ -130,6 +156,21 @@ actor DecoderState {
             service.logger.warning("bad embedding record: \(e.message)", metadata: [LogKey.offset: "\(record.offset)"])
             try? await reporter.deadLetter(e, record: record, requestID: "")
         }
+    }
+
+    func noteRestored(_ record: ConsumedMessage) {
+        guard var r = restoring[record.partition], record.offset < r.high else { return }
+        r.restored += 1
+        restoring[record.partition] = r
+    }
+
+    /// Logs a partition's restore as done once its records up to the assignment's high
+    /// watermark have been read.
+    func finishRestore(_ record: ConsumedMessage) {
+        guard record.topic == service.options.topics.embeddings, let r = restoring[record.partition], record.offset >= r.high - 1 else { return }
+        restoring[record.partition] = nil
+        service.logger.info("restored embeddings", metadata: [LogKey.partition: "\(record.partition)", "embeddings": "\(r.restored)",
+                                                              "ms": "\(Int(Timing.nowMs() - r.startedMs))"])
     }
 
     func handlePrompt(_ record: ConsumedMessage) async {

@@ -334,6 +334,8 @@ public struct ConsumerMessages: AsyncSequence, Sendable {
 /// committing offset n marks everything before n as done.
 public final class Consumer: Sendable {
     private let core: ConsumerCore
+    /// Kept alive for librdkafka's rebalance callback (its opaque pointer).
+    private let rebalance: RebalanceHandler
     public let topics: [String]
     public let groupID: String
 
@@ -341,11 +343,23 @@ public final class Consumer: Sendable {
     /// group's assignor after the join (the mock broker's first join takes ~3 s).
     /// - Parameter onError: non-fatal client errors (broker down, unknown topic…);
     ///   librdkafka retries these itself. Fatal errors end `messages` by throwing.
-    public init(config: ConsumerConfig, topics: [String], onError: (@Sendable (KafkaError) -> Void)? = nil) throws {
+    ///   - replay: topics whose partitions, when assigned, start at most `records` before
+    ///     the end (the high watermark) instead of at the committed offset — a cache that
+    ///     rebuilds itself from a topic reads only what it can hold (ReplayWindow).
+    public init(config: ConsumerConfig, topics: [String], replay: [ReplayWindow] = [],
+                onError: (@Sendable (KafkaError) -> Void)? = nil) throws {
         precondition(!topics.isEmpty, "Consumer needs at least one topic")
         self.topics = topics
         self.groupID = config.groupID
-        let handle = try RDKafkaHandle(type: RD_KAFKA_CONSUMER, properties: config.librdkafkaProperties())
+        let rebalance = RebalanceHandler(windows: replay)
+        self.rebalance = rebalance
+        let handle = try RDKafkaHandle(type: RD_KAFKA_CONSUMER, properties: config.librdkafkaProperties()) { conf in
+            guard !replay.isEmpty else { return }
+            // ref: rdkafka.h, rd_kafka_conf_set_rebalance_cb(): the callback must assign
+            // (or unassign) itself; with the eager (range) protocol that is rd_kafka_assign.
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
+            rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        }
         // Route all events to the consumer queue so rd_kafka_consumer_poll serves them.
         // ref: rdkafka.h, rd_kafka_poll_set_consumer()
         let redirect = rd_kafka_poll_set_consumer(handle.pointer)
@@ -440,5 +454,79 @@ public final class Consumer: Sendable {
             core.reportAbandoned(KafkaError(code: .timedOut, message: "consumer close (group \(groupID), topics \(topics.joined(separator: ","))) did not finish within \(bound); abandoned it — uncommitted records will be redelivered"))
         }
         return closed
+    }
+}
+
+/// A topic a consumer replays only the tail of: on assignment each partition starts at
+/// `max(low watermark, high watermark − records)`. The prompt-decoder uses it for the
+/// embeddings topic, sized from its cache (`--cache-mb`): a restart or a new assignment
+/// costs what the cache can hold, however long the topic's retention.
+public struct ReplayWindow: Sendable, Hashable {
+    public var topic: String
+    public var records: Int64
+    public init(topic: String, records: Int64) {
+        self.topic = topic
+        self.records = max(0, records)
+    }
+}
+
+/// Where an assigned partition starts, as decided on assignment.
+public struct AssignedStart: Sendable, Hashable {
+    public var partition: TopicPartition
+    /// First offset read; nil = the group's committed offset (or auto.offset.reset).
+    public var offset: Int64?
+    public var lowWatermark: Int64
+    public var highWatermark: Int64
+}
+
+/// State for the C rebalance callback (runs on the consumer's poll thread, inside
+/// rd_kafka_consumer_poll). `@unchecked Sendable`: `windows` is immutable and `starts`
+/// is behind a lock.
+final class RebalanceHandler: @unchecked Sendable {
+    let windows: [String: Int64]
+    let starts = Locked<[AssignedStart]>([])
+    /// How long one watermark query may take before the partition falls back to its committed offset.
+    static let watermarkTimeoutMs: Int32 = 5000
+
+    init(windows: [ReplayWindow]) {
+        self.windows = Dictionary(windows.map { ($0.topic, $0.records) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    func assign(_ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        var decided: [AssignedStart] = []
+        for i in 0..<Int(list.pointee.cnt) {
+            let entry = list.pointee.elems.advanced(by: i)
+            let topic = String(cString: entry.pointee.topic)
+            guard let window = windows[topic] else { continue }
+            var low: Int64 = 0, high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(rk, topic, entry.pointee.partition, &low, &high, Self.watermarkTimeoutMs)
+            let tp = TopicPartition(topic: topic, partition: entry.pointee.partition)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                decided.append(AssignedStart(partition: tp, offset: nil, lowWatermark: -1, highWatermark: -1))
+                continue
+            }
+            let start = max(low, high - window)
+            entry.pointee.offset = start
+            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high))
+        }
+        starts.withLock { $0.append(contentsOf: decided) }
+        rd_kafka_assign(rk, list)
+    }
+}
+
+let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                                       UnsafeMutableRawPointer?) -> Void = { rk, err, list, opaque in
+    guard let rk else { return }
+    if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, let list, let opaque {
+        Unmanaged<RebalanceHandler>.fromOpaque(opaque).takeUnretainedValue().assign(rk, list)
+    } else {
+        rd_kafka_assign(rk, nil)
+    }
+}
+
+extension Consumer {
+    /// Replay-window starts decided since the last call (for logs and metrics).
+    public func takeAssignedStarts() -> [AssignedStart] {
+        rebalance.starts.withLock { starts in defer { starts = [] }; return starts }
     }
 }

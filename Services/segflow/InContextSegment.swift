@@ -8,9 +8,10 @@ import Client
 import Embedded
 import Tensor
 
-/// `segflow segment QUERY --model seggpt|painter --checkpoint C --prompt-image P --prompt-mask M [...]`:
-/// in-context segmentation. Over Kafka the pairs are registered once on the prompt-pairs
-/// topic and the query names them; in-process the same backend call runs here.
+/// `segflow segment QUERY --model seggpt|painter|clipseg --checkpoint C --prompt-image P --prompt-mask M [...]`:
+/// segmentation from examples. Over Kafka the pairs are registered once on the prompt-pairs
+/// topic and the query names them (SegGPT/Painter answer in the image-encoder, CLIPSeg
+/// one-shot in the prompt-decoder); in-process the same backend calls run here.
 struct InContextRun {
     var query: ImageInput
     var promptImages: [String]
@@ -65,11 +66,12 @@ struct InContextRun {
         let request = InContextRequest(promptIDs: wire.map(\.promptID), task: task ?? "", numLabels: UInt32(numLabels),
                                        returnRaw: returnRaw)
         let t0 = Timing.nowMs()
+        // Encoder and decoder halves: example encoders (CLIPSeg one-shot) decode in the prompt-decoder.
         let backend = (route.inProcess || route.brokers == nil)
-            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder])) : nil
+            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder, .decoder])) : nil
         let loadMs = Timing.nowMs() - t0
-        if route.inProcess, let backend, let segmenter = backend.inContext {
-            let answer = try segmenter.segment(query: query.image, examples: decoded, request: request)
+        if route.inProcess, let backend {
+            let answer = try backend.segment(query.image, examples: decoded, request: request)
             let result = MaskResult(requestID: "local", imageID: query.path, masks: answer.masks, model: backend.modelName,
                                     rawOutput: returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
             return Outcome(result: result, image: answer.image, classMap: answer.classMap,

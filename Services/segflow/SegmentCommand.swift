@@ -14,7 +14,7 @@ import Embedded
 struct SegmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
-        abstract: "Segment an image from point, box or text prompts.",
+        abstract: "Segment an image from point, box, text or example (image + mask) prompts.",
         discussion: """
             By default the request goes through Kafka: with no --brokers an embedded broker \
             (librdkafka's mock cluster on loopback) is started with one image-encoder and one \
@@ -30,6 +30,7 @@ struct SegmentCommand: AsyncParsableCommand {
             Examples:
               segflow segment cat.png --model litemedsam --box 60,10,330,290 --out mask.png --overlay overlay.png
               segflow segment cat.png --model sam-vit-b --checkpoint sam_vit_b_01ec64.pth --point 190,150 --multimask --json r.json
+              segflow segment cat.png --model clipseg --checkpoint model.safetensors --prompt-image other_cat.png --prompt-mask other_cat_mask.png --out mask.png
             """
     )
 
@@ -58,7 +59,7 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "CLIPSeg layout: rd64-refined (default) or tiny-test.") var clipsegConfig: String?
     @Option(help: "Refine the text model's mask with SAM: 'sam' (uses --sam-model/--sam-checkpoint).") var refine: String?
     @Option(help: "SAM-family model for --refine sam.") var samModel = ModelRegistry.defaultModel
-    @Option(name: .customLong("prompt-image"), help: "In-context example image (seggpt, painter, …); repeatable, paired in order with --prompt-mask. Several pairs = SegGPT's feature ensemble.")
+    @Option(name: .customLong("prompt-image"), help: "Example image (seggpt, painter, clipseg one-shot); repeatable, paired in order with --prompt-mask. Several pairs = SegGPT's feature ensemble, CLIPSeg's averaged visual prompt.")
     var promptImages: [String] = []
     @Option(name: .customLong("prompt-mask"), help: "The example's mask PNG: nonzero = foreground, or class indices 0…N with --num-labels N (painter depth/restore: the target image).")
     var promptMasks: [String] = []
@@ -72,7 +73,8 @@ struct SegmentCommand: AsyncParsableCommand {
         }
         do {
             guard let info = ModelRegistry.info(model) else { throw RegistryError.unknownModel(model) }
-            if !promptImages.isEmpty || !promptMasks.isEmpty || info.promptKinds.contains(.examples) {
+            // Examples given, or a model that takes nothing else (seggpt, painter).
+            if !promptImages.isEmpty || !promptMasks.isEmpty || (info.promptKinds.contains(.examples) && text == nil && !info.promptKinds.contains(.text)) {
                 try ModelRegistry.require(.examples, model: model)
                 guard !promptImages.isEmpty else { throw ValidationError("--model \(model) needs --prompt-image P --prompt-mask M (an example and its mask)") }
                 guard promptImages.count == promptMasks.count else {
@@ -97,8 +99,9 @@ struct SegmentCommand: AsyncParsableCommand {
                 if maskInput != nil { try ModelRegistry.require(.maskInput, model: model) }
                 if multimask { try ModelRegistry.require(.multimask, model: model) }
                 if points.isEmpty && boxes.isEmpty {
-                    if ModelRegistry.info(model)!.promptKinds.contains(.text) {
-                        throw ValidationError("--model \(model) needs --text \"what to segment\"")
+                    if info.promptKinds.contains(.text) {
+                        throw ValidationError("--model \(model) needs --text \"what to segment\""
+                                              + (info.promptKinds.contains(.examples) ? " or --prompt-image P --prompt-mask M (one-shot)" : ""))
                     }
                     throw ValidationError("give at least one --point or --box")
                 }

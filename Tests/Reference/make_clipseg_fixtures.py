@@ -47,9 +47,9 @@ one level at some pixels; the difference is measured and recorded in clipseg_cas
 Visual prompt engineering (one-shot; Shared/CLIPSeg/CLIPSegVisualPrompt.swift implements it):
 transformers' CLIPSeg takes already-preprocessed conditional_pixel_values, so the mask is
 applied here exactly as the CLIPSeg authors' best variant of the paper's visual-prompt ablation
-(timojl/clipseg datasets/utils.py mode 'crop_blur_highlight352' -> evaluation_utils.img_preprocess;
-experiments/phrasecut.yaml trains rd64-uni-refined with mask text_and_crop_blur_highlight352
-with blur=3, bg_fac=0.1, center_context=0.1, image_size=352): on the *normalised* image at the
+(timojl/clipseg datasets/utils.py mode 'crop_blur_highlight352' -> evaluation_utils.img_preprocess
+with blur=3, bg_fac=0.1, center_context=0.1, image_size=352; experiments/phrasecut.yaml trains
+rd64-uni-refined with mask 'text_and_crop_blur_highlight352'): on the *normalised* image at the
 model's input size, background = 0.1 x a Gaussian blur (cv2.GaussianBlur, 15x15 kernel, sigma 3,
 BORDER_REFLECT_101) of it, foreground unchanged; then crop to the mask's bounding box widened by
 10% of its extent per side (clamped to the image), zero-pad to a square (centred, extra pixel

@@ -210,7 +210,7 @@ struct SegmentCommand: AsyncParsableCommand {
 
     func runInContext(_ input: ImageInput, brokers: String?, logger: Logger) async throws {
         let run = InContextRun(query: input, promptImages: promptImages, promptMasks: promptMasks, model: model, checkpoint: checkpoint,
-                               config: config, task: task, numLabels: numLabels,
+                               config: config ?? clipsegConfig, task: task, numLabels: numLabels,
                                returnRaw: saveLogits != nil || task == "depth" || task == "restore",
                                route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let outcome = try await run.run()

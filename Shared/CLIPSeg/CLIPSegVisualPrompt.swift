@@ -182,8 +182,8 @@ extension CLIPSegVisionEncoder {
     /// The conditional embedding `[1, projection_dim]` of one or more examples (image + mask,
     /// nonzero = foreground): each is engineered (`CLIPSegVisualPrompt`) and encoded by the
     /// vision tower + `visual_projection`; several are averaged (the mean of their projected
-    /// embeddings, the same space text and visual prompts share — training mixes them the
-    /// same way, by interpolating conditional vectors).
+    /// embeddings, the space text and visual prompts share; training interpolates text and
+    /// visual conditional vectors the same way. ref: timojl/clipseg training.py, `mix`).
     public func visualPromptEmbedding(_ examples: [(image: RGBImage, mask: GrayImage)],
                                       engineering: CLIPSegVisualPrompt.Engineering = .cropBlurHighlight) throws -> Tensor {
         precondition(!examples.isEmpty, "at least one example")

@@ -130,4 +130,32 @@ extension CommandLineTests {
         XCTAssertNotEqual(empty.status, 0)
         XCTAssertTrue(empty.output.contains("no foreground"), empty.output)
     }
+
+    /// `--refine sam` after a one-shot answer (as after a text prompt): in-process and over
+    /// the embedded broker, SAM's mask goes to --out and its record into the JSON.
+    func testCLIPSegOneShotRefinedBySAMCLI() throws {
+        try Fixtures.requireCheckpoint()
+        let fx = OneShotIntegrationTests.clipsegFixtures.path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-oneshot-sam-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let clipseg = ["--model", "clipseg", "--checkpoint", OneShotIntegrationTests.checkpoint.path, "--clipseg-config", "tiny-test",
+                       "--prompt-image", "\(fx)/visual_prompt.png", "--prompt-mask", "\(fx)/visual_prompt_mask.png"]
+        let plain = try run(["segment", "\(fx)/chelsea_crop.png"] + clipseg + ["--in-process", "--out", dir.appendingPathComponent("plain.png").path])
+        XCTAssertEqual(plain.status, 0, plain.output)
+        let clipsegMask = try BinaryMask(png: [UInt8](try Data(contentsOf: dir.appendingPathComponent("plain.png"))))
+        // SAM's mask from the one-shot mask's box and centre point, both routes.
+        var refined: [BinaryMask] = []
+        for (label, extra) in [("refined-local", ["--in-process"]), ("refined-kafka", [String]())] {
+            let json = dir.appendingPathComponent("\(label).json")
+            let r = try run(["segment", "\(fx)/chelsea_crop.png"] + clipseg + extra
+                            + ["--refine", "sam", "--out", dir.appendingPathComponent("\(label).png").path, "--json", json.path])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("SAM refined"), r.output)
+            let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any]
+            XCTAssertNotNil(doc?["sam"], "the JSON keeps SAM's result next to CLIPSeg's masks")
+            refined.append(try BinaryMask(png: [UInt8](try Data(contentsOf: dir.appendingPathComponent("\(label).png")))))
+        }
+        XCTAssertNotEqual(refined[0], clipsegMask, "--out holds SAM's mask, not CLIPSeg's")
+        XCTAssertGreaterThanOrEqual(maskIoU(refined[0], refined[1]), Self.wireVersusInProcessIoU, "refined: in-process vs embedded broker")
+    }
 }

@@ -22,11 +22,15 @@ final class CLIPSegVisualPromptTests: XCTestCase {
         assertClose(sub, try g.t("engineered.1_every3"), tolerance: Tolerance.engineeredPixels, "engineered prompt 1 (every 3rd)")
     }
 
-    func testOneExampleLogitsMatchConditionalPixelValues() throws {
+    /// The tiny model, its vision encoder, the one-shot goldens and the two example pairs.
+    func loaded() throws -> (model: CLIPSegForImageSegmentation, vision: CLIPSegVisionEncoder, g: StateDict,
+                             pairs: [(image: RGBImage, mask: GrayImage)]) {
         let model = try Fixtures.model.get()
-        let g = try Fixtures.visualPromptGolden()
-        let pairs = try Fixtures.visualPromptPairs()
-        let vision = try XCTUnwrap(model.visionEncoder)
+        return (model, try XCTUnwrap(model.visionEncoder), try Fixtures.visualPromptGolden(), try Fixtures.visualPromptPairs())
+    }
+
+    func testOneExampleLogitsMatchConditionalPixelValues() throws {
+        let (model, vision, g, pairs) = try loaded()
         let cond = try vision.visualPromptEmbedding([pairs[0]])
         assertClose(cond, try g.t("features.0"), tolerance: Tolerance.conditionalEmbeddings, "visual prompt embedding 0")
         let query = try Fixtures.golden().t("pixel_values")
@@ -35,10 +39,7 @@ final class CLIPSegVisualPromptTests: XCTestCase {
     }
 
     func testTwoExamplesAverageTheirEmbeddings() throws {
-        let model = try Fixtures.model.get()
-        let g = try Fixtures.visualPromptGolden()
-        let pairs = try Fixtures.visualPromptPairs()
-        let vision = try XCTUnwrap(model.visionEncoder)
+        let (model, vision, g, pairs) = try loaded()
         assertClose(try vision.visualPromptEmbedding([pairs[1]]), try g.t("features.1"),
                     tolerance: Tolerance.conditionalEmbeddings, "visual prompt embedding 1")
         let mean = try vision.visualPromptEmbedding(pairs)

@@ -29,7 +29,7 @@ public enum BackendPart: String, Sendable, Hashable, CaseIterable {
 /// compute (nothing outside the registry compares model names).
 public enum PromptKind: String, Sendable, Hashable, CaseIterable {
     case points, boxes, maskInput = "mask-input", multimask, text, everything, tracking
-    /// Example image + mask pairs (in-context models).
+    /// Example image + mask pairs (in-context models; CLIPSeg one-shot).
     case examples
 }
 

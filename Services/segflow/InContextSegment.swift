@@ -8,9 +8,10 @@ import Client
 import Embedded
 import Tensor
 
-/// `segflow segment QUERY --model seggpt|painter --checkpoint C --prompt-image P --prompt-mask M [...]`:
-/// in-context segmentation. Over Kafka the pairs are registered once on the prompt-pairs
-/// topic and the query names them; in-process the same backend call runs here.
+/// `segflow segment QUERY --model seggpt|painter|clipseg --checkpoint C --prompt-image P --prompt-mask M [...]`:
+/// segmentation from examples. Over Kafka the pairs are registered once on the prompt-pairs
+/// topic and the query names them (SegGPT/Painter answer in the image-encoder, CLIPSeg
+/// one-shot in the prompt-decoder); in-process the same backend calls run here.
 struct InContextRun {
     var query: ImageInput
     var promptImages: [String]
@@ -21,6 +22,8 @@ struct InContextRun {
     var task: String?
     var numLabels: Int
     var returnRaw: Bool
+    /// The SAM-family model that refines the example-prompted mask (`--refine sam`).
+    var refine: ModelLoadRequest? = nil
     var route: Route
 
     struct Outcome {
@@ -28,6 +31,7 @@ struct InContextRun {
         var image: RGBImage?       // depth / restore outputs
         var classMap: GrayImage?   // class-map answers
         var timingsMs: [String: Double]
+        var refined: SAMRefinement.Refined? = nil
     }
 
     /// The pairs as the wire carries them; each is decoded and checked here first, so a bad
@@ -65,25 +69,43 @@ struct InContextRun {
         let request = InContextRequest(promptIDs: wire.map(\.promptID), task: task ?? "", numLabels: UInt32(numLabels),
                                        returnRaw: returnRaw)
         let t0 = Timing.nowMs()
+        // Encoder and decoder halves: example encoders (CLIPSeg one-shot) decode in the prompt-decoder.
         let backend = (route.inProcess || route.brokers == nil)
-            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder])) : nil
+            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder, .decoder])) : nil
+        let sam = try refine.map { try ModelRegistry.load($0) }
         let loadMs = Timing.nowMs() - t0
-        if route.inProcess, let backend, let segmenter = backend.inContext {
-            let answer = try segmenter.segment(query: query.image, examples: decoded, request: request)
+        if route.inProcess, let backend {
+            let answer = try backend.segment(query.image, examples: decoded, request: request)
             let result = MaskResult(requestID: "local", imageID: query.path, masks: answer.masks, model: backend.modelName,
                                     rawOutput: returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
+            let refined = try await refinement(result, sam: sam) { sam, r in try sam.segment(query.image, request: r).result }
             return Outcome(result: result, image: answer.image, classMap: answer.classMap,
-                           timingsMs: answer.timingsMs.merging(["load": loadMs]) { a, _ in a })
+                           timingsMs: answer.timingsMs.merging(["load": loadMs]) { a, _ in a }, refined: refined)
         }
         let t1 = Timing.nowMs()
-        let result = try await EmbeddedStack.withKafka(brokers: route.brokers, logger: route.logger, backends: { BackendSet([backend!]) }) { client in
+        let served = { BackendSet([backend!] + (sam.map { [$0] } ?? [])) }
+        let (result, refined) = try await EmbeddedStack.withKafka(brokers: route.brokers, logger: route.logger, backends: served) { client in
             let sc = SegflowClient(client: client, logger: route.logger)
             try await sc.register(wire)
-            return try await sc.segmentInContext(image: .png(query.bytes), imageID: "ctx-" + UUID().uuidString, model: model,
-                                                 inContext: request, timeout: .seconds(route.timeout))
+            let result = try await sc.segmentInContext(image: .png(query.bytes), imageID: "ctx-" + UUID().uuidString, model: model,
+                                                       inContext: request, timeout: .seconds(route.timeout))
+            let refined = try await refinement(result, sam: sam) { _, r in
+                try await sc.segment(image: .png(query.bytes), prompts: r, timeout: .seconds(route.timeout))
+            }
+            return (result, refined)
         }
         return Outcome(result: result, image: nil, classMap: Self.classMap(result, width: query.image.width, height: query.image.height),
-                       timingsMs: ["load": loadMs, "round_trip": Timing.nowMs() - t1, "decode": result.timings.decodeMs])
+                       timingsMs: ["load": loadMs, "round_trip": Timing.nowMs() - t1, "decode": result.timings.decodeMs], refined: refined)
+    }
+
+    /// `--refine`: SAM's mask from the union of the answer's masks (nil without --refine or
+    /// for an empty answer).
+    func refinement(_ result: MaskResult, sam: (any SegmentationBackend)?,
+                    answer: (any SegmentationBackend, PromptRequest) async throws -> MaskResult) async throws -> SAMRefinement.Refined? {
+        guard let sam else { return nil }
+        let (w, h) = (query.image.width, query.image.height)
+        let mask = try BinaryMask.union(try result.masks.map { try WireMask.decode($0) }, width: w, height: h)
+        return try await SAMRefinement.refine(mask, sam: sam) { try await answer(sam, $0) }
     }
 
     /// The class map a class-map answer's per-label masks describe (nil for binary answers).

@@ -14,7 +14,7 @@ import Embedded
 struct SegmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
-        abstract: "Segment an image from point, box or text prompts.",
+        abstract: "Segment an image from point, box, text or example (image + mask) prompts.",
         discussion: """
             By default the request goes through Kafka: with no --brokers an embedded broker \
             (librdkafka's mock cluster on loopback) is started with one image-encoder and one \
@@ -30,6 +30,7 @@ struct SegmentCommand: AsyncParsableCommand {
             Examples:
               segflow segment cat.png --model litemedsam --box 60,10,330,290 --out mask.png --overlay overlay.png
               segflow segment cat.png --model sam-vit-b --checkpoint sam_vit_b_01ec64.pth --point 190,150 --multimask --json r.json
+              segflow segment cat.png --model clipseg --checkpoint model.safetensors --prompt-image other_cat.png --prompt-mask other_cat_mask.png --out mask.png
             """
     )
 
@@ -58,7 +59,7 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "CLIPSeg layout: rd64-refined (default) or tiny-test.") var clipsegConfig: String?
     @Option(help: "Refine the text model's mask with SAM: 'sam' (uses --sam-model/--sam-checkpoint).") var refine: String?
     @Option(help: "SAM-family model for --refine sam.") var samModel = ModelRegistry.defaultModel
-    @Option(name: .customLong("prompt-image"), help: "In-context example image (seggpt, painter, …); repeatable, paired in order with --prompt-mask. Several pairs = SegGPT's feature ensemble.")
+    @Option(name: .customLong("prompt-image"), help: "Example image (seggpt, painter, clipseg one-shot); repeatable, paired in order with --prompt-mask. Several pairs = SegGPT's feature ensemble, CLIPSeg's averaged visual prompt.")
     var promptImages: [String] = []
     @Option(name: .customLong("prompt-mask"), help: "The example's mask PNG: nonzero = foreground, or class indices 0…N with --num-labels N (painter depth/restore: the target image).")
     var promptMasks: [String] = []
@@ -72,7 +73,8 @@ struct SegmentCommand: AsyncParsableCommand {
         }
         do {
             guard let info = ModelRegistry.info(model) else { throw RegistryError.unknownModel(model) }
-            if !promptImages.isEmpty || !promptMasks.isEmpty || info.promptKinds.contains(.examples) {
+            // Examples given, or a model that takes nothing else (seggpt, painter).
+            if !promptImages.isEmpty || !promptMasks.isEmpty || (info.promptKinds.contains(.examples) && text == nil && !info.promptKinds.contains(.text)) {
                 try ModelRegistry.require(.examples, model: model)
                 guard !promptImages.isEmpty else { throw ValidationError("--model \(model) needs --prompt-image P --prompt-mask M (an example and its mask)") }
                 guard promptImages.count == promptMasks.count else {
@@ -81,6 +83,7 @@ struct SegmentCommand: AsyncParsableCommand {
                 guard points.isEmpty, boxes.isEmpty, maskInput == nil, text == nil else {
                     throw ValidationError("--prompt-image/--prompt-mask cannot be combined with --point, --box, --mask-input or --text")
                 }
+                try validateRefine()
                 guard checkpoint != nil else { throw ValidationError("--model \(model) needs --checkpoint (\(info.weights))") }
                 guard (0...Int(PromptPair.maxLabels)).contains(numLabels) else { throw ValidationError("--num-labels must be 0…\(PromptPair.maxLabels)") }
                 return
@@ -89,16 +92,16 @@ struct SegmentCommand: AsyncParsableCommand {
                 try ModelRegistry.require(.text, model: model)
                 guard checkpoint != nil else { throw ValidationError("--model \(model) needs --checkpoint (\(ModelRegistry.info(model)!.weights))") }
                 guard points.isEmpty, boxes.isEmpty, maskInput == nil else { throw ValidationError("--text cannot be combined with --point, --box or --mask-input") }
-                if let refine, refine != "sam" { throw ValidationError("--refine takes 'sam', got '\(refine)'") }
-                if refine != nil { try ModelRegistry.require(.boxes, model: samModel) }
+                try validateRefine()
             } else {
                 if !points.isEmpty { try ModelRegistry.require(.points, model: model) }
                 if !boxes.isEmpty { try ModelRegistry.require(.boxes, model: model) }
                 if maskInput != nil { try ModelRegistry.require(.maskInput, model: model) }
                 if multimask { try ModelRegistry.require(.multimask, model: model) }
                 if points.isEmpty && boxes.isEmpty {
-                    if ModelRegistry.info(model)!.promptKinds.contains(.text) {
-                        throw ValidationError("--model \(model) needs --text \"what to segment\"")
+                    if info.promptKinds.contains(.text) {
+                        throw ValidationError("--model \(model) needs --text \"what to segment\""
+                                              + (info.promptKinds.contains(.examples) ? " or --prompt-image P --prompt-mask M (one-shot)" : ""))
                     }
                     throw ValidationError("give at least one --point or --box")
                 }
@@ -106,10 +109,17 @@ struct SegmentCommand: AsyncParsableCommand {
         } catch let e as RegistryError { throw ValidationError(e.description) }
     }
 
+    func validateRefine() throws {
+        if let refine, refine != "sam" { throw ValidationError("--refine takes 'sam', got '\(refine)'") }
+        if refine != nil { try ModelRegistry.require(.boxes, model: samModel) }
+    }
+
+    var refineRequest: ModelLoadRequest? { refine.map { _ in ModelLoadRequest(model: samModel, checkpoint: samCheckpoint) } }
+
     func runText(_ text: String, input: ImageInput, brokers: String?, logger: Logger) async throws {
         let img = input.image
         let run = TextSegmentRun(input: input, text: text, model: model, checkpoint: checkpoint!,
-                                 config: clipsegConfig ?? config, refine: refine.map { _ in ModelLoadRequest(model: samModel, checkpoint: samCheckpoint) },
+                                 config: clipsegConfig ?? config, refine: refineRequest,
                                  route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let (mask, outcome) = try await run.run()
         if let out { try PNG.write(mask.grayImage(), toFile: out); print("wrote mask: \(out)") }
@@ -207,14 +217,15 @@ struct SegmentCommand: AsyncParsableCommand {
 
     func runInContext(_ input: ImageInput, brokers: String?, logger: Logger) async throws {
         let run = InContextRun(query: input, promptImages: promptImages, promptMasks: promptMasks, model: model, checkpoint: checkpoint,
-                               config: config, task: task, numLabels: numLabels,
-                               returnRaw: saveLogits != nil || task == "depth" || task == "restore",
+                               config: config ?? clipsegConfig, task: task, numLabels: numLabels,
+                               returnRaw: saveLogits != nil || task == "depth" || task == "restore", refine: refineRequest,
                                route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let outcome = try await run.run()
         let (w, h) = (input.image.width, input.image.height)
         let raw = outcome.result.rawOutput.map { Tensor(shape: $0.shape.map(Int.init), data: $0.values) }
         let image = outcome.image ?? raw.flatMap { SegGPTBackend.imageOutput(raw: $0, task: task ?? "", width: w, height: h) }
-        let masks = try outcome.result.masks.map { try WireMask.decode($0) }
+        // With --refine the SAM mask is the answer (--out, --overlay); the JSON keeps both.
+        let masks = try outcome.refined.map { [$0.mask] } ?? outcome.result.masks.map { try WireMask.decode($0) }
         if let out {
             if let image { try PNG.write(image, toFile: out) }
             else if let classMap = outcome.classMap { try PNG.write(classMap, toFile: out) }
@@ -227,15 +238,19 @@ struct SegmentCommand: AsyncParsableCommand {
                 return ["label": Int(m.label), "area": Int(m.area), "bbox": [Int(m.bbox.x), Int(m.bbox.y), Int(m.bbox.w), Int(m.bbox.h)],
                         "segmentation": ["size": [mh, mw], "counts": counts]]
             }
-            let doc: [String: Any] = ["model": model, "width": w, "height": h, "task": task ?? "", "num_labels": numLabels,
+            var doc: [String: Any] = ["model": model, "width": w, "height": h, "task": task ?? "", "num_labels": numLabels,
                                       "prompts": zip(promptImages, promptMasks).map { ["image": $0.0, "mask": $0.1] },
                                       "masks": records, "timings_ms": outcome.timingsMs]
+            if let refined = outcome.refined {
+                doc["sam"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(refined.result))
+            }
             try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
         }
         if let saveLogits, let raw { try InProcessSegmenter.writeLogits(raw, path: saveLogits) }
         let area = masks.reduce(0) { $0 + $1.area }
-        print("\(model) from \(promptImages.count) example(s): \(masks.count) mask(s), area \(area)"
-              + (outcome.result.masks.contains { $0.label > 0 } ? ", labels \(outcome.result.masks.map { String($0.label) }.joined(separator: ","))" : ""))
+        print("\(model) from \(promptImages.count) example(s): \(outcome.result.masks.count) mask(s), area \(outcome.result.masks.reduce(0) { $0 + Int($1.area) })"
+              + (outcome.result.masks.contains { $0.label > 0 } ? ", labels \(outcome.result.masks.map { String($0.label) }.joined(separator: ","))" : "")
+              + (outcome.refined.map { String(format: "; SAM refined: iou %.3f stability %.3f area %d", $0.predictedIoU ?? 0, $0.stabilityScore ?? 0, area) } ?? ""))
         let via = inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
         print("model \(model) via \(via): " + outcome.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {

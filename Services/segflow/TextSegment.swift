@@ -71,17 +71,38 @@ struct TextSegmentRun {
         guard let m = clip.masks.first else { throw ServingError(.internal, "\(backend.modelName) result has no mask") }
         let mask = try WireMask.decode(m)
         var outcome = Outcome(text: text, clipsegScore: m.predictedIoU, clipsegArea: Int(m.area))
-        guard let sam, let prompt = CLIPSegBackend.refinementPrompt(mask) else { return (mask, outcome) }
+        guard let sam, let refined = try await SAMRefinement.refine(mask, sam: sam, answer: { try await answer(sam, $0, false) }) else {
+            return (mask, outcome)
+        }
+        outcome.samPredictedIoU = refined.predictedIoU
+        outcome.samStabilityScore = refined.stabilityScore
+        outcome.refinedWith = refined.result
+        return (refined.mask, outcome)
+    }
+}
+
+/// `--refine sam`: SAM's mask from a coarse mask's bounding box and centre point
+/// (`CLIPSegBackend.refinementPrompt`), answered in-process or over Kafka by `answer`.
+enum SAMRefinement {
+    struct Refined {
+        var mask: BinaryMask
+        var result: SegmentationResult
+        var predictedIoU: Float?
+        var stabilityScore: Float?
+    }
+
+    /// nil when the coarse mask is empty (nothing to refine).
+    static func refine(_ mask: BinaryMask, sam: any SegmentationBackend,
+                       answer: (PromptRequest) async throws -> MaskResult) async throws -> Refined? {
+        guard let prompt = CLIPSegBackend.refinementPrompt(mask) else { return nil }
         let request = PromptRequest(requestID: "prm-" + UUID().uuidString, imageID: "sam-" + UUID().uuidString,
                                     points: prompt.points.map { .init(x: $0.x, y: $0.y, label: Int32($0.label)) },
                                     boxes: [.init(x0: prompt.box!.x0, y0: prompt.box!.y0, x1: prompt.box!.x1, y1: prompt.box!.y1)],
                                     model: sam.modelName)
-        let refined = try await answer(sam, request, false)
-        let result = try SegmentationResult(maskResult: refined, prompts: [prompt], width: image.width, height: image.height, timingsMs: [:])
-        outcome.samPredictedIoU = refined.masks.first?.predictedIoU
-        outcome.samStabilityScore = refined.masks.first?.stabilityScore
-        outcome.refinedWith = result
-        return (try result.unionMask().asMask(), outcome)
+        let refined = try await answer(request)
+        let result = try SegmentationResult(maskResult: refined, prompts: [prompt], width: mask.width, height: mask.height, timingsMs: [:])
+        return Refined(mask: try result.unionMask().asMask(), result: result,
+                       predictedIoU: refined.masks.first?.predictedIoU, stabilityScore: refined.masks.first?.stabilityScore)
     }
 }
 

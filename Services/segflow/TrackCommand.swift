@@ -116,12 +116,12 @@ struct TrackCommand: AsyncParsableCommand {
             return PromptPair(promptID: "\(streamID)-frame-\(i - 1)", image: inputs[i - 1].bytes, mask: try m.pngData())
         }
         let backend = (inProcess || brokers == nil)
-            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder])) : nil
-        if inProcess, let segmenter = backend?.inContext {
+            ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config, parts: [.encoder, .decoder])) : nil
+        if inProcess, let backend {
             for (i, input) in inputs.enumerated() {
                 var examples = decoded
                 if let prev = try previousPair(i) { examples.append(try InContextExample.decode(prev, maxPixels: ImageDecoder.defaultMaxPixels)) }
-                let answer = try segmenter.segment(query: input.image, examples: examples, request: InContextRequest(promptIDs: examples.map { _ in "" }))
+                let answer = try backend.segment(input.image, examples: examples, request: InContextRequest(promptIDs: examples.map { _ in "" }))
                 masks.append(try BinaryMask.union(try answer.masks.map { try WireMask.decode($0) }, width: input.image.width, height: input.image.height))
                 progress(i)
             }

@@ -10,11 +10,14 @@ import Tensor
 /// CLIPSeg as Segflow serves it: the vision tower runs in the image-encoder (its
 /// activations are the "embedding" shipped like SAM's), the FiLM decoder in the
 /// prompt-decoder, and the text tower plus CLIP's BPE tokenizer in the text-encoder.
-public final class CLIPSegBackend: SegmentationBackend, TextPromptEncoder {
+/// One-shot prompts (example image + mask) are engineered and encoded by the vision tower in
+/// the image-encoder (`exampleEncoder`), then decoded like a text prompt.
+public final class CLIPSegBackend: SegmentationBackend, TextPromptEncoder, ExamplePromptEncoder {
     /// The registry name of CLIPSeg (one place: `ModelRegistry` lists it).
     public static let modelName = "clipseg"
     public var modelName: String { Self.modelName }
-    public var promptKinds: Set<PromptKind> { [.text] }
+    public static let promptKinds: Set<PromptKind> = [.text, .examples]
+    public var promptKinds: Set<PromptKind> { Self.promptKinds }
     public let config: CLIPSegConfig
     public let model: CLIPSegForImageSegmentation
     let tokenizer: CLIPTokenizer?
@@ -63,6 +66,34 @@ public final class CLIPSegBackend: SegmentationBackend, TextPromptEncoder {
         do { return try textEncoder.textFeatures([ids]).data } catch { throw ServingError(.invalidPrompt, "\(error)") }
     }
 
+    // MARK: image-encoder side, one-shot prompts
+
+    /// The examples' conditional embedding [projection_dim]: each pair engineered as the
+    /// CLIPSeg authors' best visual prompt (`CLIPSegVisualPrompt`), encoded by the vision tower
+    /// + visual_projection; several pairs are averaged. Binary masks only (nonzero =
+    /// foreground); no task, no raw output.
+    public func exampleEmbedding(_ examples: [InContextExample], request: InContextRequest) throws(ServingError) -> [Float] {
+        guard let vision = model.visionEncoder else { throw ServingError(.internal, "CLIPSeg vision tower not loaded") }
+        guard !examples.isEmpty else { throw ServingError(.invalidPrompt, "a CLIPSeg one-shot request needs at least one prompt pair") }
+        guard request.task.isEmpty else {
+            throw ServingError(.invalidPrompt, "clipseg takes no task (binary masks only); request asks for '\(request.task)'")
+        }
+        func pairName(_ i: Int) -> String { request.promptIDs.indices.contains(i) ? request.promptIDs[i] : "#\(i + 1)" }
+        if request.numLabels != 0 || examples.contains(where: { $0.numLabels != 0 }) {
+            let i = examples.firstIndex { $0.numLabels != 0 } ?? 0
+            throw ServingError(.invalidPrompt, "prompt pair \(pairName(i)): clipseg takes binary masks (nonzero = foreground), not class-index masks (num_labels)")
+        }
+        guard !request.returnRaw else {
+            throw ServingError(.unsupported, "clipseg one-shot answers with masks only; return_raw (--save-logits) is for seggpt and painter")
+        }
+        do {
+            return try vision.visualPromptEmbedding(examples.map { ($0.image, $0.mask) }).data
+        } catch let CLIPSegVisualPrompt.Error.example(i, reason) {
+            let code: ErrorCode = if case .sizeMismatch = reason { .shapeMismatch } else { .invalidPrompt }
+            throw ServingError(code, "prompt pair \(pairName(i)): \(reason)")
+        } catch { throw ServingError(.internal, "\(error)") }
+    }
+
     // MARK: prompt-decoder side
 
     public struct Result: Sendable {
@@ -75,7 +106,7 @@ public final class CLIPSegBackend: SegmentationBackend, TextPromptEncoder {
     public func segment(_ embedding: CLIPSegImageEmbedding, conditional: [Float]) throws(ServingError) -> Result {
         guard let decoder = model.decoder else { throw ServingError(.internal, "CLIPSeg decoder not loaded") }
         guard conditional.count == config.projectionDim, conditional.allSatisfy(\.isFinite) else {
-            throw ServingError(.shapeMismatch, "text embedding has \(conditional.count) values, this CLIPSeg expects \(config.projectionDim) finite values")
+            throw ServingError(.shapeMismatch, "conditional (text or visual prompt) embedding has \(conditional.count) values, this CLIPSeg expects \(config.projectionDim) finite values")
         }
         let logits: Tensor
         do {
@@ -154,6 +185,7 @@ extension CLIPSegImageEmbedding: BackendEmbedding {
 
 extension CLIPSegBackend {
     public var textEncoder: (any TextPromptEncoder)? { tokenizer == nil ? nil : self }
+    public var exampleEncoder: (any ExamplePromptEncoder)? { model.visionEncoder == nil ? nil : self }
 
     public func embed(_ image: RGBImage) throws -> any BackendEmbedding { try visionEmbedding(image) }
 
@@ -167,13 +199,13 @@ extension CLIPSegBackend {
         try Conversions.clipseg(record, config: config)
     }
 
-    /// The text-encoder filled `text_embedding`; decode to one mask.
+    /// The text-encoder (text) or the image-encoder (example pairs) filled `text_embedding`; decode to one mask.
     public func answer(_ request: PromptRequest, embedding: any BackendEmbedding) throws(ServingError) -> [MaskResult.Mask] {
         try checkOwnership(embedding, imageID: request.imageID)
         guard let e = embedding as? CLIPSegImageEmbedding else { throw ServingError(.internal, "not a CLIPSeg embedding") }
         guard let cond = request.textEmbedding else {
             throw ServingError(.invalidPrompt, request.text == nil
-                ? "a CLIPSeg prompt needs text: send it to the text topic (segflow.text)"
+                ? "a CLIPSeg prompt needs text (send it to the text topic, segflow.text) or example pairs (ImageRequest.in_context)"
                 : "text prompt '\(request.text!)' has no text_embedding: send it to the text topic, not the prompts topic")
         }
         let r = try segment(e, conditional: cond.values)

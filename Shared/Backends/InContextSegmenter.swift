@@ -50,7 +50,8 @@ public struct InContextAnswer: Sendable {
     /// Binary answers: one mask; class maps: one mask per class present (`label` set,
     /// background 0 omitted); image outputs (depth, restore): none.
     public var masks: [MaskResult.Mask]
-    /// The raw query-half output `[3, h, w]` (the model's normalised space).
+    /// The raw query-half output `[3, h, w]` (the model's normalised space); empty (`[0]`)
+    /// for example-encoder models (CLIPSeg one-shot), which refuse `return_raw`.
     public var raw: Tensor
     /// Image outputs (Painter depth as grey levels, restored images) at the query's size.
     public var image: RGBImage?

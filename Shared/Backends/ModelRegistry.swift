@@ -113,7 +113,7 @@ extension SAMBackend {
 extension CLIPSegBackend {
     public static let family = ModelFamily(
         name: "clipseg",
-        models: [ModelInfo(name: modelName, family: "clipseg", promptKinds: [.text],
+        models: [ModelInfo(name: modelName, family: "clipseg", promptKinds: promptKinds,
                            weights: "--checkpoint model.safetensors of CIDAS/clipseg-rd64-refined (layout --config rd64-refined)")],
         load: { r in
             guard let path = r.checkpoint else {

@@ -29,7 +29,7 @@ public enum BackendPart: String, Sendable, Hashable, CaseIterable {
 /// compute (nothing outside the registry compares model names).
 public enum PromptKind: String, Sendable, Hashable, CaseIterable {
     case points, boxes, maskInput = "mask-input", multimask, text, everything, tracking
-    /// Example image + mask pairs (in-context models).
+    /// Example image + mask pairs (in-context models; CLIPSeg one-shot).
     case examples
 }
 
@@ -68,15 +68,33 @@ public protocol SegmentationBackend: AnyObject, Sendable {
     var textEncoder: (any TextPromptEncoder)? { get }
     /// In-context half (nil: the model takes no examples): answers whole in the image-encoder.
     var inContext: (any InContextSegmenter)? { get }
+    /// Example-prompt half (nil: none): examples → a conditional embedding, computed in the
+    /// image-encoder and forwarded as a prompt; the prompt-decoder answers it (CLIPSeg one-shot).
+    var exampleEncoder: (any ExamplePromptEncoder)? { get }
 }
 
 public protocol TextPromptEncoder: Sendable {
     func textEmbedding(_ text: String) throws(ServingError) -> [Float]
 }
 
+/// A model prompted by examples (image + mask) whose prompt and query do not attend to each
+/// other (CLIPSeg one-shot): the examples become one conditional embedding, so the query's
+/// embedding is still computed once and decoded like any other prompt. The image-encoder
+/// reads the registered pairs (as for in-context models), calls this, publishes the query's
+/// embedding and forwards a `PromptRequest` carrying the result in `text_embedding` (the
+/// field holds the model's conditional embedding, whichever prompt made it).
+public protocol ExamplePromptEncoder: Sendable {
+    /// `[projection_dim]` values for `examples` (several: combined as the model defines it).
+    /// Bad examples or request fields are INVALID_PROMPT / UNSUPPORTED naming the pair.
+    func exampleEmbedding(_ examples: [InContextExample], request: InContextRequest) throws(ServingError) -> [Float]
+}
+
 extension SegmentationBackend {
     public var textEncoder: (any TextPromptEncoder)? { nil }
     public var inContext: (any InContextSegmenter)? { nil }
+    public var exampleEncoder: (any ExamplePromptEncoder)? { nil }
+    /// Whether the model reads registered prompt pairs (the image-encoder then follows the topic).
+    public var takesExamples: Bool { inContext != nil || exampleEncoder != nil }
 
     /// Refuses an embedding from another model with SHAPE_MISMATCH (a decoder must never
     /// run one model's head on another's features).

@@ -34,9 +34,9 @@ public final class ImageEncoderService: Service {
         let producer = try Producer(config: ProducerConfig(client: client))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger)
-        // In-context models need the registered examples: follow the prompt-pairs topic.
+        // Example-prompted models need the registered examples: follow the prompt-pairs topic.
         let store = PromptPairStore(options: options.promptPairs)
-        let follower = backends.backends.contains { $0.inContext != nil }
+        let follower = backends.backends.contains { $0.takesExamples }
             ? Task { [client, options, logger] in
                 do { try await store.follow(client: client, topic: options.topics.promptPairs, logger: logger) } catch {
                     logger.error("prompt-pairs consumer failed: \(error)")
@@ -71,21 +71,15 @@ public final class ImageEncoderService: Service {
             _ = try options.topics.reply(to: request.replyTopic)  // before any compute
             let backend = try backends.resolve(request.model, role: "encoder")
             if let inContext = request.inContext {
+                if backend.exampleEncoder != nil {
+                    return try await forwardExamplePrompt(request, inContext, backend: backend, record: record, producer: producer, store: store)
+                }
                 return try await answerInContext(request, inContext, backend: backend, record: record, producer: producer, store: store)
             }
             if backend.inContext != nil {
                 throw ServingError(.invalidPrompt, "\(backend.modelName) takes in-context prompts: set ImageRequest.in_context with registered prompt ids")
             }
-            let image = try decodeImage(request.image)
-            let t0 = Timing.nowMs()
-            let embedding = try backend.embed(image)
-            let wire = try backend.wire(embedding, context: EmbeddingContext(
-                requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
-                encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
-            let ms = wire.encoderMs
-            _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
-            logger.info("encoded", metadata: [LogKey.requestID: "\(requestID)", LogKey.imageID: "\(imageID)",
-                                              LogKey.encoderMs: "\(Int(ms))"])
+            try await publishEmbedding(of: try decodeImage(request.image), request, backend: backend, record: record, producer: producer)
         } catch let error as ServingError {
             try? await reporter.report(error, record: record, requestID: requestID, imageID: imageID, replyTopic: reply,
                                        frame: frame)
@@ -93,6 +87,43 @@ public final class ImageEncoderService: Service {
             try? await reporter.report(ServingError(.internal, "\(error)"), record: record, requestID: requestID, imageID: imageID,
                                        replyTopic: reply, frame: frame)
         }
+    }
+
+    /// Computes the image's embedding once and publishes it keyed by image id.
+    func publishEmbedding(of image: RGBImage, _ request: ImageRequest, backend: any SegmentationBackend,
+                          record: ConsumedMessage, producer: Producer) async throws {
+        let t0 = Timing.nowMs()
+        let embedding = try backend.embed(image)
+        let wire = try backend.wire(embedding, context: EmbeddingContext(
+            requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
+            encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
+        _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
+        logger.info("encoded", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
+                                          LogKey.encoderMs: "\(Int(wire.encoderMs))"])
+    }
+
+    /// An example-prompted request for a model that still splits (CLIPSeg one-shot): the
+    /// examples' conditional embedding is computed here, where the vision tower runs; the
+    /// query's embedding is published as usual and a PromptRequest carrying the conditional
+    /// embedding goes to the prompts topic (keyed by image id, so the decoder that holds the
+    /// embedding gets it), answered by the prompt-decoder to the request's reply topic.
+    /// Bad examples fail before anything is published.
+    func forwardExamplePrompt(_ request: ImageRequest, _ ic: InContextRequest, backend: any SegmentationBackend,
+                              record: ConsumedMessage, producer: Producer, store: PromptPairStore) async throws {
+        guard let encoder = backend.exampleEncoder else { throw ServingError(.internal, "\(backend.modelName) has no example encoder") }
+        let t0 = Timing.nowMs()
+        let pairs = try await store.pairs(ic.promptIDs)
+        let examples = try pairs.map { (p) throws(ServingError) in try InContextExample.decode(p, maxPixels: options.maxPixels) }
+        let conditional = try encoder.exampleEmbedding(examples, request: ic)
+        let promptMs = Timing.nowMs() - t0
+        try await publishEmbedding(of: try decodeImage(request.image), request, backend: backend, record: record, producer: producer)
+        let prompt = PromptRequest.examplePrompt(requestID: request.requestID, imageID: request.imageID, model: backend.modelName,
+                                                 inContext: ic, conditional: conditional, replyTopic: request.replyTopic,
+                                                 createdAtMs: request.createdAtMs, frame: request.frame)
+        _ = try await producer.send(ProducerRecord(topic: options.topics.prompts, key: request.imageID, value: prompt.encode(),
+                                                   headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)] + record.traceHeaders))
+        logger.info("forwarded example prompt", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
+                                                           LogKey.encoderMs: "\(Int(promptMs))"])
     }
 
     /// An in-context request: the examples from the store, the model's whole answer as a

@@ -1,8 +1,10 @@
+import Client
 import Foundation
 import Imaging
 import Messaging
 import SAM
 import ServiceKit
+import Serving
 import XCTest
 
 /// A real deployment in miniature: the embedded broker in the test process and the
@@ -161,4 +163,23 @@ func pngBombHeader() -> [UInt8] {
     }
     let ihdr = be(100_000) + be(100_000) + [8, 2, 0, 0, 0]
     return [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] + chunk("IHDR", ihdr) + chunk("IDAT", [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]) + chunk("IEND", [])
+}
+
+/// Sends one in-context query per case and checks each fails with its stable code (the
+/// service must answer every one and keep running); returns the error messages by case name.
+func expectInContextErrors(_ sc: SegflowClient, query: [UInt8], model: String,
+                           _ cases: [(name: String, request: InContextRequest, code: ErrorCode)],
+                           file: StaticString = #filePath, line: UInt = #line) async throws -> [String: String] {
+    var messages: [String: String] = [:]
+    for (name, request, code) in cases {
+        do {
+            _ = try await sc.segmentInContext(image: .png(query), imageID: "q-bad", model: model, inContext: request,
+                                              timeout: .seconds(60))
+            XCTFail("\(name) should fail with \(code)", file: file, line: line)
+        } catch let e as ServingError {
+            XCTAssertEqual(e.code, code, "\(name): \(e)", file: file, line: line)
+            messages[name] = e.message
+        }
+    }
+    return messages
 }

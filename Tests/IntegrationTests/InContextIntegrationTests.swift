@@ -63,21 +63,12 @@ final class InContextIntegrationTests: XCTestCase {
             XCTAssertTrue(remote[2].masks.allSatisfy { $0.label > 0 }, "class-map answers carry their labels")
 
             // Stable codes for prompts that cannot be answered; the service keeps running.
-            let bad: [(InContextRequest, ErrorCode)] = [
-                (InContextRequest(promptIDs: ["never-registered"]), .promptNotFound),
-                (InContextRequest(promptIDs: ["mismatched"]), .shapeMismatch),
-                (InContextRequest(promptIDs: ["garbage"]), .invalidPrompt),
-                (InContextRequest(promptIDs: ["a"], task: "depth"), .invalidPrompt),
-            ]
-            for (request, code) in bad {
-                do {
-                    _ = try await sc.segmentInContext(image: .png(query), imageID: "q-bad", model: "seggpt", inContext: request,
-                                                      timeout: .seconds(60))
-                    XCTFail("\(request.promptIDs) should fail with \(code)")
-                } catch let e as ServingError {
-                    XCTAssertEqual(e.code, code, "\(request.promptIDs): \(e)")
-                }
-            }
+            _ = try await expectInContextErrors(sc, query: query, model: "seggpt", [
+                ("unregistered", InContextRequest(promptIDs: ["never-registered"]), .promptNotFound),
+                ("mismatched", InContextRequest(promptIDs: ["mismatched"]), .shapeMismatch),
+                ("garbage", InContextRequest(promptIDs: ["garbage"]), .invalidPrompt),
+                ("depth task", InContextRequest(promptIDs: ["a"], task: "depth"), .invalidPrompt),
+            ])
             // Still serving after the errors.
             let again = try await sc.segmentInContext(image: .png(query), imageID: "q-again", model: "seggpt",
                                                       inContext: InContextRequest(promptIDs: ["a"]), timeout: .seconds(60))

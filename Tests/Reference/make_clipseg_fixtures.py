@@ -14,6 +14,15 @@ Writes:
   clipseg_tiny_golden.safetensors   inputs and outputs of every stage (see `goldens` below)
   clipseg_cases.json                config, token ids and notes the goldens were made with
   visual_prompt.png                 the visual-prompt photo (a crop of skimage's coffee.png, CC0)
+  visual_prompt_mask.png            a binary mask for visual_prompt.png (ellipse touching the left edge)
+  visual_prompt_b.png, visual_prompt_b_mask.png
+                                    a second example pair (a larger coffee.png crop, rectangle mask),
+                                    for the averaged two-example embedding
+  clipseg_visual_prompt_golden.safetensors
+                                    one-shot goldens: engineered prompt pixels, their conditional
+                                    embeddings, the mean of both, and the logits of
+                                    CLIPSegForImageSegmentation(conditional_pixel_values=...) and of
+                                    (conditional_embeddings=mean)
   chelsea_crop.png                  copied from Tests/SAMTests/Fixtures (skimage, CC0)
   rd64_refined_state_dict.json      names and shapes of every tensor of a CLIPSegForImageSegmentation
                                     built with CIDAS/clipseg-rd64-refined's config (on the meta
@@ -34,6 +43,21 @@ size 352x352, resample 2 (PIL BILINEAR), rescale 1/255, ImageNet mean/std
 ViTImageProcessorPil (PIL resize on uint8). transformers 5's default torchvision backend
 resizes uint8 tensors with ATen's antialiased kernel, which rounds differently from PIL by
 one level at some pixels; the difference is measured and recorded in clipseg_cases.json.
+
+Visual prompt engineering (one-shot; Shared/CLIPSeg/CLIPSegVisualPrompt.swift implements it):
+transformers' CLIPSeg takes already-preprocessed conditional_pixel_values, so the mask is
+applied here exactly as the CLIPSeg authors' best variant of the paper's visual-prompt ablation
+(timojl/clipseg datasets/utils.py mode 'crop_blur_highlight352' -> evaluation_utils.img_preprocess
+with blur=3, bg_fac=0.1, center_context=0.1, image_size=352; experiments/phrasecut.yaml trains
+rd64-uni-refined with mask 'text_and_crop_blur_highlight352'): on the *normalised* image at the
+model's input size, background = 0.1 x a Gaussian blur (cv2.GaussianBlur, 15x15 kernel, sigma 3,
+BORDER_REFLECT_101) of it, foreground unchanged; then crop to the mask's bounding box widened by
+10% of its extent per side (clamped to the image), zero-pad to a square (centred, extra pixel
+right/bottom) and resize nearest back to the input size. The image is preprocessed like every
+CLIPSeg image (PIL bilinear to the input size, ImageNet mean/std); the mask is resized nearest
+(torch's rule, src = floor(dst * in / out)). The blur is written out in numpy below (cv2 is not in
+the venv): the kernel is cv2.getGaussianKernel's (computed in double, stored as float32), rows then
+columns, float32 sums.
 """
 import json
 import shutil
@@ -99,6 +123,119 @@ def preprocess(img, size, backend=ViTImageProcessorPil):
     proc = backend(size={"height": size, "width": size}, resample=2, do_rescale=True, rescale_factor=1 / 255,
                    do_normalize=True, image_mean=MEAN, image_std=STD)
     return proc(img, return_tensors="pt").pixel_values
+
+
+# --- one-shot visual prompts -------------------------------------------------------------------
+VP_KERNEL = 15
+VP_SIGMA = 3.0
+VP_BACKGROUND = 0.1
+VP_CONTEXT = 0.1
+
+
+def gaussian_kernel(n, sigma):
+    """cv2.getGaussianKernel(n, sigma) for sigma > 0, as float32 (it computes in double)."""
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2
+    k = np.exp(-(x * x) / (2 * sigma * sigma))
+    return (k / k.sum()).astype(np.float32)
+
+
+def gaussian_blur(chw):
+    """cv2.GaussianBlur(hwc, (15, 15), 3) on a float32 image: separable, rows then columns,
+    BORDER_REFLECT_101 (numpy's 'reflect'), float32 accumulation in tap order."""
+    k = gaussian_kernel(VP_KERNEL, VP_SIGMA)
+    r = VP_KERNEL // 2
+    _, h, w = chw.shape
+    p = np.pad(chw, ((0, 0), (0, 0), (r, r)), mode="reflect")
+    rows = np.zeros_like(chw)
+    for i in range(VP_KERNEL):
+        rows = rows + k[i] * p[:, :, i:i + w]
+    p = np.pad(rows, ((0, 0), (r, r), (0, 0)), mode="reflect")
+    out = np.zeros_like(chw)
+    for i in range(VP_KERNEL):
+        out = out + k[i] * p[:, i:i + h, :]
+    return out
+
+
+def nearest_indices(n_in, n_out):
+    """torch's 'nearest' source index: floor(dst * (in / out)) in float32, clamped."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    return np.minimum(np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64), n_in - 1)
+
+
+def resize_nearest(a, out_h, out_w):
+    """a: [..., H, W] -> [..., out_h, out_w], torch.nn.functional.interpolate(mode='nearest')."""
+    ys = nearest_indices(a.shape[-2], out_h)
+    xs = nearest_indices(a.shape[-1], out_w)
+    return a[..., ys[:, None], xs[None, :]]
+
+
+def engineer_visual_prompt(img, mask, size):
+    """The example image with its mask applied (see the module docstring); returns
+    ([3, size, size] float32, info)."""
+    pix = preprocess(img, size)[0].numpy()
+    m = (np.asarray(mask.convert("L")) > 0).astype(np.uint8)
+    m = resize_nearest(m, size, size)
+    mt = torch.from_numpy(np.asarray(mask.convert("L")) > 0).to(torch.uint8)[None, None]
+    assert np.array_equal(m, F.interpolate(mt, (size, size), mode="nearest")[0, 0].numpy()), "nearest rule != torch"
+    assert m.any(), "mask has no foreground at the model's input size"
+    mf = m.astype(np.float32)
+    blended = pix * mf + np.float32(VP_BACKGROUND) * gaussian_blur(pix) * (1 - mf)
+    # crop_mask(img, mask, context=0.1): x extent widens x, y extent widens y (python floats, int()).
+    cols, rows = m.max(0), m.max(1)
+    x0, x1 = int(cols.argmax()), size - int(cols[::-1].argmax())
+    y0, y1 = int(rows.argmax()), size - int(rows[::-1].argmax())
+    xe, ye = x1 - x0, y1 - y0
+    x0, x1 = int(max(0, x0 - VP_CONTEXT * xe)), int(min(size, x1 + VP_CONTEXT * xe))
+    y0, y1 = int(max(0, y0 - VP_CONTEXT * ye)), int(min(size, y1 + VP_CONTEXT * ye))
+    crop = blended[:, y0:y1, x0:x1]
+    h, w = crop.shape[1:]
+    side = max(h, w)
+    padded = np.zeros((3, side, side), np.float32)
+    oy, ox = (side - h) // 2, (side - w) // 2
+    padded[:, oy:oy + h, ox:ox + w] = crop
+    out = resize_nearest(padded, size, size)
+    ref = F.interpolate(torch.from_numpy(padded)[None], (size, size))[0].numpy()
+    assert np.array_equal(out, ref), "nearest resize != torch"
+    return out.astype(np.float32), {"crop_xyxy": [x0, y0, x1, y1], "padded_side": side,
+                                    "mask_pixels_at_input": int(m.sum())}
+
+
+def make_visual_prompt_fixtures(coffee):
+    a = Image.open(FIX / "visual_prompt.png").convert("RGB")
+    yy, xx = np.mgrid[0:a.height, 0:a.width]
+    ellipse = ((xx - 18) / 20.0) ** 2 + ((yy - 38) / 15.0) ** 2 <= 1
+    Image.fromarray((ellipse * 255).astype(np.uint8)).save(FIX / "visual_prompt_mask.png", optimize=True)
+    b = coffee.crop((300, 100, 300 + 150, 100 + 120))
+    b.save(FIX / "visual_prompt_b.png", optimize=True)
+    rect = np.zeros((b.height, b.width), np.uint8)
+    rect[10:110, 60:95] = 1  # nonzero = foreground: 1, not 255, on purpose
+    Image.fromarray(rect).save(FIX / "visual_prompt_b_mask.png", optimize=True)
+    return [(a, Image.open(FIX / "visual_prompt_mask.png")), (b, Image.open(FIX / "visual_prompt_b_mask.png"))]
+
+
+def visual_prompt_goldens(model, pixel_values, pairs):
+    g, info = {}, []
+    with torch.no_grad():
+        feats = []
+        for k, (img, mask) in enumerate(pairs):
+            eng, meta = engineer_visual_prompt(img, mask, INPUT)
+            info.append(meta)
+            cond = torch.from_numpy(eng)[None]
+            feats.append(model.clip.get_image_features(cond).pooler_output)
+            g[f"features.{k}"] = feats[-1]
+            if k == 0:
+                g["engineered.0"] = cond
+                out = model(pixel_values=pixel_values, conditional_pixel_values=cond)
+                assert torch.equal(out.conditional_embeddings, feats[-1])
+                g["logits.0"] = out.logits
+            else:
+                g[f"engineered.{k}_every3"] = cond[:, :, ::3, ::3]
+        mean = torch.stack(feats).mean(0)
+        g["features_mean"] = mean
+        g["logits_mean"] = model(pixel_values=pixel_values, conditional_embeddings=mean).logits
+    g = {k: v.contiguous().float() for k, v in g.items()}
+    save_file(g, FIX / "clipseg_visual_prompt_golden.safetensors")
+    return g, info
 
 
 def main():
@@ -180,6 +317,9 @@ def main():
                            align_corners=False)[:, 0]
         g["probabilities_original_size"] = torch.sigmoid(up)
 
+    vp_pairs = make_visual_prompt_fixtures(coffee)
+    vg, vp_info = visual_prompt_goldens(model, pixel_values, vp_pairs)
+
     g["pixel_values"] = pixel_values
     g["prompt_pixel_values"] = prompt_values
     g["pixel_values_352_every5"] = pv352[:, :, ::5, ::5].contiguous()
@@ -195,6 +335,11 @@ def main():
         "image": {"file": "chelsea_crop.png", "width": image.width, "height": image.height},
         "visual_prompt": {"file": "visual_prompt.png", "width": prompt_image.width, "height": prompt_image.height},
         "state_dict_tensors": len(state),
+        "visual_prompt_engineering": {
+            "variant": "crop_blur_highlight (timojl/clipseg): blur 15x15 sigma 3, background 0.1, context 0.1",
+            "pairs": [{"image": i, "mask": m, **meta} for (i, m), meta in
+                      zip([("visual_prompt.png", "visual_prompt_mask.png"), ("visual_prompt_b.png", "visual_prompt_b_mask.png")], vp_info)],
+        },
         "torchvision_backend_vs_pil_at_352": {
             "max_abs_normalised": float(tv_diff.max()),
             "fraction_of_values_differing": float((tv_diff > 0).float().mean()),
@@ -202,7 +347,7 @@ def main():
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
     }
     (FIX / "clipseg_cases.json").write_text(json.dumps(cases, indent=1, default=str) + "\n")
-    for k, v in g.items():
+    for k, v in list(g.items()) + [("vp." + k, v) for k, v in vg.items()]:
         print(f"{k:36s} {tuple(v.shape)} max|.|={v.abs().max():.4g}")
     print(json.dumps(cases["torchvision_backend_vs_pil_at_352"]))
 

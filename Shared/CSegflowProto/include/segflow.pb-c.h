@@ -205,9 +205,13 @@ struct  Segflow__V1__ImageRequest
    */
   int64_t created_at_ms;
   /*
-   * In-context models (SegGPT, Painter): present = the encoder answers this image itself
-   * with a MaskResult (prompt and query attend to each other, nothing splits into
-   * encode-once/decode-many). Absent = compute the image's embedding as usual.
+   * Example prompts (registered prompt pairs). In-context models (SegGPT, Painter): present =
+   * the encoder answers this image itself with a MaskResult (prompt and query attend to each
+   * other, nothing splits into encode-once/decode-many). CLIPSeg one-shot: the encoder turns
+   * the pairs into the conditional embedding, publishes the image's embedding as usual and
+   * forwards a PromptRequest (same request_id, reply_topic; text_embedding = the visual
+   * prompt's embedding) to segflow.prompts; the prompt-decoder answers. Absent = compute the
+   * image's embedding as usual.
    */
   Segflow__V1__InContextRequest *in_context;
   Segflow__V1__ImageRequest__ImageCase image_case;
@@ -232,21 +236,21 @@ struct  Segflow__V1__InContextRequest
 {
   ProtobufCMessage base;
   /*
-   * >= 1; several = SegGPT's feature ensemble
+   * >= 1; several = SegGPT's feature ensemble, CLIPSeg's averaged embedding
    */
   size_t n_prompt_ids;
   char **prompt_ids;
   /*
-   * seggpt: instance (default) | semantic; painter: semantic (default) | depth | restore
+   * seggpt: instance (default) | semantic; painter: semantic (default) | depth | restore; clipseg: empty
    */
   char *task;
   /*
-   * class-index prompt masks: classes in the palette (0 = binary masks)
+   * class-index prompt masks: classes in the palette (0 = binary masks; clipseg: 0 only)
    */
   uint32_t num_labels;
   Segflow__V1__OutputFormat output_format;
   /*
-   * also return the raw query-half output (MaskResult.raw_output)
+   * also return the raw query-half output (MaskResult.raw_output; not clipseg: UNSUPPORTED)
    */
   protobuf_c_boolean return_raw;
 };
@@ -400,7 +404,8 @@ struct  Segflow__V1__PromptRequest
    */
   char *text;
   /*
-   * filled by the text-encoder
+   * CLIPSeg's conditional embedding [1, projection_dim]: filled by the text-encoder (text) or
+   * by the image-encoder (one-shot example pairs, ImageRequest.in_context).
    */
   Segflow__V1__FloatTensor *text_embedding;
   /*

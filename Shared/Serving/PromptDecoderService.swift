@@ -271,7 +271,9 @@ actor DecoderState {
     func finished(_ record: ConsumedMessage) async {
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         guard let next = trackers[tp, default: OffsetTracker()].finish(record.offset) else { return }
-        do { try await consumer.commit(tp, nextOffset: next) } catch {
+        do { try await consumer.commit(tp, nextOffset: next) } catch let error as KafkaError where error.code == .shutDown {
+            service.logger.debug("not committed during shutdown (the record will be redelivered): \(error)")
+        } catch {
             service.logger.warning("commit failed (the record will be redelivered): \(error)")
         }
     }

@@ -241,4 +241,53 @@ final class ServicesIntegrationTests: XCTestCase {
         let reroutes = (cluster.log("decoder-1") + cluster.log("decoder-2")).components(separatedBy: "re-routed a prompt").count - 1
         XCTAssertGreaterThanOrEqual(reroutes, imageIDs.count)
     }
+
+    /// A restarted decoder restores only a cache-sized tail of the embeddings topic: with
+    /// `--cache-mb 4` its window is 8 chunk records (two f16 LiteMedSAM embeddings; the
+    /// cache itself holds one f32 embedding). It starts 8 records before the end, answers
+    /// a prompt for the newest image with no encoder running, and answers an image
+    /// outside the window with EMBEDDING_NOT_FOUND instead of replaying history.
+    func testRestartedDecoderRestoresOnlyTheCacheWindow() async throws {
+        try Fixtures.requireCheckpoint()
+        let cluster = try await TestCluster(partitions: 1)
+        defer { cluster.stop() }
+        var rng = SeededRandomBytes(seed: 7)
+        func embedding(_ id: String) -> Messaging.ImageEmbedding {
+            Messaging.ImageEmbedding(requestID: "\(id)-emb", imageID: id, model: "litemedsam", originalHeight: 300, originalWidth: 451,
+                                     inputHeight: 170, inputWidth: 256, dtype: .f16, shape: [256, 64, 64],
+                                     data: (0..<(256 * 64 * 64)).flatMap { _ in rng.half() })
+        }
+        let ids = ["old-1", "mid-2", "new-3"]
+        for id in ids {
+            try await cluster.send(embedding(id).chunked().map { record(SegflowTopics.embeddings, key: id, $0.encode(), requestID: "\(id)-emb") })
+        }
+        try cluster.start("segflow-prompt-decoder", name: "decoder", extra: ["--cache-mb", "4", "--max-wait-ms", "3000"])
+        try await cluster.send(["new-3", "old-1"].map { id in
+            record(SegflowTopics.prompts, key: id, PromptRequest(requestID: "\(id)-p", imageID: id, points: [.init(x: 100, y: 100, label: 1)]).encode(),
+                   requestID: "\(id)-p")
+        })
+        let wanted: Set = ["new-3-p", "old-1-p"]
+        let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(90)) { seen in
+            Set(results(seen).map(\.requestID)).isSuperset(of: wanted)
+        }
+        let byID = Dictionary(results(got).map { ($0.requestID, $0) }, uniquingKeysWith: { a, _ in a })
+        let log = cluster.log("decoder")
+        XCTAssertNil(byID["new-3-p"]?.error, "newest image restored from the topic: \(log.suffix(2000))")
+        XCTAssertEqual(byID["new-3-p"]?.masks.count, 1)
+        XCTAssertEqual(byID["old-1-p"]?.error?.code, .embeddingNotFound, "outside the window: not replayed")
+        // 3 embeddings × 4 chunks = 12 records; the window starts 8 before the end.
+        XCTAssertTrue(log.contains("high=12 kafka.offset=4 kafka.partition=0"), log)
+        XCTAssertTrue(log.contains("embeddings=2 kafka.partition=0"), log)
+    }
+}
+
+/// Deterministic f16 bytes in [-1, 1) for synthetic embeddings.
+struct SeededRandomBytes {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func half() -> [UInt8] {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        let value = Float16(Float(Int64(bitPattern: state >> 11) % 2048) / 2048)
+        return withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
+    }
 }

@@ -46,3 +46,50 @@ final class FaultTests: XCTestCase {
         XCTAssertThrowsError(try broker.setRoundTrip(broker: 1, .milliseconds(10))) { XCTAssertTrue("\($0)".contains("stopped"), "\($0)") }
     }
 }
+
+/// Replay windows: what a restarted or newly assigned member reads of a cache topic.
+final class ReplayWindowTests: XCTestCase {
+    /// A member with a 50-record window starts 50 records before the end, whether the
+    /// partition holds 300 or 600 records: restore cost follows the window, not history.
+    func testAssignedPartitionsStartAWindowBeforeTheEnd() async throws {
+        let broker = try EmbeddedBroker()
+        defer { broker.stop() }
+        try await broker.createTopics([TopicSpec(name: "cache", partitions: 2)])
+        let producer = try Producer(config: ProducerConfig(client: broker.clientConfig()))
+        var firstSeen: [Int: [Int32: Int64]] = [:]
+        for total in [300, 600] {
+            let already = total == 300 ? 0 : 300
+            _ = try await producer.send((already..<total).map { ProducerRecord(topic: "cache", key: "k\($0 % 7)", value: Array("\($0)".utf8)) })
+            let consumer = try Consumer(config: ConsumerConfig(client: broker.clientConfig(), groupID: "replay-\(total)", sessionTimeoutMs: 6000),
+                                        topics: ["cache"], replay: [ReplayWindow(topic: "cache", records: 50)])
+            let tail = try await take(100, from: consumer)  // 50 per partition
+            let starts = consumer.takeAssignedStarts()
+            await consumer.shutdown()
+            XCTAssertEqual(Set(starts.map(\.partition.partition)), [0, 1])
+            for s in starts {
+                XCTAssertEqual(s.offset, s.highWatermark - 50, "\(s)")
+                XCTAssertEqual(s.lowWatermark, 0)
+            }
+            firstSeen[total] = Dictionary(grouping: tail, by: \.partition).mapValues { $0.map(\.offset).min()! }
+            for (partition, first) in firstSeen[total]! {
+                XCTAssertEqual(first, starts.first { $0.partition.partition == partition }!.offset)
+            }
+        }
+        await producer.close()
+    }
+
+    /// A window larger than the partition starts at its beginning (low watermark).
+    func testWindowLargerThanThePartitionStartsAtTheLowWatermark() async throws {
+        let broker = try EmbeddedBroker()
+        defer { broker.stop() }
+        try await broker.createTopics([TopicSpec(name: "small", partitions: 1)])
+        let producer = try Producer(config: ProducerConfig(client: broker.clientConfig()))
+        _ = try await producer.send((0..<5).map { ProducerRecord(topic: "small", key: "k", value: [UInt8($0)]) })
+        await producer.close()
+        let consumer = try Consumer(config: ConsumerConfig(client: broker.clientConfig(), groupID: "g-small", sessionTimeoutMs: 6000),
+                                    topics: ["small"], replay: [ReplayWindow(topic: "small", records: 1000)])
+        let all = try await take(5, from: consumer)
+        await consumer.shutdown()
+        XCTAssertEqual(all.map(\.offset), [0, 1, 2, 3, 4])
+    }
+}

@@ -32,7 +32,7 @@ public final class ImageEncoderService: Service {
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {
         let producer = try Producer(config: ProducerConfig(client: client))
-        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID), topics: [options.topics.images])
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger)
         // Example-prompted models need the registered examples: follow the prompt-pairs topic.
         let store = PromptPairStore(options: options.promptPairs)

@@ -53,7 +53,8 @@ public final class PromptDecoderService: Service {
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
-        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs),
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs,
+                                                           storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
                                     topics: [options.topics.embeddings, options.topics.prompts],
                                     replay: [ReplayWindow(topic: options.topics.embeddings, records: options.replayRecords)])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
@@ -271,10 +272,6 @@ actor DecoderState {
     func finished(_ record: ConsumedMessage) async {
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         guard let next = trackers[tp, default: OffsetTracker()].finish(record.offset) else { return }
-        do { try await consumer.commit(tp, nextOffset: next) } catch let error as KafkaError where error.code == .shutDown {
-            service.logger.debug("not committed during shutdown (the record will be redelivered): \(error)")
-        } catch {
-            service.logger.warning("commit failed (the record will be redelivered): \(error)")
-        }
+        consumer.storeLogging(tp, nextOffset: next, logger: service.logger)
     }
 }

@@ -16,7 +16,7 @@ enum ServiceLoop {
                 try await withTaskCancellationHandler {
                     for try await record in consumer.messages {
                         await handle(record)
-                        if commitEach { try await consumer.commit(record) }
+                        if commitEach { consumer.storeLogging(record, logger: logger) }
                     }
                 } onCancel: {
                     Task { await consumer.shutdown() }
@@ -33,6 +33,22 @@ enum ServiceLoop {
 }
 
 extension Consumer {
+    /// How often the services' consumers commit the offsets they stored (after processing).
+    /// Up to this much processed work is redelivered after a crash (at-least-once).
+    static let commitIntervalMs = 500
+
+    /// Stores a processed record's next offset; a refusal (the partition moved in a
+    /// rebalance) only means the new owner redelivers it.
+    func storeLogging(_ record: ConsumedMessage, logger: Logger) {
+        storeLogging(TopicPartition(topic: record.topic, partition: record.partition), nextOffset: record.offset + 1, logger: logger)
+    }
+
+    func storeLogging(_ partition: TopicPartition, nextOffset: Int64, logger: Logger) {
+        do { try store(partition, nextOffset: nextOffset) } catch {
+            logger.debug("offset not stored (the record will be redelivered): \(error)")
+        }
+    }
+
     /// The bounded close (Consumer.defaultCloseBound), logging a close it had to abandon.
     func close(logger: Logger) async {
         if !(await shutdown()) {

@@ -31,7 +31,7 @@ public final class TextEncoderService: Service {
 
     public func run() async throws {
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
-        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: 1),
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: 1, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
                                     topics: [options.topics.text])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger)
         let cache = PhraseCache(capacity: options.cacheEntries)

@@ -279,6 +279,57 @@ final class ServicesIntegrationTests: XCTestCase {
         XCTAssertTrue(log.contains("high=12 kafka.offset=4 kafka.partition=0"), log)
         XCTAssertTrue(log.contains("embeddings=2 kafka.partition=0"), log)
     }
+
+    /// SIGTERM to one of two decoders with 200 prompts in flight: the leaving decoder
+    /// drains and exits cleanly within the bound, its partitions move to the survivor, and
+    /// every prompt is answered without an error (duplicates identical). Reports how long
+    /// the group change delayed answers.
+    func testGracefulLeaveHandsPromptsOverWithoutErrors() async throws {
+        try Fixtures.requireCheckpoint()
+        let cluster = try await TestCluster()
+        defer { cluster.stop() }
+        try cluster.start("segflow-image-encoder", name: "encoder")
+        try cluster.start("segflow-prompt-decoder", name: "decoder-1")
+        try cluster.start("segflow-prompt-decoder", name: "decoder-2")
+        // Images on partitions of both decoders (8 partitions, range assignor: 0-3 and 4-7).
+        let imageIDs = (0..<100).map { "leave-\($0)" }.reduce(into: [Int32: String]()) { byPartition, id in
+            byPartition[KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: 8)] = byPartition[KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: 8)] ?? id
+        }.sorted { $0.key < $1.key }.map(\.value)
+        let png = try Fixtures.png("chelsea_crop")
+        try await cluster.send(imageIDs.map { record(SegflowTopics.images, key: $0, ImageRequest(requestID: "\($0)-img", imageID: $0, image: .png(png)).encode(), requestID: "\($0)-img") })
+        func prompts(_ tag: String, count: Int) -> [ProducerRecord] {
+            (0..<count).map { i in
+                let id = imageIDs[i % imageIDs.count]
+                return record(SegflowTopics.prompts, key: id, PromptRequest(requestID: "\(tag)-\(i)", imageID: id, points: [.init(x: Float(10 + i % 80), y: 40, label: 1)]).encode(),
+                              requestID: "\(tag)-\(i)")
+            }
+        }
+        // Warm-up: every image encoded and cached by its decoder.
+        try await cluster.send(prompts("warm", count: imageIDs.count))
+        _ = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(240)) { Set(results($0).map(\.requestID)).count >= imageIDs.count }
+        try await cluster.send(prompts("load", count: 200))
+        let signalled = ContinuousClock.now
+        cluster.processes["decoder-1"]!.terminate()
+        let wanted = Set((0..<200).map { "load-\($0)" })
+        let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(180)) { seen in
+            Set(results(seen).map(\.requestID)).isSuperset(of: wanted)
+        }
+        let elapsed = ContinuousClock.now - signalled
+        let answers = results(got).filter { wanted.contains($0.requestID) }
+        XCTAssertEqual(Set(answers.map(\.requestID)), wanted, "decoder-2: \(cluster.log("decoder-2").suffix(2000))")
+        XCTAssertEqual(answers.compactMap(\.error).map(\.code), [], "no error answer for a valid request during a drain")
+        for (id, copies) in Dictionary(grouping: answers, by: \.requestID) where copies.count > 1 {
+            XCTAssertTrue(copies.allSatisfy { counts($0) == counts(copies[0]) }, "duplicate answers for \(id) differ")
+        }
+        let leaver = cluster.processes["decoder-1"]!
+        let deadline = ContinuousClock.now + TestCluster.exitBound
+        while leaver.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertFalse(leaver.isRunning, "decoder-1 still running after SIGTERM")
+        if !leaver.isRunning { XCTAssertEqual(leaver.terminationStatus, 0, cluster.log("decoder-1").suffix(2000).description) }
+        XCTAssertFalse(cluster.log("decoder-1").contains("crashed"), cluster.log("decoder-1").suffix(3000).description)
+        let duplicates = answers.count - wanted.count
+        print("graceful leave: 200 prompts answered \(elapsed) after SIGTERM, \(duplicates) duplicates")
+    }
 }
 
 /// Deterministic f16 bytes in [-1, 1) for synthetic embeddings.

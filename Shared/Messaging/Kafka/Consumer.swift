@@ -46,9 +46,9 @@ public struct TopicPartition: Sendable, Hashable {
 /// backpressure (librdkafka's own prefetch queue is bounded by queued.max.messages.kbytes).
 ///
 /// `@unchecked Sendable`: every mutable stored property is read and written only with
-/// `condition` locked; `handle` is thread-safe; `consumerQueue` is used from other
-/// threads only for rd_kafka_queue_yield (thread-safe) and destroyed by the poll thread
-/// after it stopped using it, before `finished` is published.
+/// `condition` locked; `handle` is thread-safe; `consumerQueue` is yielded from other
+/// threads (rd_kafka_queue_yield) and destroyed by the poll thread, both with `condition`
+/// locked, so no yield reaches a destroyed queue.
 final class ConsumerCore: @unchecked Sendable {
     struct Job {
         let run: (OpaquePointer) -> Void
@@ -65,6 +65,8 @@ final class ConsumerCore: @unchecked Sendable {
     private var jobs: [Job] = []
     private var stopRequested = false
     private var finished = false
+    /// Set (under `condition`) when the poll thread destroyed `consumerQueue`.
+    private var queueDestroyed = false
     private var terminalError: KafkaError?
     private var exitWaiters: [@Sendable () -> Void] = []
 
@@ -131,9 +133,11 @@ final class ConsumerCore: @unchecked Sendable {
             }
             jobs.append(job)
             condition.signal()
-            condition.unlock()
             // ref: rdkafka.h, rd_kafka_queue_yield(): makes a blocked poll return now.
-            rd_kafka_queue_yield(consumerQueue)
+            // Under the lock: the poll thread destroys the queue under it too, so a yield
+            // can never reach a destroyed queue (that race crashed decoders on SIGTERM).
+            yieldLocked()
+            condition.unlock()
         }
     }
 
@@ -143,9 +147,13 @@ final class ConsumerCore: @unchecked Sendable {
         condition.lock()
         stopRequested = true
         condition.signal()
-        let done = finished
+        yieldLocked()
         condition.unlock()
-        if !done { rd_kafka_queue_yield(consumerQueue) }
+    }
+
+    /// Wakes a blocked rd_kafka_consumer_poll. Call with `condition` locked.
+    private func yieldLocked() {
+        if !queueDestroyed { rd_kafka_queue_yield(consumerQueue) }
     }
 
     /// Waits until the poll thread has closed the consumer, at most `timeout`. Returns
@@ -236,13 +244,13 @@ final class ConsumerCore: @unchecked Sendable {
         for job in pending { job.run(rk) }
 
         // ref: rdkafka.h, rd_kafka_consumer_close(): leaves the group and revokes the
-        // assignment; with auto-commit off it commits nothing on its own. Messages still
+        // assignment; it commits only offsets the application stored (auto-commit mode). Messages still
         // in our buffer are dropped uncommitted and will be redelivered (at-least-once).
         let err = rd_kafka_consumer_close(rk)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { onError?(KafkaError(err, "consumer close")) }
-        rd_kafka_queue_destroy(consumerQueue)
-
         condition.lock()
+        queueDestroyed = true
+        rd_kafka_queue_destroy(consumerQueue)
         finished = true
         buffer.removeAll()
         let waiter = self.waiter
@@ -401,6 +409,30 @@ public final class Consumer: Sendable {
                 throw KafkaError(partErr, "commit \(partition.topic) [\(partition.partition)] offset \(nextOffset)")
             }
         }
+    }
+
+    /// Marks `nextOffset` as the position to resume `partition` from; librdkafka commits
+    /// it in the background (ConsumerConfig.storedOffsetCommitIntervalMs), on revocation
+    /// and on close. Never blocks. A partition no longer assigned refuses the store (its
+    /// new owner redelivers the record: at-least-once).
+    public func store(_ partition: TopicPartition, nextOffset: Int64) throws {
+        let list = rd_kafka_topic_partition_list_new(1)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let entry = rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition)
+        entry?.pointee.offset = nextOffset
+        // ref: rdkafka.h, rd_kafka_offsets_store(): thread-safe; with
+        // enable.auto.offset.store=false the stored offset is what auto-commit sends.
+        let err = rd_kafka_offsets_store(core.handle.pointer, list)
+        if let partErr = list?.pointee.elems?.pointee.err, partErr != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(partErr, "store \(partition.topic) [\(partition.partition)] offset \(nextOffset)")
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, "store \(partition.topic) [\(partition.partition)] offset \(nextOffset)")
+        }
+    }
+
+    public func store(_ message: ConsumedMessage) throws {
+        try store(TopicPartition(topic: message.topic, partition: message.partition), nextOffset: message.offset + 1)
     }
 
     /// The group's committed offset for a partition (the next offset to read), nil if none.

@@ -109,16 +109,23 @@ public struct ConsumerConfig: Sendable, Hashable {
     /// against real brokers (which answer as soon as data exists) it only raises idle
     /// fetch traffic — override with `fetch.wait.max.ms` in `properties` on big clusters.
     public var fetchWaitMaxMs: Int
+    /// nil: offsets move only through `Consumer.commit` (synchronous). A value: the
+    /// application marks processed records with `Consumer.store` (never blocks) and
+    /// librdkafka commits what was stored every this many ms, on revocation and on close
+    /// — the services' mode: a synchronous commit blocks the poll thread for seconds
+    /// while a rebalance is pending, which is exactly when the member must poll to rejoin.
+    public var storedOffsetCommitIntervalMs: Int?
     /// Raw librdkafka properties, applied last (except enable.auto.commit and
-    /// enable.auto.offset.store, which Consumer forces to false: committing happens
-    /// only through `Consumer.commit`, after processing — the at-least-once rule).
+    /// enable.auto.offset.store, which Consumer sets itself: only offsets the application
+    /// stored or committed after processing are ever committed — the at-least-once rule).
     public var properties: [String: String]
 
     public init(client: KafkaClientConfig, groupID: String, autoOffsetReset: OffsetReset = .earliest,
                 sessionTimeoutMs: Int = 10_000, maxPollIntervalMs: Int = 300_000,
                 fetchMaxBytes: Int? = nil, maxPartitionFetchBytes: Int? = nil, prefetchCount: Int = 2,
-                fetchWaitMaxMs: Int = 10, properties: [String: String] = [:]) {
+                fetchWaitMaxMs: Int = 10, storedOffsetCommitIntervalMs: Int? = nil, properties: [String: String] = [:]) {
         self.fetchWaitMaxMs = fetchWaitMaxMs
+        self.storedOffsetCommitIntervalMs = storedOffsetCommitIntervalMs
         self.client = client
         self.groupID = groupID
         self.autoOffsetReset = autoOffsetReset
@@ -143,7 +150,12 @@ public struct ConsumerConfig: Sendable, Hashable {
         p.merge(client.properties) { $1 }
         p.merge(properties) { $1 }
         // ref: CONFIGURATION.md — with both false, offsets move only via rd_kafka_commit().
-        p["enable.auto.commit"] = "false"
+        if let interval = storedOffsetCommitIntervalMs {
+            p["enable.auto.commit"] = "true"
+            p["auto.commit.interval.ms"] = String(max(1, interval))
+        } else {
+            p["enable.auto.commit"] = "false"
+        }
         p["enable.auto.offset.store"] = "false"
         return p
     }

@@ -6,7 +6,7 @@
 ...     mask = result.best().to_array()   # (height, width) uint8, decoded by pycocotools
 """
 
-from .client import CONTENT_TYPE_HEADER, REQUEST_ID_HEADER, SegflowClient, Submission, Topics, content_type
+from .client import CONTENT_TYPE_HEADER, REQUEST_ID_HEADER, TRACE_ID_HEADER, SegflowClient, Submission, Topics, content_type
 from .errors import (SegflowError, SegflowKafkaError, SegflowReplyError, SegflowRequestError, SegflowTimeoutError,
                      error_code_name)
 from .partitioner import murmur2, partition_for
@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 __all__ = [
     "SegflowClient", "Submission", "Topics", "Point", "Box", "SegmentationMask", "SegmentationResult",
     "SegflowError", "SegflowRequestError", "SegflowTimeoutError", "SegflowReplyError", "SegflowKafkaError",
-    "error_code_name", "murmur2", "partition_for", "content_type", "CONTENT_TYPE_HEADER", "REQUEST_ID_HEADER",
+    "error_code_name", "murmur2", "partition_for", "content_type", "CONTENT_TYPE_HEADER", "REQUEST_ID_HEADER", "TRACE_ID_HEADER",
 ]

@@ -8,7 +8,7 @@ spoken exactly as the Swift ``SegflowClient`` speaks it:
 * ``ImageRequest`` and ``PromptRequest`` keyed by image id, partitioned with
   ``murmur2_random`` (see :mod:`segflow_client.partitioner` for why);
 * headers ``content-type: application/x-protobuf; messageType=segflow.v1.<Message>``
-  and ``request-id: <id>``;
+  and ``request-id: <id>`` (plus ``trace-id`` when given, which the services echo);
 * answers are ``MaskResult`` records on the reply topic (``PREFIX.masks`` unless the
   client names another; the requests then carry it in ``reply_topic``), matched by
   request id; duplicates (at-least-once redelivery) are dropped. An error answer to the
@@ -39,6 +39,8 @@ from .results import Box, Point, SegmentationResult, result_from_wire
 #: Header names every Segflow record carries (Shared/Messaging/Kafka/Headers.swift).
 CONTENT_TYPE_HEADER = "content-type"
 REQUEST_ID_HEADER = "request-id"
+#: Optional; the services copy it onto every record they write for the request.
+TRACE_ID_HEADER = "trace-id"
 
 ImageInput = Union[bytes, bytearray, memoryview, "os.PathLike[str]", np.ndarray]
 
@@ -185,6 +187,11 @@ class SegflowClient:
             self._consumer.close()
 
     @property
+    def producer_config(self) -> Dict[str, object]:
+        """The librdkafka producer properties this client sends with (a copy)."""
+        return dict(self._producer_config)
+
+    @property
     def duplicates_dropped(self) -> int:
         """Answers seen twice (at-least-once redelivery) and dropped."""
         return self._duplicates
@@ -213,17 +220,19 @@ class SegflowClient:
 
     # -- sending -----------------------------------------------------------------------
 
-    def _send(self, topic: str, key: str, message_name: str, value: bytes, request_id: str, timeout: float) -> None:
+    def _send(self, topic: str, key: str, message_name: str, value: bytes, request_id: str, timeout: float,
+              trace_id: Optional[str]) -> None:
         failures: List[KafkaError] = []
 
         def delivered(err: Optional[KafkaError], _msg: object) -> None:
             if err is not None:
                 failures.append(err)
 
+        headers = [(CONTENT_TYPE_HEADER, content_type(message_name).encode()), (REQUEST_ID_HEADER, request_id.encode())]
+        if trace_id:
+            headers.append((TRACE_ID_HEADER, trace_id.encode()))
         try:
-            self._producer.produce(topic, value=value, key=key.encode("utf-8"), on_delivery=delivered,
-                                   headers=[(CONTENT_TYPE_HEADER, content_type(message_name).encode()),
-                                            (REQUEST_ID_HEADER, request_id.encode())])
+            self._producer.produce(topic, value=value, key=key.encode("utf-8"), on_delivery=delivered, headers=headers)
         except (KafkaException, BufferError) as e:
             raise SegflowKafkaError(f"cannot produce {message_name} to {topic}", request_id, e) from e
         remaining = self._producer.flush(timeout)
@@ -238,7 +247,8 @@ class SegflowClient:
 
     def submit(self, image: Optional[ImageInput] = None, *, image_id: Optional[str] = None,
                points: Sequence[Point] = (), boxes: Sequence[Box] = (), text: str = "", multimask: bool = False,
-               model: str = "", request_id: Optional[str] = None, send_timeout: float = 30.0) -> Submission:
+               model: str = "", request_id: Optional[str] = None, trace_id: Optional[str] = None,
+               send_timeout: float = 30.0) -> Submission:
         """Sends an image (unless ``image`` is None: then ``image_id`` names one sent before)
         and one prompt request for it; returns at once with the ids to :meth:`wait` on.
 
@@ -252,6 +262,12 @@ class SegflowClient:
             multimask: three masks per prompt instead of one.
             model: model name ("" = the services' default).
             request_id: the prompt request's id; default a new UUID.
+            trace_id: optional ``trace-id`` header on both records (echoed on the answer).
+            send_timeout: bound on each record's delivery, in seconds.
+
+        Raises:
+            ValueError / TypeError: no prompt, or an unusable image argument.
+            SegflowKafkaError: a record was not delivered (names the request id).
         """
         if text and (points or boxes):
             raise ValueError("a text prompt cannot be combined with points or boxes in one request")
@@ -267,14 +283,15 @@ class SegflowClient:
             image_request_id = f"py-img-{uuid.uuid4()}"
             req = pb.ImageRequest(request_id=image_request_id, image_id=image_id, model=model,
                                   reply_topic=self._reply_field(), created_at_ms=now, **_image_field(image))
-            self._send(self.topics.images, image_id, "ImageRequest", req.SerializeToString(), image_request_id, send_timeout)
+            self._send(self.topics.images, image_id, "ImageRequest", req.SerializeToString(), image_request_id, send_timeout,
+                       trace_id)
         prompt = pb.PromptRequest(request_id=prompt_id, image_id=image_id, multimask=multimask, text=text,
                                   output_format=pb.OUTPUT_FORMAT_RLE, reply_topic=self._reply_field(), model=model,
                                   created_at_ms=now,
                                   points=[pb.Point(x=p.x, y=p.y, label=p.label) for p in points],
                                   boxes=[pb.Box(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1) for b in boxes])
         self._send(self.topics.text if text else self.topics.prompts, image_id, "PromptRequest",
-                   prompt.SerializeToString(), prompt_id, send_timeout)
+                   prompt.SerializeToString(), prompt_id, send_timeout, trace_id)
         return Submission(image_id=image_id, prompt_request_id=prompt_id, image_request_id=image_request_id)
 
     # -- receiving ---------------------------------------------------------------------

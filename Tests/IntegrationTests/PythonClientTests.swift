@@ -46,6 +46,8 @@ final class PythonClientTests: XCTestCase {
         var points: [[Float]]
         var boxes: [[Float]]
         var multimask: Bool
+        var text: String?
+        var model: String
         var requestId: String
         var masks: [Mask]
 
@@ -104,8 +106,14 @@ final class PythonClientTests: XCTestCase {
         let topics = ServingTopics(prefix: Self.prefix)
         try await cluster.broker.createTopics(topics.specs(partitions: 4) + [TopicSpec(name: Self.probeTopic, partitions: 8)])
         let prefixFlag = ["--topic-prefix", Self.prefix]
-        try cluster.start("segflow-image-encoder", name: "encoder", extra: prefixFlag + ["--embedding-dtype", "f32"])
-        try cluster.start("segflow-prompt-decoder", name: "decoder", extra: prefixFlag + ["--max-wait-ms", "5000"])
+        // LiteMedSAM plus a tiny random CLIPSeg (real tensor names) for text prompts.
+        let clipseg = cluster.logDir.appendingPathComponent("clipseg-tiny.safetensors")
+        try TextPromptIntegrationTests.makeCheckpoint(at: clipseg)
+        let clipsegFlags = ["--clipseg-checkpoint", clipseg.path, "--clipseg-config", "tiny-test"]
+        try cluster.start("segflow-image-encoder", name: "encoder", extra: prefixFlag + clipsegFlags + ["--embedding-dtype", "f32"])
+        try cluster.start("segflow-prompt-decoder", name: "decoder", extra: prefixFlag + clipsegFlags + ["--max-wait-ms", "5000"])
+        try cluster.start("segflow-text-encoder", name: "text",
+                          extra: prefixFlag + ["--model", "clipseg", "--checkpoint", clipseg.path, "--clipseg-config", "tiny-test"])
         let out = cluster.logDir.appendingPathComponent("python-out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
 
@@ -124,17 +132,18 @@ final class PythonClientTests: XCTestCase {
         XCTAssertTrue(output.contains(" passed"), output)
         print("PythonClientTests: pytest finished \(String(format: "%.1f", pytestSeconds)) s after cluster start")
 
-        // Encode once: seven decodable images came from Python (the second prompt on a
-        // reused image id and the refused images asked for no encode).
-        XCTAssertEqual(cluster.log("encoder").components(separatedBy: "] encoded").count - 1, 7, cluster.log("encoder").suffix(3000).description)
+        // Encode once: eight decodable images came from Python (prompts on a reused image
+        // id and the refused images asked for no encode).
+        XCTAssertEqual(cluster.log("encoder").components(separatedBy: "] encoded").count - 1, 8, cluster.log("encoder").suffix(3000).description)
 
         // The same masks as in-process, byte for byte after pycocotools decoded them.
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let answers = try decoder.decode([String: Answer].self, from: Data(contentsOf: out.appendingPathComponent("answers.json")))
-        XCTAssertEqual(answers.count, 6)
+        XCTAssertEqual(answers.count, 7)
         let sam = try Sam.load(.liteMedSAM, checkpoint: Fixtures.liteMedSAM)
-        for (name, answer) in answers.sorted(by: { $0.key < $1.key }) {
+        for (name, answer) in answers.sorted(by: { $0.key < $1.key }) where answer.text == nil {
+            XCTAssertEqual(answer.model, "litemedsam", name)
             let local = try inProcessMasks(sam, image: try answer.rgb(), prompt: answer.prompt, f16: false)
             XCTAssertEqual(answer.masks.map(\.counts), rleCounts(local), "\(name): RLE differs from in-process")
             XCTAssertEqual(answer.masks.count, local.count, name)
@@ -154,9 +163,17 @@ final class PythonClientTests: XCTestCase {
         var prompt = jpeg.prompt
         prompt.requestID = "swift-" + UUID().uuidString
         prompt.imageID = "swift-jpeg"
-        let swiftResult = try await SegflowClient(client: cluster.client, topics: topics, logger: logger)
-            .segment(image: .png(bytes), prompts: prompt, timeout: .seconds(180))
+        let swiftClient = SegflowClient(client: cluster.client, topics: topics, logger: logger)
+        let swiftResult = try await swiftClient.segment(image: .png(bytes), prompts: prompt, timeout: .seconds(180))
         XCTAssertEqual(rleCounts(swiftResult.masks), jpeg.masks.map(\.counts), "Swift client and Python client disagree")
+        let text = try XCTUnwrap(answers["text_clipseg"])
+        let textPrompt = PromptRequest(requestID: "swift-text-" + UUID().uuidString, imageID: "swift-text",
+                                       text: try XCTUnwrap(text.text), model: "clipseg")
+        let crop = [UInt8](try Data(contentsOf: Self.repo.appendingPathComponent(text.image.file ?? "")))
+        let swiftText = try await swiftClient.segment(image: .png(crop), prompts: textPrompt, promptTopic: topics.text,
+                                                      timeout: .seconds(180))
+        XCTAssertEqual(swiftText.model, "clipseg")
+        XCTAssertEqual(rleCounts(swiftText.masks), text.masks.map(\.counts), "text prompt: Swift client and Python client disagree")
 
         // Key → partition: Swift's producer (murmur2_random, as the services) puts every
         // probe key where the Python client's producer did.

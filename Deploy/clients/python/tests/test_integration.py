@@ -46,7 +46,7 @@ ANSWERS: Dict[str, dict] = {}
 
 
 def record(env: Dict[str, str], name: str, image: dict, points: List[Point], boxes: List[Box], multimask: bool,
-           result: SegmentationResult) -> None:
+           result: SegmentationResult, text: Optional[str] = None) -> None:
     """Keeps one answer for the XCTest: the wire RLE plus the pycocotools-decoded mask."""
     out = Path(env["OUT"])
     masks = []
@@ -63,7 +63,7 @@ def record(env: Dict[str, str], name: str, image: dict, points: List[Point], box
                       "bbox": list(m.bbox), "predicted_iou": m.predicted_iou, "file": file})
     ANSWERS[name] = {"image": image, "points": [[p.x, p.y, p.label] for p in points],
                      "boxes": [[b.x0, b.y0, b.x1, b.y1] for b in boxes], "multimask": multimask,
-                     "request_id": result.request_id, "masks": masks}
+                     "text": text, "model": result.model, "request_id": result.request_id, "masks": masks}
     (out / "answers.json").write_text(json.dumps(ANSWERS, indent=1, sort_keys=True))
 
 
@@ -113,6 +113,22 @@ def test_encode_once_decode_many_by_image_id(client: SegflowClient, env: Dict[st
     assert r1.image_id == r2.image_id == image_id
     record(env, "reuse_box", {"file": "Tests/SAMTests/Fixtures/chelsea_crop.png"}, [], [Box(10, 10, 100, 90)], False, r1)
     record(env, "reuse_points", {"file": "Tests/SAMTests/Fixtures/chelsea_crop.png"}, [Point(50, 40, 1)], [], True, r2)
+
+
+def test_text_prompt_through_the_text_encoder(client: SegflowClient, env: Dict[str, str]) -> None:
+    """CLIPSeg (a tiny random checkpoint with the real names) behind the text-encoder: the
+    prompt goes to PREFIX.text, the text-encoder forwards it to the decoder. The XCTest
+    compares the answer with the Swift client's for the same phrase."""
+    png = (SAM_FIXTURES / "chelsea_crop.png").read_bytes()
+    r = client.segment(png, text="a photo of a cat", model="clipseg", timeout=180)
+    assert r.model == "clipseg" and len(r.masks) == 1
+    record(env, "text_clipseg", {"file": "Tests/SAMTests/Fixtures/chelsea_crop.png"}, [], [], False, r,
+           text="a photo of a cat")
+    # Refused by the text-encoder (no words), against the image already encoded.
+    sub = client.submit(image_id=r.image_id, text="   ", model="clipseg")
+    with pytest.raises(SegflowRequestError) as e:
+        client.wait(sub, timeout=120)
+    assert (e.value.request_id, e.value.code_name) == (sub.prompt_request_id, "INVALID_PROMPT")
 
 
 def test_error_results_name_the_request_and_code(client: SegflowClient) -> None:
@@ -215,4 +231,4 @@ def test_partitioner_agrees_with_the_rule_and_differs_from_librdkafkas_default(c
 
 def test_all_answers_recorded(env: Dict[str, str]) -> None:
     assert sorted(ANSWERS) == sorted(["png_box", "jpeg_points_multimask", "png_two_boxes_and_point", "raw_rgb",
-                                      "reuse_box", "reuse_points"])
+                                      "reuse_box", "reuse_points", "text_clipseg"])

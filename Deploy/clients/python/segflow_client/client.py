@@ -122,7 +122,10 @@ class SegflowClient:
             (librdkafka's mock cluster) holds fetches for the full wait even when data
             arrives, so the default is small; raise it against large real clusters.
         config: extra librdkafka properties for both producer and consumer (e.g. security
-            settings); they win over the client's own.
+            settings); they win over the client's own, except ``partitioner`` (ValueError
+            unless ``murmur2_random``).
+        connect_timeout: bound, in seconds, on reading the reply topic's metadata and end
+            offsets when the client opens.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -136,6 +139,9 @@ class SegflowClient:
         self.reply_topic = reply_topic or self.topics.masks
         common = {"bootstrap.servers": brokers, "client.id": client_id, "socket.nagle.disable": True}
         extra = dict(config or {})
+        if extra.get("partitioner", "murmur2_random") != "murmur2_random":
+            raise ValueError(f"partitioner {extra['partitioner']!r} would put prompts on other partitions than their "
+                             "embeddings; Segflow's services use murmur2_random (see segflow_client.partitioner)")
         self._producer_config = {
             **common,
             # Same key → same partition as the services (image-encoder writes embeddings with

@@ -15,7 +15,7 @@ from google.protobuf import __version__ as protobuf_version
 from pycocotools import mask as coco_mask
 
 from conftest import CLIENT_DIR, IMAGING_FIXTURES, REPO, require_or_skip
-from segflow_client import (SegflowReplyError, SegflowRequestError, SegflowTimeoutError, Topics, content_type,
+from segflow_client import (SegflowClient, SegflowReplyError, SegflowRequestError, SegflowTimeoutError, Topics, content_type,
                             error_code_name, murmur2, partition_for)
 from segflow_client._proto import segflow_pb2 as pb
 from segflow_client.results import decode_runs, mask_from_wire, parse_counts
@@ -142,3 +142,9 @@ def test_generated_module_is_fresh_and_matches_the_runtime() -> None:
     proto = (REPO / "Protocols" / "segflow.proto").read_text()
     for message in re.findall(r"^message (\w+)", proto, flags=re.M):
         assert message in pb.DESCRIPTOR.message_types_by_name, message
+
+
+def test_a_partitioner_other_than_the_services_is_refused() -> None:
+    # Checked before any connection is made (no broker needed).
+    with pytest.raises(ValueError, match="murmur2_random"):
+        SegflowClient("127.0.0.1:1", config={"partitioner": "consistent_random"})

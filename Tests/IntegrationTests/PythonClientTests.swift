@@ -77,7 +77,9 @@ final class PythonClientTests: XCTestCase {
         env["PYTHONUNBUFFERED"] = "1"
         env.merge(extra) { $1 }
         p.environment = env
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: log.path])
+        }
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }
         p.standardOutput = handle

@@ -17,8 +17,11 @@ final class PythonClientTests: XCTestCase {
     static let prefix = "pyc"
     static let probeTopic = "pyc.partition-probe"
     static let replyTopic = "pyc.replies-python"
-    /// The whole pytest run (measured 25–30 s on the shared 2-core machine; generous for a loaded CI).
-    static let scriptTimeout: TimeInterval = 420
+    /// The bound on the whole pytest run: measured 25–30 s on the shared 2-core machine, so
+    /// 420 s is generous for a loaded CI; SEGFLOW_PYTHON_TEST_TIMEOUT_S overrides it.
+    static var scriptTimeout: TimeInterval {
+        ProcessInfo.processInfo.environment["SEGFLOW_PYTHON_TEST_TIMEOUT_S"].flatMap(TimeInterval.init) ?? 420
+    }
 
     static var repo: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -66,7 +69,10 @@ final class PythonClientTests: XCTestCase {
         }
     }
 
-    /// Runs the venv's pytest on the client's tests; SIGKILL past the bound. Returns the output.
+    struct Overrun: Error, CustomStringConvertible { var description: String }
+
+    /// Runs the venv's pytest on the client's tests; SIGKILL past the bound (Overrun, with
+    /// the output so far). Returns the exit status and the output.
     func runPytest(_ python: URL, env extra: [String: String], log: URL) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = python
@@ -86,14 +92,14 @@ final class PythonClientTests: XCTestCase {
         p.standardError = handle
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        let deadline = Date().addingTimeInterval(Self.scriptTimeout)
+        let bound = Self.scriptTimeout
+        let deadline = Date().addingTimeInterval(bound)
         while p.isRunning && Date() < deadline { usleep(100_000) }
         if p.isRunning {
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            XCTFail("the Python client tests overran \(Int(Self.scriptTimeout)) s and were killed (SIGKILL); output:\n\(output)")
-            return (-9, output)
+            throw Overrun(description: "the Python client tests overran \(bound) s and were killed (SIGKILL); output:\n\(output)")
         }
         p.waitUntilExit()
         return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")

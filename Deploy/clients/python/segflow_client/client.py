@@ -27,7 +27,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Union
+from typing import AbstractSet, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -88,14 +88,15 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _image_field(image: ImageInput) -> Dict[str, object]:
-    """``ImageRequest.image`` oneof: encoded bytes (PNG/JPEG/WebP, told apart by content
-    on the service side) or an HxWx3 uint8 array as RawImage."""
+def _set_image(req: "pb.ImageRequest", image: ImageInput) -> None:
+    """Fills the ``ImageRequest.image`` oneof: encoded bytes (PNG/JPEG/WebP, told apart by
+    content on the service side) or an HxWx3 uint8 array as RawImage."""
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"a raw image must be an HxWx3 uint8 array, got shape {image.shape} dtype {image.dtype}")
         h, w = image.shape[:2]
-        return {"raw": pb.RawImage(rgb8=np.ascontiguousarray(image).tobytes(), width=w, height=h)}
+        req.raw.CopyFrom(pb.RawImage(rgb8=np.ascontiguousarray(image).tobytes(), width=w, height=h))
+        return
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
     elif isinstance(image, os.PathLike):
@@ -105,7 +106,7 @@ def _image_field(image: ImageInput) -> Dict[str, object]:
         raise TypeError(f"image must be bytes, a path-like or a numpy array, not {type(image).__name__}")
     if not data:
         raise ValueError("image is empty")
-    return {"png": data}   # the field's name predates JPEG/WebP; it carries any of the three
+    req.png = data   # the field's name predates JPEG/WebP; it carries any of the three
 
 
 class SegflowClient:
@@ -234,7 +235,8 @@ class SegflowClient:
             if err is not None:
                 failures.append(err)
 
-        headers = [(CONTENT_TYPE_HEADER, content_type(message_name).encode()), (REQUEST_ID_HEADER, request_id.encode())]
+        headers: List[Tuple[str, Union[str, bytes, None]]] = [
+            (CONTENT_TYPE_HEADER, content_type(message_name).encode()), (REQUEST_ID_HEADER, request_id.encode())]
         if trace_id:
             headers.append((TRACE_ID_HEADER, trace_id.encode()))
         try:
@@ -288,7 +290,8 @@ class SegflowClient:
         if image is not None:
             image_request_id = f"py-img-{uuid.uuid4()}"
             req = pb.ImageRequest(request_id=image_request_id, image_id=image_id, model=model,
-                                  reply_topic=self._reply_field(), created_at_ms=now, **_image_field(image))
+                                  reply_topic=self._reply_field(), created_at_ms=now)
+            _set_image(req, image)
             self._send(self.topics.images, image_id, "ImageRequest", req.SerializeToString(), image_request_id, send_timeout,
                        trace_id)
         prompt = pb.PromptRequest(request_id=prompt_id, image_id=image_id, multimask=multimask, text=text,
@@ -320,7 +323,7 @@ class SegflowClient:
             raise SegflowRequestError(r.request_id, r.error.code, r.error.message)
         return result_from_wire(r)
 
-    def wait_for(self, request_ids: Iterable[str], timeout: float, fail_fast: Set[str] = frozenset()) -> Dict[str, "pb.MaskResult"]:
+    def wait_for(self, request_ids: Iterable[str], timeout: float, fail_fast: AbstractSet[str] = frozenset()) -> Dict[str, "pb.MaskResult"]:
         """Low level: the raw ``MaskResult`` of every id in ``request_ids`` (error answers
         included), waiting at most ``timeout`` seconds. An error answer to a ``fail_fast``
         id ends the wait early and is returned with whatever arrived. Answers to other
@@ -340,9 +343,10 @@ class SegflowClient:
             msg = self._consumer.poll(min(remaining, 0.2))
             if msg is None:
                 continue
-            if msg.error() is not None:
-                if msg.error().fatal():
-                    raise SegflowKafkaError(f"reading {self.reply_topic} failed", kafka_error=msg.error())
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise SegflowKafkaError(f"reading {self.reply_topic} failed", kafka_error=err)
                 continue   # transient (e.g. a broker reconnect); librdkafka retries
             self._take(msg, wanted | set(fail_fast))
         picked = {i: self._results.pop(i) for i in wanted | set(fail_fast) if i in self._results}

@@ -54,23 +54,14 @@ def content_type(message_name: str) -> str:
 class Topics:
     """The topic names of one deployment: ``PREFIX.<role>`` (the services' ``--topic-prefix``)."""
 
-    prefix: str = "segflow"
+    images: str
+    prompts: str
+    text: str
+    masks: str
 
-    @property
-    def images(self) -> str:
-        return f"{self.prefix}.images"
-
-    @property
-    def prompts(self) -> str:
-        return f"{self.prefix}.prompts"
-
-    @property
-    def text(self) -> str:
-        return f"{self.prefix}.text"
-
-    @property
-    def masks(self) -> str:
-        return f"{self.prefix}.masks"
+    @classmethod
+    def for_prefix(cls, prefix: str = "segflow") -> "Topics":
+        return cls(*(f"{prefix}.{role}" for role in ("images", "prompts", "text", "masks")))
 
 
 @dataclass(frozen=True)
@@ -136,7 +127,7 @@ class SegflowClient:
                  config: Optional[Dict[str, str]] = None, connect_timeout: float = 30.0) -> None:
         if not brokers:
             raise ValueError("brokers must be 'host:port[,host:port…]'")
-        self.topics = Topics(topic_prefix)
+        self.topics = Topics.for_prefix(topic_prefix)
         self.reply_topic = reply_topic or self.topics.masks
         common = {"bootstrap.servers": brokers, "client.id": client_id, "socket.nagle.disable": True}
         extra = dict(config or {})

@@ -111,9 +111,9 @@ def test_declared_area_must_match_the_runs() -> None:
 # -- names, errors, generated code ---------------------------------------------------------
 
 def test_topic_names_and_headers_follow_the_services() -> None:
-    t = Topics("pyc")
+    t = Topics.for_prefix("pyc")
     assert (t.images, t.prompts, t.text, t.masks) == ("pyc.images", "pyc.prompts", "pyc.text", "pyc.masks")
-    assert Topics().images == "segflow.images"
+    assert Topics.for_prefix().images == "segflow.images"
     assert content_type("PromptRequest") == "application/x-protobuf; messageType=segflow.v1.PromptRequest"
 
 

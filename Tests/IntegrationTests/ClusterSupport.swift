@@ -1,3 +1,4 @@
+import Backends
 import Client
 import Foundation
 import Imaging
@@ -125,12 +126,14 @@ enum Fixtures {
 
     static func png(_ name: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: dir.appendingPathComponent("\(name).png"))) }
 
-    static var liteMedSAM: URL {
+    /// Where Deploy/setup.sh caches what it fetches: $SEGFLOW_HOME, else $XDG_CACHE_HOME/segflow, else ~/.cache/segflow.
+    static var segflowHome: URL {
         let env = ProcessInfo.processInfo.environment
-        let home = env["SEGFLOW_HOME"].map { URL(fileURLWithPath: $0) }
+        return env["SEGFLOW_HOME"].map { URL(fileURLWithPath: $0) }
             ?? URL(fileURLWithPath: env["XDG_CACHE_HOME"] ?? (env["HOME"] ?? "/root") + "/.cache").appendingPathComponent("segflow")
-        return home.appendingPathComponent("weights/lite_medsam.pth")
     }
+
+    static var liteMedSAM: URL { segflowHome.appendingPathComponent("weights/lite_medsam.pth") }
 
     static func requireCheckpoint() throws {
         guard FileManager.default.fileExists(atPath: liteMedSAM.path) else {
@@ -145,6 +148,18 @@ func record(_ topic: String, key: String, _ value: [UInt8], requestID: String) -
 }
 
 func results(_ messages: [ConsumedMessage]) -> [MaskResult] { messages.compactMap { try? MaskResult(bytes: $0.value) } }
+
+/// The in-process answer (RLE masks) for an image and a wire prompt, from an embedding
+/// rounded through f16 exactly as the wire carries it (or not, for f32 embeddings).
+func inProcessMasks(_ sam: Sam, image: RGBImage, prompt: PromptRequest, f16: Bool) throws -> [MaskResult.Mask] {
+    var emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
+    if f16 { emb.embedding.data = emb.embedding.data.map { Float(Float16($0)) } }
+    let sp = try Conversions.prompts(prompt, maskSide: 256)
+    return try Conversions.masks(try sam.predict(emb, sp), width: image.width, height: image.height, format: .rle, lowResLogits: false)
+}
+
+/// The COCO counts strings of wire masks ("" for a PNG mask).
+func rleCounts(_ masks: [MaskResult.Mask]) -> [String] { masks.map { if case let .rle(c, _, _) = $0.encoding { c } else { "" } } }
 
 /// A 60-byte PNG that declares 100000×100000 pixels: a decompression bomb's header.
 func pngBombHeader() -> [UInt8] {

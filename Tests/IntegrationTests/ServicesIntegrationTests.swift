@@ -47,15 +47,10 @@ final class ServicesIntegrationTests: XCTestCase {
     /// The in-process answer for the same image and prompt, from an embedding rounded
     /// through f16 exactly as the wire carries it (or not, for f32).
     func inProcess(_ sam: Sam, image: String, prompt: PromptRequest, f16: Bool) throws -> [String] {
-        let img = try PNG.decodeRGB(try Fixtures.png(image))
-        var emb = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
-        if f16 { emb.embedding.data = emb.embedding.data.map { Float(Float16($0)) } }
-        let sp = try Conversions.prompts(prompt, maskSide: 256)
-        let masks = try Conversions.masks(try sam.predict(emb, sp), width: img.width, height: img.height, format: .rle, lowResLogits: false)
-        return masks.map { if case let .rle(counts, _, _) = $0.encoding { counts } else { "" } }
+        rleCounts(try inProcessMasks(sam, image: try PNG.decodeRGB(try Fixtures.png(image)), prompt: prompt, f16: f16))
     }
 
-    func counts(_ r: MaskResult) -> [String] { r.masks.map { if case let .rle(c, _, _) = $0.encoding { c } else { "" } } }
+    func counts(_ r: MaskResult) -> [String] { rleCounts(r.masks) }
 
     func testImagesAndPromptsThroughOneEncoderAndTwoDecoders() async throws {
         try Fixtures.requireCheckpoint()

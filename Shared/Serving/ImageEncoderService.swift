@@ -45,7 +45,12 @@ public final class ImageEncoderService: Service {
         logger.info("image-encoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))", LogKey.topic: "\(options.topics.images)"])
         let outcome: Result<Void, Error>
         do {
-            try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
+            try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
+                                      reject: { record, why in
+                try? await reporter.report(ServingError(.invalidImage, "sliced image record: \(why)"), record: record,
+                                           requestID: record.headers.string(named: KafkaHeader.requestIDName) ?? "",
+                                           imageID: record.keyString ?? "", replyTopic: "")
+            }) { record in
                 await handle(record, producer: producer, reporter: reporter, store: store)
             }
             outcome = .success(())

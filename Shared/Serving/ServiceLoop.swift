@@ -5,18 +5,46 @@ import ServiceLifecycle
 
 /// The loop every Segflow service runs: take records one at a time, hand each to
 /// `handle` (which answers it, possibly with an error result), then — if `commitEach` —
-/// commit it. A graceful shutdown (SIGTERM through the ServiceGroup) or cancellation
-/// stops fetching; the record in flight finishes, commits run, the producer is flushed
-/// and closed.
+/// store its offset for commit. With `commitEach`, records sliced by `RecordChunking`
+/// (large images) are reassembled first; a slice's offset is committed only when its
+/// whole record was handled, so a crash mid-record redelivers every slice. Slices that
+/// cannot be used go to `reject`. A graceful shutdown (SIGTERM through the ServiceGroup)
+/// or cancellation stops fetching; the record in flight finishes, commits run, the
+/// producer is flushed and closed.
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
+                    reject: (ConsumedMessage, String) async -> Void = { _, _ in },
                     handle: (ConsumedMessage) async -> Void) async throws {
+        var assembler = RecordAssembler()
+        var trackers: [TopicPartition: OffsetTracker] = [:]
+        func finish(_ record: ConsumedMessage, offsets: [Int64]) {
+            let tp = TopicPartition(topic: record.topic, partition: record.partition)
+            var position: Int64?
+            for offset in offsets { position = trackers[tp, default: OffsetTracker()].finish(offset) ?? position }
+            if let position { consumer.storeLogging(tp, nextOffset: position, logger: logger) }
+        }
         do {
             try await withGracefulShutdownHandler {
                 try await withTaskCancellationHandler {
                     for try await record in consumer.messages {
-                        await handle(record)
-                        if commitEach { consumer.storeLogging(record, logger: logger) }
+                        guard commitEach else { await handle(record); continue }
+                        trackers[TopicPartition(topic: record.topic, partition: record.partition), default: OffsetTracker()].begin(record.offset)
+                        do {
+                            switch try assembler.add(record) {
+                            case let .complete(whole, offsets):
+                                await handle(whole)
+                                finish(record, offsets: offsets)
+                            case .incomplete:
+                                break
+                            }
+                        } catch {
+                            await reject(record, "\(error)")
+                            finish(record, offsets: [record.offset])
+                        }
+                        for (first, offsets) in assembler.takeDropped() {
+                            await reject(first, "incomplete sliced record dropped: more than \(assembler.maxPendingBytes) bytes of slices pending")
+                            finish(first, offsets: offsets)
+                        }
                     }
                 } onCancel: {
                     Task { await consumer.shutdown() }

@@ -16,7 +16,7 @@ import Pipeline
 /// restarts replays the embeddings of the partitions it gets and rebuilds its cache
 /// without asking for re-encoding. Prompt offsets are committed only after the result
 /// (or error result) is delivered, and never past a prompt still waiting for its embedding.
-public final class PromptDecoderService: Service {
+public final class PromptDecoderService: Service, MonitoredService {
     public struct Options: Sendable {
         public var groupID = "segflow-prompt-decoder"
         public var topics = ServingTopics()
@@ -36,6 +36,8 @@ public final class PromptDecoderService: Service {
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
+    public let health = ServiceHealth()
+    let metrics = ServingMetrics(service: "prompt-decoder")
 
     public init(backends: BackendSet, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
         self.backends = backends; self.client = client; self.options = options; self.logger = logger
@@ -47,7 +49,8 @@ public final class PromptDecoderService: Service {
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs),
                                     topics: [options.topics.embeddings, options.topics.prompts])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
-                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger))
+                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger,
+                                                         metrics: metrics))
         logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
@@ -57,7 +60,8 @@ public final class PromptDecoderService: Service {
         }
         // Commits are the state's business: never past a prompt that is still waiting.
         defer { ticker.cancel() }
-        try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false) { record in
+        try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false,
+                                 metrics: metrics, health: health) { record in
             await state.handle(record)
         }
     }
@@ -78,11 +82,17 @@ actor DecoderState {
     var assembler = EmbeddingAssembler()
     var pending: PendingPrompts<Parked>
     var trackers: [TopicPartition: OffsetTracker] = [:]
+    let metrics: ServingMetrics
+    let cacheMetrics: CacheMetrics
+    /// Embeddings produced before this instant were replayed from the topic (restored).
+    let startedAtMs = Timing.wallMs()
 
     init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter) {
         self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
-        cache = EmbeddingCache(capacityBytes: service.options.cacheBytes)
-        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked)
+        metrics = service.metrics
+        cacheMetrics = metrics.cache("embeddings")
+        cache = EmbeddingCache(capacityBytes: service.options.cacheBytes, metrics: cacheMetrics)
+        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked, parkedGauge: metrics.parked)
     }
 
     func handle(_ record: ConsumedMessage) async {
@@ -102,6 +112,7 @@ actor DecoderState {
             }
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
             cache.insert(entry, imageID: whole.imageID)
+            metrics.embeddingCached(producedAtMs: record.timestampMs, startedAtMs: startedAtMs)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
         } catch {
             // A bad embedding record cannot be answered to a requester (prompts carry the
@@ -116,6 +127,7 @@ actor DecoderState {
     func handlePrompt(_ record: ConsumedMessage) async {
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         trackers[tp, default: OffsetTracker()].begin(record.offset)
+        metrics.requestReceived()
         let request: PromptRequest
         do { request = try PromptRequest(bytes: record.value) } catch {
             let code = (error as? MessagingError)?.errorCode ?? .invalidProtobuf
@@ -126,6 +138,7 @@ actor DecoderState {
             return
         }
         let now = Timing.nowMs()
+        cacheMetrics.lookup(hit: cache.contains(request.imageID))
         if cache.contains(request.imageID) {
             await answer(record, request, arrivedMs: now)
         } else {
@@ -144,6 +157,7 @@ actor DecoderState {
     func fail(_ p: Parked, _ error: ServingError) async {
         try? await reporter.report(error, record: p.record, requestID: p.request.requestID, imageID: p.request.imageID,
                                    replyTopic: p.request.replyTopic, model: p.request.model, frame: p.request.frame)
+        metrics.record(.total, ms: Timing.nowMs() - p.arrivedMs)
         await finished(p.record)
     }
 
@@ -156,6 +170,7 @@ actor DecoderState {
                 throw ServingError(.shapeMismatch, "prompt is for '\(request.model)' but image '\(request.imageID)' was encoded with '\(cached.modelName)'")
             }
             let t0 = Timing.nowMs()
+            metrics.record(.wait, ms: t0 - arrivedMs)
             let modelName = cached.modelName
             let masks = try service.backends.resolve(modelName, role: "decoder").answer(request, embedding: cached)
             let t1 = Timing.nowMs()
@@ -168,6 +183,10 @@ actor DecoderState {
             let topic = request.replyTopic.isEmpty ? service.options.topics.masks : request.replyTopic
             _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
                                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
+            let t2 = Timing.nowMs()
+            metrics.record(.decode, ms: t1 - t0)
+            metrics.record(.publish, ms: t2 - t1)
+            metrics.record(.total, ms: t2 - arrivedMs)
             await finished(record)
         } catch {
             let e = (error as? ServingError) ?? ServingError(.internal, "\(error)")

@@ -7,10 +7,13 @@ import ServiceLifecycle
 /// `handle` (which answers it, possibly with an error result), then — if `commitEach` —
 /// commit it. A graceful shutdown (SIGTERM through the ServiceGroup) or cancellation
 /// stops fetching; the record in flight finishes, commits run, the producer is flushed
-/// and closed.
+/// and closed. Meanwhile a monitor keeps `health` (for /readyz) and the group gauges current.
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
+                    metrics: ServingMetrics, health: ServiceHealth,
                     handle: (ConsumedMessage) async -> Void) async throws {
+        let monitor = Task { await ConsumerMonitor.run(consumer: consumer, metrics: metrics, health: health) }
+        defer { monitor.cancel() }
         do {
             try await withGracefulShutdownHandler {
                 try await withTaskCancellationHandler {
@@ -25,6 +28,7 @@ enum ServiceLoop {
                 Task { await consumer.shutdown() }
             }
         } catch is CancellationError {}
+        monitor.cancel()
         await consumer.shutdown()
         try? await producer.flush(timeout: .seconds(10))
         await producer.close()

@@ -322,7 +322,7 @@ public struct ConsumerMessages: AsyncSequence, Sendable {
 /// rather than losing it (at-least-once). Commit messages of one partition in order:
 /// committing offset n marks everything before n as done.
 public final class Consumer: Sendable {
-    private let core: ConsumerCore
+    let core: ConsumerCore  // internal: Consumer+Lag.swift reads the group state through it
     public let topics: [String]
     public let groupID: String
 

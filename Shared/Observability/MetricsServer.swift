@@ -38,7 +38,8 @@ public enum MetricsServerError: Error, CustomStringConvertible, Equatable {
 /// `stopBound`. Put it first in the group: it then stops last, after the consumers drained.
 public final class MetricsServer: Service, @unchecked Sendable {
     public static let startBound: Duration = .seconds(5)
-    public static let stopBound: Duration = .seconds(2)
+    /// Open connections (a scrape in flight, an idle keep-alive) get this long to finish.
+    public static let stopBound: Duration = .milliseconds(500)
 
     public let requestedPort: Int
     let registry: PrometheusCollectorRegistry
@@ -118,7 +119,8 @@ public final class MetricsServer: Service, @unchecked Sendable {
     /// Closes the listening socket and lets open connections finish for at most `stopBound`.
     public func shutdown() async {
         lock.withLock { stopping = true }
-        await server.stop(timeout: Double(Self.stopBound.components.seconds))
+        let bound = Self.stopBound.components
+        await server.stop(timeout: Double(bound.seconds) + Double(bound.attoseconds) / 1e18)
     }
 
     func stop() { Task { await shutdown() } }
@@ -151,13 +153,15 @@ public final class MetricsServer: Service, @unchecked Sendable {
     }
 }
 
-/// FlyingFox's log lines through swift-log; per-connection chatter goes to debug.
+/// FlyingFox's log lines through swift-log. Its info lines are per connection and per
+/// request, and its errors are a client's business (a peer that hung up, a malformed
+/// request, a keep-alive connection closed by our shutdown): all at debug level.
 struct FlyingFoxLogger: FlyingSocks.Logging {
     let logger: Logger
     func logDebug(_ debug: @autoclosure () -> String) { logger.trace("\(debug())") }
     func logInfo(_ info: @autoclosure () -> String) { logger.debug("\(info())") }
     func logWarning(_ warning: @autoclosure () -> String) { logger.warning("\(warning())") }
-    func logError(_ error: @autoclosure () -> String) { logger.error("\(error())") }
+    func logError(_ error: @autoclosure () -> String) { logger.debug("\(error())") }
     // A failed bind is reported as critical by FlyingFox and thrown to us as well; the
     // process reports it once, with the port.
     func logCritical(_ critical: @autoclosure () -> String) { logger.debug("\(critical())") }

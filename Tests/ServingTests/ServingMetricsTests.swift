@@ -1,5 +1,4 @@
 import Backends
-import Messaging
 import Metrics
 import MetricsTestKit
 import SAM
@@ -10,8 +9,8 @@ import XCTest
 /// The services' instrumentation records through the swift-metrics API into whatever
 /// factory it is given (here swift-metrics' TestMetrics; Prometheus in the executables).
 final class ServingMetricsTests: XCTestCase {
-    func emb(_ floats: Int) -> ImageEmbedding {
-        ImageEmbedding(model: .liteMedSAM, embedding: Tensor(zeros: [1, floats, 1, 1]), originalSize: (1, 1), inputSize: (1, 1))
+    func emb(_ floats: Int) -> SAM.ImageEmbedding {
+        SAM.ImageEmbedding(model: .liteMedSAM, embedding: Tensor(zeros: [1, floats, 1, 1]), originalSize: (1, 1), inputSize: (1, 1))
     }
 
     func testEmbeddingCacheReportsEvictionsBytesAndEntries() throws {

@@ -9,9 +9,17 @@ import Serving
 extension CommonServiceOptions {
     /// `--metrics-port`, else SEGFLOW_METRICS_PORT; nil: no metrics endpoint.
     public func metricsPortSetting() throws -> Int? {
-        if let metricsPort { return metricsPort }
-        guard let text = environment["SEGFLOW_METRICS_PORT"], !text.isEmpty else { return nil }
-        guard let port = Int(text) else { throw ValidationError("SEGFLOW_METRICS_PORT must be a port number, got '\(text)'") }
+        let port: Int
+        if let metricsPort {
+            port = metricsPort
+        } else {
+            guard let text = environment["SEGFLOW_METRICS_PORT"], !text.isEmpty else { return nil }
+            guard let number = Int(text) else { throw ValidationError("SEGFLOW_METRICS_PORT must be a port number, got '\(text)'") }
+            port = number
+        }
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--metrics-port must be a TCP port, 0…65535 (0 picks a free one), got \(port)")
+        }
         return port
     }
 

@@ -134,6 +134,16 @@ final class MetricsIntegrationTests: XCTestCase {
         XCTAssertTrue(log.lowercased().contains("in use"), log)
         XCTAssertFalse(log.contains("prompt-decoder ready"), "it fails before loading the model: \(log)")
     }
+
+    func testAnOutOfRangeMetricsPortIsAUsageError() async throws {
+        let cluster = try await TestCluster(partitions: 1)
+        defer { cluster.stopWithin(.seconds(45)) }
+        let p = try cluster.start("segflow-prompt-decoder", name: "decoder", extra: ["--metrics-port", "70000"])
+        XCTAssertTrue(waitForExit(p, within: .seconds(30)))
+        XCTAssertEqual(p.terminationStatus, 64, "a usage error (EX_USAGE)")
+        XCTAssertTrue(cluster.log("decoder").contains("--metrics-port must be a TCP port, 0…65535 (0 picks a free one), got 70000"),
+                      cluster.log("decoder"))
+    }
 }
 
 /// Names the test reads that the services define (Serving's MetricName).

@@ -48,9 +48,10 @@ final class MetricsIntegrationTests: XCTestCase {
         try Fixtures.requireCheckpoint()
         let cluster = try await TestCluster()
         defer { cluster.stopWithin(.seconds(45)) }
-        try cluster.start("segflow-image-encoder", name: "encoder")
+        try cluster.start("segflow-image-encoder", name: "encoder", extra: ["--metrics-port", "0"])
         try cluster.start("segflow-prompt-decoder", name: "decoder", extra: ["--metrics-port", "0"])
         let port = try await metricsPort(cluster, "decoder")
+        let encoderPort = try await metricsPort(cluster, "encoder")
 
         let health = try await get(port, "/healthz")
         XCTAssertEqual(health.status, 200)
@@ -109,6 +110,13 @@ final class MetricsIntegrationTests: XCTestCase {
         XCTAssertFalse(promptLag.isEmpty, "lag of the prompt partition read: \(lag.text)")
         XCTAssertTrue(promptLag.allSatisfy { $0.labels["partition"] != nil && $0.value == 0 }, "\(promptLag)")
 
+        // The encoder's side of the same request: one image taken in, one ViT run.
+        let encoder = PrometheusText(try await get(encoderPort, "/metrics").body)
+        XCTAssertEqual(encoder.value(MetricNames.requests, ["service": "image-encoder"]), 1)
+        XCTAssertEqual(encoder.value("segflow_stage_duration_seconds_count", ["service": "image-encoder", "stage": "encode"]), 1)
+        XCTAssertEqual(encoder.value("segflow_stage_duration_seconds_count", ["service": "image-encoder", "stage": "publish"]), 1)
+        XCTAssertNil(encoder.value("segflow_errors_total", ["service": "image-encoder"]), "no error: \(encoder.text)")
+
         // SIGTERM stops the endpoint with the rest of the process, within the shutdown bound.
         let decoderProcess = try XCTUnwrap(cluster.processes["decoder"])
         decoderProcess.terminate()
@@ -118,6 +126,23 @@ final class MetricsIntegrationTests: XCTestCase {
             _ = try await get(port, "/healthz")
             XCTFail("the endpoint is gone with the process")
         } catch {}
+
+        // A decoder started now rebuilds its cache from the embeddings topic: the embedding
+        // encoded before it started counts as restored, not re-encoded.
+        try cluster.start("segflow-prompt-decoder", name: "decoder-2", extra: ["--metrics-port", "0"])
+        let port2 = try await metricsPort(cluster, "decoder-2")
+        let restoreDeadline = ContinuousClock.now + .seconds(60)
+        var restarted = PrometheusText("")
+        while ContinuousClock.now < restoreDeadline {
+            restarted = PrometheusText(try await get(port2, "/metrics").body)
+            if restarted.value("segflow_embeddings_restored_total", decoder) == 1 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        XCTAssertEqual(restarted.value("segflow_embeddings_restored_total", decoder), 1, restarted.text)
+        XCTAssertEqual(restarted.value("segflow_embeddings_cached_total", decoder), 1)
+        XCTAssertEqual(restarted.value(MetricNames.requests, decoder), 0, "answered prompts were committed, not redelivered")
+        let encoderAfter = PrometheusText(try await get(encoderPort, "/metrics").body)
+        XCTAssertEqual(encoderAfter.value(MetricNames.requests, ["service": "image-encoder"]), 1, "nothing re-encoded")
     }
 
     func testAMetricsPortInUseFailsAtOnceNamingThePort() async throws {

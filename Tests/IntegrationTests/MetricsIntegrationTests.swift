@@ -160,6 +160,41 @@ final class MetricsIntegrationTests: XCTestCase {
         XCTAssertFalse(log.contains("prompt-decoder ready"), "it fails before loading the model: \(log)")
     }
 
+    /// The text-encoder's phrase cache and stages (tiny random CLIPSeg checkpoint).
+    func testTextEncoderCountsPhraseCacheHitsAndErrors() async throws {
+        let cluster = try await TestCluster(partitions: 2)
+        defer { cluster.stopWithin(.seconds(45)) }
+        let ckpt = cluster.logDir.appendingPathComponent("clipseg-tiny.safetensors")
+        try TextPromptIntegrationTests.makeCheckpoint(at: ckpt)
+        try cluster.start("segflow-text-encoder", name: "text",
+                          extra: ["--model", "clipseg", "--checkpoint", ckpt.path, "--clipseg-config", "tiny-test", "--metrics-port", "0"])
+        let port = try await metricsPort(cluster, "text")
+        func text(_ id: String, _ t: String) -> ProducerRecord {
+            var p = PromptRequest(requestID: id, imageID: "img")
+            p.text = t
+            return record(SegflowTopics.text, key: "img", p.encode(), requestID: id)
+        }
+        // The same phrase twice (a miss, then a hit) and a blank one (a miss, then INVALID_PROMPT).
+        try await cluster.send([text("a", "a photo of a cat"), text("b", "a photo of a cat"), text("c", "   ")])
+        let service = ["service": "text-encoder"]
+        let deadline = ContinuousClock.now + .seconds(60)
+        var m = PrometheusText("")
+        while ContinuousClock.now < deadline {
+            m = PrometheusText(try await get(port, "/metrics").body)
+            if m.value("segflow_stage_duration_seconds_count", ["service": "text-encoder", "stage": "total"]) == 3 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        XCTAssertEqual(m.value(MetricNames.requests, service), 3, m.text)
+        XCTAssertEqual(m.value("segflow_cache_hits_total", ["service": "text-encoder", "cache": "phrases"]), 1)
+        XCTAssertEqual(m.value("segflow_cache_misses_total", ["service": "text-encoder", "cache": "phrases"]), 2)
+        XCTAssertEqual(m.value("segflow_cache_entries", ["service": "text-encoder", "cache": "phrases"]), 1)
+        XCTAssertGreaterThan(m.value("segflow_cache_bytes", ["service": "text-encoder", "cache": "phrases"]) ?? 0, 0)
+        XCTAssertEqual(m.value("segflow_errors_total", ["service": "text-encoder", "code": "INVALID_PROMPT"]), 1)
+        XCTAssertEqual(m.value("segflow_stage_duration_seconds_count", ["service": "text-encoder", "stage": "encode_text"]), 1,
+                       "the hit skips the text tower")
+        XCTAssertEqual(m.value("segflow_stage_duration_seconds_count", ["service": "text-encoder", "stage": "publish"]), 2)
+    }
+
     func testAnOutOfRangeMetricsPortIsAUsageError() async throws {
         let cluster = try await TestCluster(partitions: 1)
         defer { cluster.stopWithin(.seconds(45)) }

@@ -51,19 +51,46 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint for all services.") var checkpoint: String?
     @Option(help: "Also serve text prompts: CLIPSeg checkpoint (starts a text-encoder too).") var clipsegCheckpoint: String?
     @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig: String?
+    @Option(help: """
+        Metrics endpoints (/metrics, /healthz, /readyz): the encoders on PORT, PORT+1, …, then the decoders, then the \
+        text-encoder; 0 lets each service pick a free port and log it (env SEGFLOW_METRICS_PORT; default: none).
+        """)
+    var metricsPort: Int?
 
     func run() async throws {
         guard encoders > 0, decoders > 0, partitions > 0 else { throw ValidationError("counts must be positive") }
+        // The first metrics port (nil: no endpoints).
+        var base = metricsPort
+        if base == nil, let text = ProcessInfo.processInfo.environment["SEGFLOW_METRICS_PORT"], !text.isEmpty {
+            guard let port = Int(text) else { throw ValidationError("SEGFLOW_METRICS_PORT must be a port number, got '\(text)'") }
+            base = port
+        }
+        let services = encoders + decoders + (clipsegCheckpoint == nil ? 0 : 1)
+        if let base, base != 0, !(1...65535).contains(base) || base + services - 1 > 65535 {
+            throw ValidationError("--metrics-port \(base): \(services) services need ports \(base)…\(base + services - 1) within 1…65535 (or 0)")
+        }
         let broker = try EmbeddedBroker()
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         var children: [Process] = []
+        var metricsPorts: [String] = []
         let textArgs = (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0] } ?? []) + (clipsegConfig.map { ["--clipseg-config", $0] } ?? [])
         func spawn(_ name: String, modelArgs: Bool = true) throws {
             let p = Process()
             p.executableURL = dir.appendingPathComponent(name)
             p.arguments = ["--brokers", broker.bootstrapServers]
                 + (modelArgs ? ["--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? []) : []) + textArgs
+            if let base {
+                // Explicit ports for each child (the flag wins over an inherited SEGFLOW_METRICS_PORT).
+                let port = base == 0 ? 0 : base + children.count
+                p.arguments! += ["--metrics-port", "\(port)"]
+                metricsPorts.append("\(name.replacingOccurrences(of: "segflow-", with: "")) :\(port == 0 ? "(logged)" : "\(port)")")
+            } else {
+                // No endpoints asked for: N children must not all try the same port.
+                var environment = ProcessInfo.processInfo.environment
+                environment["SEGFLOW_METRICS_PORT"] = nil
+                p.environment = environment
+            }
             try p.run()
             children.append(p)
         }
@@ -73,6 +100,9 @@ struct UpCommand: AsyncParsableCommand {
         print(broker.bootstrapServers)
         fflush(nil)
         FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)
+        if !metricsPorts.isEmpty {
+            FileHandle.standardError.write("segflow up: metrics \(metricsPorts.joined(separator: ", "))\n".data(using: .utf8)!)
+        }
         let running = children
         try? await ServiceRunner.run([ClosureService(run: {
             try? await cancelWhenGracefulShutdown {

@@ -195,6 +195,47 @@ final class MetricsIntegrationTests: XCTestCase {
         XCTAssertEqual(m.value("segflow_stage_duration_seconds_count", ["service": "text-encoder", "stage": "publish"]), 2)
     }
 
+    /// `segflow up --metrics-port 0`: every child serves its own endpoint and becomes ready.
+    func testSegflowUpGivesEachServiceAMetricsEndpoint() async throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-up-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let logURL = dir.appendingPathComponent("up.log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        let up = Process()
+        up.executableURL = TestCluster.binDir.appendingPathComponent("segflow")
+        up.arguments = ["up", "--encoders", "1", "--decoders", "2", "--metrics-port", "0"]
+        up.standardOutput = log
+        up.standardError = log   // the children inherit it: their "metrics.port=" lines land here
+        try up.run()
+        defer {
+            if up.isRunning { up.interrupt() }
+            XCTAssertTrue(waitForExit(up, within: .seconds(60)), "segflow up did not stop after SIGINT")
+        }
+        func text() -> String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var ports: [Int] = []
+        while ContinuousClock.now < deadline, ports.count < 3, up.isRunning {
+            ports = text().components(separatedBy: "metrics.port=").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        XCTAssertEqual(Set(ports).count, 3, "one encoder and two decoders, each on its own port: \(text())")
+        XCTAssertTrue(text().contains("segflow up: metrics image-encoder :(logged), prompt-decoder :(logged), prompt-decoder :(logged)"), text())
+        for port in ports {
+            let ready = try await poll(port, "/readyz", until: 200, timeout: .seconds(60))
+            XCTAssertEqual(ready.status, 200, "port \(port): \(ready.body)")
+        }
+        // Two decoders split the partitions of both topics (4 each by default).
+        var assigned: [String: Double] = [:]
+        for port in ports {
+            let m = PrometheusText(try await get(port, "/metrics").body)
+            for s in m.series("segflow_assigned_partitions") { assigned[s.labels["service"] ?? "", default: 0] += s.value }
+        }
+        XCTAssertEqual(assigned["image-encoder"], 4)
+        XCTAssertEqual(assigned["prompt-decoder"], 8, "\(assigned)")
+    }
+
     func testAnOutOfRangeMetricsPortIsAUsageError() async throws {
         let cluster = try await TestCluster(partitions: 1)
         defer { cluster.stopWithin(.seconds(45)) }

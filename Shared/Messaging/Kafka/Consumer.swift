@@ -229,6 +229,7 @@ final class ConsumerCore: @unchecked Sendable {
         // in our buffer are dropped uncommitted and will be redelivered (at-least-once).
         let err = rd_kafka_consumer_close(rk)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { onError?(KafkaError(err, "consumer close")) }
+        handle.consumerClosed = true
         rd_kafka_queue_destroy(consumerQueue)
 
         condition.lock()

@@ -112,6 +112,11 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint for all services.") var checkpoint: String?
     @Option(help: "Also serve text prompts: CLIPSeg checkpoint (starts a text-encoder too).") var clipsegCheckpoint: String?
     @Option(help: "CLIPSeg layout: rd64-refined or tiny-test.") var clipsegConfig: String?
+    @Option(help: """
+        Metrics endpoints (/metrics, /healthz, /readyz): the encoders on PORT, PORT+1, …, then the decoders, then the \
+        text-encoder; 0 lets each service pick a free port and log it (env SEGFLOW_METRICS_PORT; default: none).
+        """)
+    var metricsPort: Int?
 
     /// How long a child may take to exit after SIGTERM before it is SIGKILLed (the
     /// services' own bound: 30 s graceful + 10 s cancellation, plus teardown).
@@ -121,20 +126,45 @@ struct UpCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard encoders > 0, decoders > 0, partitions > 0 else { throw ValidationError("counts must be positive") }
+        // The first metrics port (nil: no endpoints).
+        var base = metricsPort
+        if base == nil, let text = ProcessInfo.processInfo.environment["SEGFLOW_METRICS_PORT"], !text.isEmpty {
+            guard let port = Int(text) else { throw ValidationError("SEGFLOW_METRICS_PORT must be a port number, got '\(text)'") }
+            base = port
+        }
+        let services = encoders + decoders + (clipsegCheckpoint == nil ? 0 : 1)
+        if let base, base != 0, !(1...65535).contains(base) || base + services - 1 > 65535 {
+            throw ValidationError("--metrics-port \(base): \(services) services need ports \(base)…\(base + services - 1) within 1…65535 (or 0)")
+        }
         let broker = try EmbeddedBroker()
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         let textArgs = (clipsegCheckpoint.map { ["--clipseg-checkpoint", $0] } ?? []) + (clipsegConfig.map { ["--clipseg-config", $0] } ?? [])
         var specs: [(name: String, arguments: [String])] = []
+        var metricsPorts: [String] = []
         let modelArgs = ["--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? [])
-        for _ in 0..<encoders { specs.append(("segflow-image-encoder", ["--brokers", broker.bootstrapServers] + modelArgs + textArgs)) }
-        for _ in 0..<decoders { specs.append(("segflow-prompt-decoder", ["--brokers", broker.bootstrapServers] + modelArgs + textArgs)) }
-        if clipsegCheckpoint != nil { specs.append(("segflow-text-encoder", ["--brokers", broker.bootstrapServers] + textArgs)) }
-        let supervisor = Supervisor(directory: dir, specs: specs)
+        func add(_ name: String, _ arguments: [String]) {
+            var arguments = ["--brokers", broker.bootstrapServers] + arguments
+            if let base {
+                // Explicit ports for each child (the flag wins over an inherited SEGFLOW_METRICS_PORT).
+                let port = base == 0 ? 0 : base + specs.count
+                arguments += ["--metrics-port", "\(port)"]
+                metricsPorts.append("\(name.replacingOccurrences(of: "segflow-", with: "")) :\(port == 0 ? "(logged)" : "\(port)")")
+            }
+            specs.append((name, arguments))
+        }
+        for _ in 0..<encoders { add("segflow-image-encoder", modelArgs + textArgs) }
+        for _ in 0..<decoders { add("segflow-prompt-decoder", modelArgs + textArgs) }
+        if clipsegCheckpoint != nil { add("segflow-text-encoder", textArgs) }
+        // No endpoints asked for: N children must not all try an inherited SEGFLOW_METRICS_PORT.
+        let supervisor = Supervisor(directory: dir, specs: specs, dropEnvironment: base == nil ? ["SEGFLOW_METRICS_PORT"] : [])
         try await supervisor.startAll()
         print(broker.bootstrapServers)
         fflush(nil)
         FileHandle.standardError.write("segflow up: broker \(broker.bootstrapServers), \(encoders) encoder(s), \(decoders) decoder(s); Ctrl-C to stop\n".data(using: .utf8)!)
+        if !metricsPorts.isEmpty {
+            FileHandle.standardError.write("segflow up: metrics \(metricsPorts.joined(separator: ", "))\n".data(using: .utf8)!)
+        }
         try? await ServiceRunner.run([ClosureService(run: {
             try? await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
@@ -153,11 +183,13 @@ struct UpCommand: AsyncParsableCommand {
 actor Supervisor {
     let directory: URL
     let specs: [(name: String, arguments: [String])]
+    let dropEnvironment: [String]
     var processes: [Process] = []
 
-    init(directory: URL, specs: [(name: String, arguments: [String])]) {
+    init(directory: URL, specs: [(name: String, arguments: [String])], dropEnvironment: [String]) {
         self.directory = directory
         self.specs = specs
+        self.dropEnvironment = dropEnvironment
     }
 
     nonisolated func say(_ text: String) {
@@ -170,6 +202,7 @@ actor Supervisor {
         p.arguments = specs[index].arguments
         var environment = ProcessInfo.processInfo.environment
         environment[ParentWatch.environmentKey] = String(getpid())
+        for name in dropEnvironment { environment[name] = nil }
         p.environment = environment
         try p.run()
         say("started \(specs[index].name) pid \(p.processIdentifier)")

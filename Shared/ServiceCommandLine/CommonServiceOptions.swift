@@ -23,6 +23,11 @@ public struct CommonServiceOptions: ParsableArguments {
     @OptionGroup public var precisionOptions: PrecisionOptions
     @Option(name: .customLong("property"), help: "Extra librdkafka property key=value; repeatable.")
     public var properties: [String] = []
+    @Option(help: """
+        Serve Prometheus metrics (/metrics), liveness (/healthz) and readiness (/readyz) over HTTP on this \
+        port; 0 picks a free port and logs it (env SEGFLOW_METRICS_PORT; default: no endpoint).
+        """)
+    public var metricsPort: Int?
 
     public init() {}
 

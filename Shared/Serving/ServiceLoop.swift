@@ -10,11 +10,15 @@ import ServiceLifecycle
 /// whole record was handled, so a crash mid-record redelivers every slice. Slices that
 /// cannot be used go to `reject`. A graceful shutdown (SIGTERM through the ServiceGroup)
 /// or cancellation stops fetching; the record in flight finishes, commits run, the
-/// producer is flushed and closed.
+/// producer is flushed and closed. Meanwhile a monitor keeps `health` (for /readyz) and
+/// the group gauges current.
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
+                    metrics: ServingMetrics, health: ServiceHealth,
                     reject: (ConsumedMessage, String) async -> Void = { _, _ in },
                     handle: (ConsumedMessage) async -> Void) async throws {
+        let monitor = Task { await ConsumerMonitor.run(consumer: consumer, metrics: metrics, health: health) }
+        defer { monitor.cancel() }
         var assembler = RecordAssembler()
         var trackers: [TopicPartition: OffsetTracker] = [:]
         func finish(_ record: ConsumedMessage, offsets: [Int64]) {
@@ -53,6 +57,7 @@ enum ServiceLoop {
                 Task { await consumer.shutdown() }
             }
         } catch is CancellationError {}
+        monitor.cancel()
         await consumer.close(logger: logger)
         try? await producer.flush(timeout: .seconds(10))
         await producer.close()

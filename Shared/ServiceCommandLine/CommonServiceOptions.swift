@@ -28,6 +28,11 @@ public struct CommonServiceOptions: ParsableArguments {
         port; 0 picks a free port and logs it (env SEGFLOW_METRICS_PORT; default: no endpoint).
         """)
     public var metricsPort: Int?
+    @Option(help: """
+        Directory for the poison-record guard (the record in hand, so one that crashes the service twice is \
+        dead-lettered); '' turns the guard off (env SEGFLOW_STATE_DIR; default: $SEGFLOW_HOME/state).
+        """)
+    public var stateDir: String?
 
     public init() {}
 

@@ -28,6 +28,7 @@ extension CommonServiceOptions {
         var o = options
         o.topics = topics
         o.groupID = group(default: o.groupID)
+        if let dir = stateDir ?? environment["SEGFLOW_STATE_DIR"] { o.stateDirectory = dir.isEmpty ? nil : dir }
         return o
     }
 

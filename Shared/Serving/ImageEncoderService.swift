@@ -16,6 +16,8 @@ public final class ImageEncoderService: Service, MonitoredService {
         public var embeddingDType: Messaging.DType = .f16
         public var maxPixels = PNG.defaultMaxPixels
         public var promptPairs = PromptPairStore.Options()
+        /// Where the poison-record guard keeps what is in hand (nil: no guard).
+        public var stateDirectory: String? = PoisonGuard.defaultDirectory()
         public init() {}
     }
 
@@ -49,10 +51,12 @@ public final class ImageEncoderService: Service, MonitoredService {
         do {
             try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
                                       metrics: metrics, health: health,
-                                      reject: { record, why in
-                try? await reporter.report(ServingError(.invalidImage, "sliced image record: \(why)"), record: record,
-                                           requestID: record.headers.string(named: KafkaHeader.requestIDName) ?? "",
-                                           imageID: record.keyString ?? "", replyTopic: "")
+                                      poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "image-encoder") },
+                                      reject: { record, error in
+                let ids = RequestIDs.ofImageRequest(record.value)
+                try? await reporter.report(error, record: record,
+                                           requestID: ids.requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : ids.requestID,
+                                           imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID, replyTopic: ids.replyTopic)
             }) { record in
                 await handle(record, producer: producer, reporter: reporter, store: store)
             }

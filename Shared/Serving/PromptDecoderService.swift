@@ -20,6 +20,8 @@ import Pipeline
 public final class PromptDecoderService: Service, MonitoredService {
     public struct Options: Sendable {
         public var groupID = "segflow-prompt-decoder"
+        /// Where the poison-record guard keeps what is in hand (nil: no guard).
+        public var stateDirectory: String? = PoisonGuard.defaultDirectory()
         public var topics = ServingTopics()
         /// Embedding LRU budget: 64 LiteMedSAM/SAM embeddings at f32.
         public var cacheBytes = 256 * 1024 * 1024
@@ -73,7 +75,9 @@ public final class PromptDecoderService: Service, MonitoredService {
         // Commits are the state's business: never past a prompt that is still waiting.
         defer { ticker.cancel() }
         try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false,
-                                 metrics: metrics, health: health) { record in
+                                  metrics: metrics, health: health,
+                                  poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "prompt-decoder") },
+                                  reject: { record, error in await state.reject(record, error) }) { record in
             await state.handle(record)
         }
     }
@@ -235,6 +239,21 @@ actor DecoderState {
                             metadata: [LogKey.imageID: "\(record.keyString ?? "")", LogKey.partition: "\(record.partition)→\(home)"])
         await finished(record)
         return true
+    }
+
+    /// A record the loop will not hand over (it crashed the decoder twice): an error answer
+    /// for a prompt, a dead letter for an embedding; committed like any answered prompt.
+    func reject(_ record: ConsumedMessage, _ error: ServingError) async {
+        if record.topic == service.options.topics.embeddings {
+            try? await reporter.deadLetter(error, record: record, requestID: record.headers.string(named: KafkaHeader.requestIDName) ?? "")
+            return
+        }
+        let tp = TopicPartition(topic: record.topic, partition: record.partition)
+        trackers[tp, default: OffsetTracker()].begin(record.offset)
+        let ids = RequestIDs.ofPromptRequest(record.value)
+        try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID,
+                                   replyTopic: ids.replyTopic)
+        await finished(record)
     }
 
     func expire() async {

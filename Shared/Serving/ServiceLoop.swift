@@ -15,8 +15,20 @@ import ServiceLifecycle
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
                     metrics: ServingMetrics, health: ServiceHealth,
-                    reject: (ConsumedMessage, String) async -> Void = { _, _ in },
+                    poison: PoisonGuard? = nil,
+                    reject: (ConsumedMessage, ServingError) async -> Void = { _, _ in },
                     handle: (ConsumedMessage) async -> Void) async throws {
+        /// Handles `record` unless it already crashed this service PoisonGuard.maxCrashes times.
+        func guarded(_ record: ConsumedMessage) async {
+            if let poison, !poison.begin(record) {
+                logger.error("dead-lettering a record that crashed \(name) \(PoisonGuard.maxCrashes) times",
+                             metadata: [LogKey.topic: "\(record.topic)", LogKey.partition: "\(record.partition)", LogKey.offset: "\(record.offset)"])
+                await reject(record, ServingError(.internal, "this record crashed \(name) \(PoisonGuard.maxCrashes) times; dead-lettered instead of retried"))
+                return
+            }
+            await handle(record)
+            poison?.end()
+        }
         let monitor = Task { await ConsumerMonitor.run(consumer: consumer, metrics: metrics, health: health) }
         defer { monitor.cancel() }
         var assembler = RecordAssembler()
@@ -31,22 +43,22 @@ enum ServiceLoop {
             try await withGracefulShutdownHandler {
                 try await withTaskCancellationHandler {
                     for try await record in consumer.messages {
-                        guard commitEach else { await handle(record); continue }
+                        guard commitEach else { await guarded(record); continue }
                         trackers[TopicPartition(topic: record.topic, partition: record.partition), default: OffsetTracker()].begin(record.offset)
                         do {
                             switch try assembler.add(record) {
                             case let .complete(whole, offsets):
-                                await handle(whole)
+                                await guarded(whole)
                                 finish(record, offsets: offsets)
                             case .incomplete:
                                 break
                             }
                         } catch {
-                            await reject(record, "\(error)")
+                            await reject(record, ServingError(.invalidImage, "sliced record: \(error)"))
                             finish(record, offsets: [record.offset])
                         }
                         for (first, offsets) in assembler.takeDropped() {
-                            await reject(first, "incomplete sliced record dropped: more than \(assembler.maxPendingBytes) bytes of slices pending")
+                            await reject(first, ServingError(.invalidImage, "incomplete sliced record dropped: more than \(assembler.maxPendingBytes) bytes of slices pending"))
                             finish(first, offsets: offsets)
                         }
                     }
@@ -121,6 +133,8 @@ extension ServingTopics {
 public protocol ServiceTopicOptions {
     var topics: ServingTopics { get set }
     var groupID: String { get set }
+    /// The poison-record guard's directory (nil: no guard).
+    var stateDirectory: String? { get set }
 }
 
 extension ImageEncoderService.Options: ServiceTopicOptions {}

@@ -12,6 +12,8 @@ import Pipeline
 public final class TextEncoderService: Service, MonitoredService {
     public struct Options: Sendable {
         public var groupID = "segflow-text-encoder"
+        /// Where the poison-record guard keeps what is in hand (nil: no guard).
+        public var stateDirectory: String? = PoisonGuard.defaultDirectory()
         public var topics = ServingTopics()
         /// Phrases are few and repeat (video, many images, one query): cache them.
         public var cacheEntries = 4096
@@ -40,7 +42,12 @@ public final class TextEncoderService: Service, MonitoredService {
         let cache = PhraseCache(capacity: options.cacheEntries, metrics: metrics.cache("phrases"))
         logger.info("text-encoder ready", metadata: [LogKey.topic: "\(options.topics.text)"])
         try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
-                                 metrics: metrics, health: health) { record in
+                                  metrics: metrics, health: health,
+                                  poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "text-encoder") },
+                                  reject: { record, error in
+            let ids = RequestIDs.ofPromptRequest(record.value)
+            try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
+        }) { record in
             await handle(record, producer: producer, reporter: reporter, cache: cache)
         }
     }

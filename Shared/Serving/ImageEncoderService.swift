@@ -53,10 +53,8 @@ public final class ImageEncoderService: Service, MonitoredService {
                                       metrics: metrics, health: health,
                                       poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "image-encoder") },
                                       reject: { record, error in
-                let ids = RequestIDs.ofImageRequest(record.value)
-                try? await reporter.report(error, record: record,
-                                           requestID: ids.requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : ids.requestID,
-                                           imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID, replyTopic: ids.replyTopic)
+                let ids = RequestIDs.ofImageRequest(record.value).filling(from: record)
+                try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
             }) { record in
                 await handle(record, producer: producer, reporter: reporter, store: store)
             }
@@ -76,10 +74,8 @@ public final class ImageEncoderService: Service, MonitoredService {
         do {
             let request: ImageRequest
             do { request = try ImageRequest(bytes: record.value) } catch let e as MessagingError {
-                let ids = RequestIDs.ofImageRequest(record.value)
-                if !ids.requestID.isEmpty { requestID = ids.requestID }
-                if !ids.imageID.isEmpty { imageID = ids.imageID }
-                reply = ids.replyTopic
+                let ids = RequestIDs.ofImageRequest(record.value).filling(from: record)
+                (requestID, imageID, reply) = (ids.requestID, ids.imageID, ids.replyTopic)
                 throw ServingError(e.errorCode, "\(e)")
             }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic; frame = request.frame

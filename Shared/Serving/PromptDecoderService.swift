@@ -200,11 +200,10 @@ actor DecoderState {
             _ = try service.options.topics.reply(to: request.replyTopic)
         } catch {
             let code = (error as? ServingError)?.code ?? (error as? MessagingError)?.errorCode ?? .invalidProtobuf
-            let ids = RequestIDs.ofPromptRequest(record.value)
-            let rid = ids.requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : ids.requestID
+            let ids = RequestIDs.ofPromptRequest(record.value).filling(from: record)
             let message = (error as? ServingError)?.message ?? "\(error)"
-            try? await reporter.report(ServingError(code, message), record: record, requestID: rid,
-                                       imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID, replyTopic: ids.replyTopic)
+            try? await reporter.report(ServingError(code, message), record: record, requestID: ids.requestID,
+                                       imageID: ids.imageID, replyTopic: ids.replyTopic)
             await finished(record)
             return
         }
@@ -250,9 +249,8 @@ actor DecoderState {
         }
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         trackers[tp, default: OffsetTracker()].begin(record.offset)
-        let ids = RequestIDs.ofPromptRequest(record.value)
-        try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID,
-                                   replyTopic: ids.replyTopic)
+        let ids = RequestIDs.ofPromptRequest(record.value).filling(from: record)
+        try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
         await finished(record)
     }
 

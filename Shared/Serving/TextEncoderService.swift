@@ -45,7 +45,7 @@ public final class TextEncoderService: Service, MonitoredService {
                                   metrics: metrics, health: health,
                                   poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "text-encoder") },
                                   reject: { record, error in
-            let ids = RequestIDs.ofPromptRequest(record.value)
+            let ids = RequestIDs.ofPromptRequest(record.value).filling(from: record)
             try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
         }) { record in
             await handle(record, producer: producer, reporter: reporter, cache: cache)
@@ -61,10 +61,8 @@ public final class TextEncoderService: Service, MonitoredService {
         do {
             var request: PromptRequest
             do { request = try PromptRequest(bytes: record.value) } catch let e as MessagingError {
-                let ids = RequestIDs.ofPromptRequest(record.value)
-                if !ids.requestID.isEmpty { requestID = ids.requestID }
-                if !ids.imageID.isEmpty { imageID = ids.imageID }
-                reply = ids.replyTopic
+                let ids = RequestIDs.ofPromptRequest(record.value).filling(from: record)
+                (requestID, imageID, reply) = (ids.requestID, ids.imageID, ids.replyTopic)
                 throw ServingError(e.errorCode, "\(e)")
             }
             requestID = request.requestID; imageID = request.imageID; reply = request.replyTopic

@@ -22,10 +22,20 @@ struct EverythingCommand: AsyncParsableCommand {
             Note: LiteMedSAM was trained for single-mask box prompts; its multimask outputs \
             are weak and upstream's default thresholds keep no masks — lower \
             --pred-iou-thresh / --stability-score-thresh for it.
+
+            Folders and globs (segment-anything's amg.py layout): IMAGE may be several files, \
+            a directory (PNG, JPEG and WebP files by content; others skipped with a note) or a \
+            quoted glob; --out-dir DIR gets DIR/STEM/0.png, 1.png, … (0/255 masks) with \
+            DIR/STEM/metadata.csv (amg.py's columns) and DIR/STEM.json (the --json records). \
+            Over Kafka all images are sent at once so the encoder works ahead.
             """)
 
     @OptionGroup var precisionOptions: PrecisionOptions
-    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
+    @Argument(help: ArgumentHelp("Input image(s) (PNG, JPEG or WebP; detected by content), directories or quoted globs.", valueName: "image"))
+    var images: [String]
+    var image: String { images[0] }
+    @Option(help: "Directory for per-image outputs (amg.py's layout); required for folders and globs.") var outDir: String?
+    @Flag(help: "No progress line on stderr (it is shown only when stderr is a terminal).") var quiet = false
     @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.everything) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
@@ -46,19 +56,43 @@ struct EverythingCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the result over Kafka.") var timeout = 900
 
     func validate() throws {
-        if json == nil && overlay == nil { throw ValidationError("nothing to write: give --json and/or --overlay") }
+        guard !images.isEmpty else { throw ValidationError("give an input image, directory or glob") }
         do { try ModelRegistry.require(.everything, model: model) } catch { throw ValidationError("\(error)") }
+        if outDir != nil || InputSet.namesSeveral(images) {
+            guard let outDir else { throw ValidationError("several images (a directory, a glob or more than one file) need --out-dir DIR") }
+            if json != nil || overlay != nil { throw ValidationError("with --out-dir the outputs are per image (amg.py's layout); drop --json/--overlay") }
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: outDir, isDirectory: &isDir), !isDir.boolValue {
+                throw ValidationError("--out-dir \(outDir) is a file; give a directory")
+            }
+            return
+        }
+        if json == nil && overlay == nil { throw ValidationError("nothing to write: give --json and/or --overlay (or --out-dir)") }
     }
 
-    func run() async throws {
-        try precisionOptions.apply()
-        let input = try ImageInput.read(image)
-        let (png, img) = (input.bytes, input.image)
+    var generatorParameters: AutomaticMaskGenerator.Parameters {
         var p = AutomaticMaskGenerator.Parameters()
         p.pointsPerSide = pointsPerSide; p.pointsPerBatch = pointsPerBatch; p.predIoUThresh = predIouThresh
         p.stabilityScoreThresh = stabilityScoreThresh; p.stabilityScoreOffset = stabilityScoreOffset
         p.boxNMSThresh = boxNmsThresh; p.cropNLayers = cropNLayers; p.cropNMSThresh = cropNmsThresh
         p.minMaskRegionArea = minMaskRegionArea; p.outputMode = .cocoRLE
+        return p
+    }
+
+    var wireParameters: AutomaticMaskParams {
+        AutomaticMaskParams(pointsPerSide: UInt32(pointsPerSide), pointsPerBatch: UInt32(pointsPerBatch),
+                            predIoUThresh: Float(predIouThresh), stabilityScoreThresh: Float(stabilityScoreThresh),
+                            stabilityScoreOffset: Float(stabilityScoreOffset), boxNMSThresh: Float(boxNmsThresh),
+                            minMaskRegionArea: UInt32(minMaskRegionArea))
+    }
+
+    func run() async throws {
+        try precisionOptions.apply()
+        if let outDir { return try await runBatch(outDir: outDir) }
+        try OutputPaths.prepare([json, overlay])
+        let input = try ImageInput.read(image)
+        let (png, img) = (input.bytes, input.image)
+        let p = generatorParameters
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         let local = inProcess || cropNLayers > 0
         if cropNLayers > 0 && !inProcess {
@@ -78,10 +112,7 @@ struct EverythingCommand: AsyncParsableCommand {
         } else {
             var logger = Logger(label: "segflow")
             logger.logLevel = .warning
-            let params = AutomaticMaskParams(pointsPerSide: UInt32(pointsPerSide), pointsPerBatch: UInt32(pointsPerBatch),
-                                             predIoUThresh: Float(predIouThresh), stabilityScoreThresh: Float(stabilityScoreThresh),
-                                             stabilityScoreOffset: Float(stabilityScoreOffset), boxNMSThresh: Float(boxNmsThresh),
-                                             minMaskRegionArea: UInt32(minMaskRegionArea))
+            let params = wireParameters
             let request = PromptRequest(requestID: "all-" + UUID().uuidString, imageID: "image-" + UUID().uuidString,
                                         model: model, everything: params)
             let result = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: {

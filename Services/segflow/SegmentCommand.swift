@@ -24,8 +24,16 @@ struct SegmentCommand: AsyncParsableCommand {
             Coordinates are pixels of the original image. Each --box is one prompt (carrying \
             all --point values); with no box, the points form one prompt. --out gets the union \
             of each prompt's best mask (0/255 PNG); --json gets every mask as COCO RLE with its \
-            predicted IoU and stability score. In the printed summary, `*` marks each prompt's \
-            best mask (highest predicted IoU), the one --out and --overlay use.
+            predicted IoU and stability score. The printed summary lists each prompt's masks \
+            as `[i] iou … stability … area …`; the one marked `(best)` has the highest \
+            predicted IoU and is the one --out and --overlay use.
+
+            Folders and globs: IMAGE may be several files, a directory (its PNG, JPEG and WebP \
+            files, by content; other files are skipped with a note) or a quoted glob \
+            ("frames/*.jpg"). Every image gets the same prompts, and the outputs go under \
+            --out-dir: STEM.png (the mask), STEM.json (as --json) and, with --overlays, \
+            STEM_overlay.png, STEM being the file name without its extension. Over Kafka all \
+            images are sent at once so the encoder works ahead while the decoder answers.
 
             Examples:
               segflow segment cat.png --model litemedsam --box 60,10,330,290 --out mask.png --overlay overlay.png
@@ -35,7 +43,13 @@ struct SegmentCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var precisionOptions: PrecisionOptions
-    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
+    @Argument(help: ArgumentHelp("Input image(s) (PNG, JPEG or WebP; detected by content), directories or quoted globs.", valueName: "image"))
+    var images: [String]
+    var image: String { images[0] }
+    @Option(help: "Directory for per-image outputs (STEM.png, STEM.json[, STEM_overlay.png]); required for folders and globs.")
+    var outDir: String?
+    @Flag(help: "With --out-dir: also write STEM_overlay.png per image.") var overlays = false
+    @Flag(help: "No progress line on stderr (it is shown only when stderr is a terminal).") var quiet = false
     @Option(help: "Model: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Model config (a preset name or a config JSON), for families that take one.") var config: String?
@@ -68,8 +82,14 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint for --sam-model (default for litemedsam: the cached one).") var samCheckpoint: String?
 
     func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give an input image, directory or glob") }
+        if outDir != nil || InputSet.namesSeveral(images) {
+            try validateBatch()
+            return
+        }
+        if overlays { throw ValidationError("--overlays goes with --out-dir; for one image give --overlay FILE") }
         if out == nil && overlay == nil && json == nil && saveLogits == nil {
-            throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits")
+            throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits (or --out-dir)")
         }
         do {
             guard let info = ModelRegistry.info(model) else { throw RegistryError.unknownModel(model) }
@@ -136,6 +156,7 @@ struct SegmentCommand: AsyncParsableCommand {
 
     func run() async throws {
         try precisionOptions.apply()
+        if let outDir { return try await runBatch(outDir: outDir) }
         try OutputPaths.prepare([out, overlay, json, saveLogits])
         let input = try ImageInput.read(image)
         let (pngBytes, img) = (input.bytes, input.image)
@@ -205,7 +226,7 @@ struct SegmentCommand: AsyncParsableCommand {
         }
         for (i, p) in result.prompts.enumerated() {
             let scores = p.masks.map { String(format: "iou %.3f stability %.3f area %d", $0.predictedIoU, $0.stabilityScore, $0.area) }
-            print("prompt \(i): " + scores.enumerated().map { "\($0.offset == p.best ? "*" : " ")[\($0.offset)] \($0.element)" }.joined(separator: "  "))
+            print("prompt \(i): " + Self.maskSummary(scores, best: p.best))
         }
         let timingText = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
         let via = embedding != nil ? "saved embedding" : inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
@@ -256,6 +277,13 @@ struct SegmentCommand: AsyncParsableCommand {
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }
         }
+    }
+
+    /// "[0] iou … (best)  [1] iou …": each prompt's masks, the best one (highest predicted
+    /// IoU: the one in --out and --overlay) marked in words.
+    static func maskSummary(_ scores: [String], best: Int) -> String {
+        scores.enumerated().map { "[\($0.offset)] \($0.element)" + ($0.offset == best && scores.count > 1 ? " (best)" : "") }
+            .joined(separator: "  ")
     }
 
     /// Before any compute: a point outside the image is an error naming it; a box reaching

@@ -96,20 +96,7 @@ public final class SegflowClient: Sendable {
         }
         defer { timer.cancel() }
         for try await record in consumer.messages {
-            let result: MaskResult
-            do { result = try MaskResult(bytes: record.value) } catch {
-                // Never drop a reply silently: one for a request we wait on fails the wait;
-                // anything else on the topic (markers, other clients' junk) is logged.
-                let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
-                if requestIDs.contains(rid) || failFast.contains(rid) {
-                    throw ServingError((error as? MessagingError)?.errorCode ?? .invalidProtobuf,
-                                       "the reply to request \(rid) cannot be read: \(error)")
-                }
-                if record.keyString?.hasPrefix("segflow-marker-") != true {
-                    logger.warning("skipping an unreadable record on \(record.topic) (partition \(record.partition), offset \(record.offset)): \(error)")
-                }
-                continue
-            }
+            guard let result = try reply(record, waitingFor: { requestIDs.contains($0) || failFast.contains($0) }) else { continue }
             let id = result.requestID
             guard requestIDs.contains(id) || failFast.contains(id) else { continue }
             if results[id] != nil { duplicates += 1; continue }
@@ -122,6 +109,23 @@ public final class SegflowClient: Sendable {
             throw ServingError(.timeout, "no answer within \(timeout) for request(s) \(missing.joined(separator: ", "))")
         }
         return Outcome(results: results, duplicatesDropped: duplicates)
+    }
+
+    /// A record of the reply topic as a MaskResult, or nil for one to skip. Never drops a
+    /// reply silently: an unreadable one for a request we wait on fails the wait; anything
+    /// else on the topic (markers, other clients' junk) is logged.
+    func reply(_ record: ConsumedMessage, waitingFor: (String) -> Bool) throws -> MaskResult? {
+        do { return try MaskResult(bytes: record.value) } catch {
+            let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
+            if waitingFor(rid) {
+                throw ServingError((error as? MessagingError)?.errorCode ?? .invalidProtobuf,
+                                   "the reply to request \(rid) cannot be read: \(error)")
+            }
+            if record.keyString?.hasPrefix("segflow-marker-") != true {
+                logger.warning("skipping an unreadable record on \(record.topic) (partition \(record.partition), offset \(record.offset)): \(error)")
+            }
+            return nil
+        }
     }
 
     /// One image, one prompt request (with possibly many boxes): the `segflow segment` path.

@@ -141,7 +141,7 @@ let package = Package(
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "SegGPTTests", dependencies: ["TestSupport", "SegGPT", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Tensor"], path: "Tests/PipelineTests",
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],

@@ -88,9 +88,16 @@ struct EverythingCommand: AsyncParsableCommand {
 
     func run() async throws {
         try precisionOptions.apply()
+        if let warning = ModelRegistry.everythingWarning(model: model, predIoUThresh: predIouThresh, stabilityScoreThresh: stabilityScoreThresh,
+                                                         stabilityScoreOffset: stabilityScoreOffset) {
+            FileHandle.standardError.write(Data("segflow: \(warning)\n".utf8))
+        }
         if let outDir { return try await runBatch(outDir: outDir) }
         try OutputPaths.prepare([json, overlay])
+        let tRead = Timing.nowMs()
         let input = try ImageInput.read(image)
+        let preprocessMs = Timing.nowMs() - tRead
+        var timings = StageTimings()
         let (png, img) = (input.bytes, input.image)
         let p = generatorParameters
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
@@ -105,8 +112,21 @@ struct EverythingCommand: AsyncParsableCommand {
             guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
                 throw ValidationError("model \(model) has no automatic mask generator")
             }
+            timings["preprocess"] = preprocessMs  // in-process, the file is decoded here
             let generator = try AutomaticMaskGenerator(sam, parameters: p)
-            let records = try generator.generate(rgb: img.pixels, width: img.width, height: img.height)
+            let records: [AutomaticMaskGenerator.MaskRecord]
+            let te = Timing.nowMs()
+            if cropNLayers == 0 {
+                // The services' split: the encoder once, then the grid of prompts.
+                let embedding = try sam.embed(rgb: img.pixels, width: img.width, height: img.height)
+                timings["encode"] = Timing.nowMs() - te
+                let td = Timing.nowMs()
+                records = try generator.generate(embedding: embedding)
+                timings["decode"] = Timing.nowMs() - td
+            } else {
+                records = try generator.generate(rgb: img.pixels, width: img.width, height: img.height)
+                timings["decode"] = Timing.nowMs() - te   // every crop runs the encoder: one stage
+            }
             entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
             masks = try records.map { try $0.rle.decode() }
         } else {
@@ -120,10 +140,12 @@ struct EverythingCommand: AsyncParsableCommand {
             }) { client in
                 try await SegflowClient(client: client, logger: logger).segment(image: .png(png), prompts: request, timeout: .seconds(timeout))
             }
+            timings["decode"] = result.timings.decodeMs
             let records = try Conversions.records(result.masks)
             entries = try JSONSerialization.jsonObject(with: try AutomaticMaskGenerator.json(records)) as? [[String: Any]] ?? []
             masks = try records.map { try $0.rle.decode() }
         }
+        let tPost = Timing.nowMs()
         if let json {
             try JSONSerialization.data(withJSONObject: entries, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
             print("wrote json: \(json)")
@@ -135,6 +157,9 @@ struct EverythingCommand: AsyncParsableCommand {
         let scores = entries.prefix(10).map { e in String(format: "iou %.3f stab %.3f area %d",
                                                         e["predicted_iou"] as? Double ?? 0, e["stability_score"] as? Double ?? 0,
                                                         e["area"] as? Int ?? 0) }
+        timings["postprocess"] = Timing.nowMs() - tPost
+        print(StageTimings.imageLine(index: 1, total: 1, name: image, width: img.width, height: img.height,
+                                     summary: "\(entries.count) masks", timings: timings))
         print("\(entries.count) masks in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s via \(local ? "in-process" : brokers == nil ? "embedded broker" : "brokers")")
         for s in scores { print("  " + s) }
         if entries.count > 10 { print("  …") }

@@ -158,7 +158,9 @@ struct SegmentCommand: AsyncParsableCommand {
         try precisionOptions.apply()
         if let outDir { return try await runBatch(outDir: outDir) }
         try OutputPaths.prepare([out, overlay, json, saveLogits])
+        let tRead = Timing.nowMs()
         let input = try ImageInput.read(image)
+        let preprocessMs = Timing.nowMs() - tRead
         let (pngBytes, img) = (input.bytes, input.image)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var logger = Logger(label: "segflow")
@@ -206,7 +208,8 @@ struct SegmentCommand: AsyncParsableCommand {
             }
             let r = try backend.segment(img, request: request, embedding: saved)
             maskResult = r.result
-            timings["encode"] = r.encodeMs; timings["decode"] = r.decodeMs
+            if saved == nil { timings["encode"] = r.encodeMs }
+            timings["decode"] = r.decodeMs
         } else {
             let t1 = Timing.nowMs()
             maskResult = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
@@ -216,9 +219,16 @@ struct SegmentCommand: AsyncParsableCommand {
             timings["round_trip"] = Timing.nowMs() - t1
             timings["decode"] = maskResult.timings.decodeMs
         }
-        let result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
+        // Stage names shared by every path (StageTimings): in-process the file is decoded
+        // here (preprocess) and encoded here; over Kafka the services do both and report
+        // the decode.
+        if local { timings["preprocess"] = preprocessMs }
+        let tPost = Timing.nowMs()
+        var result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
                                             timingsMs: timings)
-        try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: json)
+        try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: nil)
+        result.timingsMs["postprocess"] = Timing.nowMs() - tPost
+        if let json { try result.jsonData().write(to: URL(fileURLWithPath: json)) }
         if let saveLogits, let first = result.prompts.first, maskResult.masks.indices.contains(first.best),
            let logits = maskResult.masks[first.best].lowResLogits?.values {
             let side = Int(Double(logits.count).squareRoot())
@@ -228,8 +238,11 @@ struct SegmentCommand: AsyncParsableCommand {
             let scores = p.masks.map { String(format: "iou %.3f stability %.3f area %d", $0.predictedIoU, $0.stabilityScore, $0.area) }
             print("prompt \(i): " + Self.maskSummary(scores, best: p.best))
         }
-        let timingText = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
+        let timingText = result.timingsMs.filter { !StageTimings.stages.contains($0.key) }.sorted { $0.key < $1.key }
+            .map { String(format: "%@ %.0f ms", $0.key, $0.value) }
         let via = embedding != nil ? "saved embedding" : inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
+        print(StageTimings.imageLine(index: 1, total: 1, name: image, width: img.width, height: img.height,
+                                     summary: "\(result.prompts.count) prompt(s)", timings: StageTimings(result.timingsMs)))
         print("model \(model) via \(via): " + timingText.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }

@@ -177,3 +177,23 @@ extension CommandLineTests {
         XCTAssertTrue(line.contains("[\(best)] ") && line.components(separatedBy: "[\(best)] ")[1].components(separatedBy: "  ")[0].hasSuffix("(best)"), line)
     }
 }
+
+extension CommandLineTests {
+    /// LiteMedSAM + everything with upstream's thresholds keeps no masks: the run says so on
+    /// stderr and names thresholds that keep masks; with those, no warning and masks.
+    func testEverythingWarnsWhenTheModelIsOutOfItsDomain() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-domain-\(UUID().uuidString)").path
+        let image = Fixtures.dir.appendingPathComponent("chelsea.png").path
+        let defaults = try run(["everything", image, "--in-process", "--points-per-side", "8", "--json", "\(dir)/d.json"], timeout: 120)
+        XCTAssertEqual(defaults.status, 0, defaults.output)
+        XCTAssertTrue(defaults.output.contains("litemedsam is out of its domain for `everything`"), defaults.output)
+        XCTAssertTrue(defaults.output.contains("--stability-score-thresh 0 and --pred-iou-thresh 0.2"), defaults.output)
+        XCTAssertEqual(try jsonArray("\(dir)/d.json").count, 0)
+        let advised = try run(["everything", image, "--in-process", "--points-per-side", "8", "--pred-iou-thresh", "0.2",
+                               "--stability-score-thresh", "0", "--json", "\(dir)/a.json"], timeout: 120)
+        XCTAssertEqual(advised.status, 0, advised.output)
+        XCTAssertFalse(advised.output.contains("out of its domain"), advised.output)
+        XCTAssertGreaterThan(try jsonArray("\(dir)/a.json").count, 0, "the advised thresholds kept no mask at 8 points per side")
+    }
+}

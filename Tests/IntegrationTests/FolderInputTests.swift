@@ -197,3 +197,41 @@ extension CommandLineTests {
         XCTAssertGreaterThan(try jsonArray("\(dir)/a.json").count, 0, "the advised thresholds kept no mask at 8 points per side")
     }
 }
+
+extension CommandLineTests {
+    /// `track --json`: one schema in-process and over Kafka (COCO RLE, XYWH box from
+    /// pycocotools' toBbox, area, predicted IoU), masks within the wire tolerance.
+    func testTrackJSONHasOneSchemaOnEveryPath() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-trackjson-\(UUID().uuidString)").path
+        let frames = ["chelsea.png", "chelsea.jpg", "chelsea.png"].map { Fixtures.dir.appendingPathComponent($0).path }
+        var docs: [[String: Any]] = []
+        for (label, route) in [("local", ["--in-process"]), ("kafka", ["--timeout", "120"])] {
+            let r = try run(["track"] + frames + ["--box", "60,10,330,290", "--out-dir", "\(dir)/\(label)", "--json", "\(dir)/\(label).json"] + route,
+                            timeout: 200)
+            XCTAssertEqual(r.status, 0, r.output)
+            docs.append(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(label).json"))) as? [String: Any] ?? [:])
+        }
+        for doc in docs {
+            XCTAssertEqual(doc.keys.sorted(), ["frames", "model", "stream_id"])
+            let records = doc["frames"] as? [[String: Any]] ?? []
+            XCTAssertEqual(records.count, 3)
+            for (i, f) in records.enumerated() {
+                XCTAssertEqual(f.keys.sorted(), ["area", "bbox", "file", "height", "index", "predicted_iou", "segmentation", "width"])
+                XCTAssertEqual(f["index"] as? Int, i)
+                XCTAssertEqual(f["file"] as? String, frames[i])
+                let seg = f["segmentation"] as? [String: Any] ?? [:]
+                let mask = try COCORLE(height: 300, width: 451, compressedCounts: seg["counts"] as? String ?? "").decode()
+                XCTAssertEqual(mask.area, f["area"] as? Int)
+                let b = COCORLE(mask: mask).boundingBox
+                XCTAssertEqual(f["bbox"] as? [Int], [b.x, b.y, b.width, b.height], "bbox is XYWH")
+            }
+        }
+        let a = (docs[0]["frames"] as? [[String: Any]] ?? []).map { try? COCORLE(height: 300, width: 451, compressedCounts: (($0["segmentation"] as? [String: Any])?["counts"] as? String) ?? "").decode() }
+        let b = (docs[1]["frames"] as? [[String: Any]] ?? []).map { try? COCORLE(height: 300, width: 451, compressedCounts: (($0["segmentation"] as? [String: Any])?["counts"] as? String) ?? "").decode() }
+        for (x, y) in zip(a, b) {
+            guard let x, let y else { XCTFail("undecodable track mask"); continue }
+            XCTAssertGreaterThanOrEqual(maskIoU(x, y), Self.wireVersusInProcessIoU)
+        }
+    }
+}

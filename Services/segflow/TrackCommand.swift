@@ -62,6 +62,8 @@ struct TrackCommand: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var masks: [BinaryMask] = [], scores: [Float] = []
+        let reporter = ProgressReporter(total: frames.count, label: "track", quiet: quiet)
+        defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         if inProcess {
             guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
@@ -77,8 +79,9 @@ struct TrackCommand: AsyncParsableCommand {
                 try await SegflowClient(client: client, logger: logger).track(
                     streamID: streamId, frames: pngs,
                     initial: PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)]),
-                    model: model)
+                    model: model, onFrame: { reporter.advance("frame \($0 + 1)") })
             }
+            reporter.finish()
             for r in results {
                 guard let m = r.masks.first else { continue }
                 masks.append(try WireMask.decode(m))

@@ -190,8 +190,9 @@ extension SegflowClient {
     /// ImageRequest keyed by `streamID` (per-stream order on the images topic; the encoder
     /// works ahead), and each frame's prompt — the previous frame's low-res logits and mask
     /// box, as VideoTracker does in-process — is sent when the previous answer is back.
+    /// `onFrame(i)` runs as frame i's answer arrives (progress).
     public func track(streamID: String, frames: [[UInt8]], initial: PromptRequest, model: String,
-                      timeout: Duration = .seconds(300)) async throws -> [MaskResult] {
+                      timeout: Duration = .seconds(300), onFrame: (Int) -> Void = { _ in }) async throws -> [MaskResult] {
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
         let replies = try await openReplies()
         var results: [MaskResult] = []
@@ -220,6 +221,7 @@ extension SegflowClient {
                 guard let r = got.results[prompt.requestID] else { throw ServingError(.timeout, "no answer for frame \(i)") }
                 if let e = r.error { throw ServingError(e.code, "frame \(i): \(e.message)") }
                 results.append(r)
+                onFrame(i)
                 guard let m = r.masks.first, let logits = m.lowResLogits else { break }
                 let mask = try WireMask.decode(m)
                 guard mask.area > 0 else { break }  // object lost

@@ -47,6 +47,15 @@ public final class ProgressReporter: @unchecked Sendable {
         write("\r" + text + String(repeating: " ", count: pad))
     }
 
+    /// Shows `text` as the progress line (stages of work without a count, e.g. a benchmark's).
+    public func status(_ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        guard enabled else { return }
+        let line = "\(label): \(text)"
+        write("\r" + line + String(repeating: " ", count: max(0, lastWidth - line.count)))
+        lastWidth = line.count
+    }
+
     /// Clears the progress line (call before printing results, and at the end).
     public func finish() {
         lock.lock(); defer { lock.unlock() }

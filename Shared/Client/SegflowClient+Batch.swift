@@ -39,12 +39,18 @@ extension SegflowClient {
             let known = Set(imageRequestIDs).union(promptIDs)
             var received: [String: MaskResult] = [:]
             for (i, item) in items.enumerated() {
+                let imageID = imageRequestIDs[i]
+                // An image the encoder already refused gets no prompt (it would only park on
+                // the decoder until EMBEDDING_NOT_FOUND).
+                if let failed = received[imageID], let e = failed.error {
+                    try onAnswer(i, .failure(ServingError(e.code, "image request failed: \(e.message)")))
+                    continue
+                }
                 var prompt = item.prompt
                 prompt.replyTopic = replyTopic == topics.masks ? "" : replyTopic
                 prompt.createdAtMs = Timing.wallMs()
                 _ = try await producer.send(ProducerRecord(topic: topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                            headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
-                let imageID = imageRequestIDs[i]
                 let promptID = prompt.requestID
                 let answered = { (r: [String: MaskResult]) in r[promptID] != nil || r[imageID]?.error != nil }
                 if !answered(received) {

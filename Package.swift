@@ -36,6 +36,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Operations: the swift-metrics API in the libraries, Prometheus exposition in the
+        // processes, and a small HTTP server for /metrics, /healthz and /readyz (FlyingFox:
+        // no dependencies of its own; see README, Operations).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // System libraries: one module map per C library.
@@ -85,6 +91,7 @@ let package = Package(
         // The three service loops (image-encoder, prompt-decoder, text-encoder).
         .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
                                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                              .product(name: "Metrics", package: "swift-metrics"),
                                               .product(name: "Logging", package: "swift-log")], path: "Shared/Serving"),
         // The client SDK: send images and prompts, await results, decode them.
         .target(name: "Client", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging", "SAM",
@@ -93,13 +100,24 @@ let package = Package(
         .target(name: "Embedded", dependencies: ["Serving", "Client", "Backends", "Pipeline", "Imaging", "Messaging", "SAM",
                                                .product(name: "Logging", package: "swift-log")], path: "Shared/Embedded"),
         // Command-line options shared by the service executables (the only library using ArgumentParser).
-        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Pipeline", "ServiceKit", "Serving", "Tensor",
+        .target(name: "ServiceCommandLine", dependencies: ["Backends", "Messaging", "Observability", "Pipeline", "ServiceKit", "Serving", "Tensor",
                                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                          .product(name: "Logging", package: "swift-log")],
                 path: "Shared/ServiceCommandLine"),
         .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS",
                                                  .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                  .product(name: "Logging", package: "swift-log")], path: "Shared/ServiceKit"),
+        // The processes' metrics and health endpoint: Prometheus exposition of what the
+        // libraries record through swift-metrics, /healthz and /readyz (the only code that
+        // knows Prometheus or HTTP).
+        .target(name: "Observability", dependencies: [
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "FlyingFox", package: "FlyingFox"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Shared/Observability"),
         // protobuf-c code generated from Protocols/segflow.proto by Protocols/generate.sh.
         .target(name: "CSegflowProto", dependencies: ["CProtobufC"], path: "Shared/CSegflowProto"),
         // The only code that touches librdkafka and protobuf-c pointers.
@@ -143,7 +161,12 @@ let package = Package(
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor"], path: "Tests/ServingTests"),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor",
+                                                       .product(name: "MetricsTestKit", package: "swift-metrics")], path: "Tests/ServingTests"),
+        .testTarget(name: "ObservabilityTests", dependencies: ["Observability",
+                                                             .product(name: "Metrics", package: "swift-metrics"),
+                                                             .product(name: "Prometheus", package: "swift-prometheus")],
+                    path: "Tests/ObservabilityTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),

@@ -26,9 +26,10 @@ struct ImageEncoderMain: AsyncParsableCommand {
         }
         options.embeddingDType = dtype
         let client = try common.clientConfig(clientID: "segflow-image-encoder")
-        let backends = try common.loadBackends(parts: [.encoder])
-        common.logStart(logger)
-        let service = ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
-        try await ServiceRunner.run([service], logger: logger)
+        try await common.runService(logger: logger) {
+            let backends = try common.loadBackends(parts: [.encoder])
+            common.logStart(logger)
+            return ImageEncoderService(backends: backends, client: client, options: options, logger: logger)
+        }
     }
 }

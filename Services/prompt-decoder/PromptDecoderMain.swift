@@ -32,9 +32,10 @@ struct PromptDecoderMain: AsyncParsableCommand {
         options.cacheBytes = cacheMb * 1024 * 1024
         options.maxWaitMs = Double(maxWaitMs)
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
-        let backends = try common.loadBackends(parts: [.decoder])
-        common.logStart(logger)
-        let service = PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
-        try await ServiceRunner.run([service], logger: logger)
+        try await common.runService(logger: logger) {
+            let backends = try common.loadBackends(parts: [.decoder])
+            common.logStart(logger)
+            return PromptDecoderService(backends: backends, client: client, options: options, logger: logger)
+        }
     }
 }

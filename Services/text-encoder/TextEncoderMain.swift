@@ -33,12 +33,13 @@ struct TextEncoderMain: AsyncParsableCommand {
             throw ValidationError("the text-encoder needs a CLIPSeg checkpoint: --clipseg-checkpoint /path/to/model.safetensors")
         }
         try common.precisionOptions.apply()
-        let backend = try ModelRegistry.load(ModelLoadRequest(model: name, checkpoint: path, config: common.clipsegConfig ?? common.config,
-                                                              parts: [.text]))
         var options = common.configured(TextEncoderService.Options())
         options.cacheEntries = cacheEntries
-        let service = TextEncoderService(backend: backend, client: try common.clientConfig(clientID: "segflow-text-encoder"),
-                                         options: options, logger: logger)
-        try await ServiceRunner.run([service], logger: logger)
+        let client = try common.clientConfig(clientID: "segflow-text-encoder")
+        try await common.runService(logger: logger) {
+            let backend = try ModelRegistry.load(ModelLoadRequest(model: name, checkpoint: path, config: common.clipsegConfig ?? common.config,
+                                                                  parts: [.text]))
+            return TextEncoderService(backend: backend, client: client, options: options, logger: logger)
+        }
     }
 }

@@ -140,8 +140,8 @@ public final class SegflowClient: Sendable {
         prompt.createdAtMs = now
         let request = ImageRequest(requestID: imageRequestID, imageID: prompts.imageID, image: image, model: prompt.model,
                                    replyTopic: replyTopic == topics.masks ? "" : replyTopic, createdAtMs: now)
-        _ = try await producer.send(ProducerRecord(topic: topics.images, key: request.imageID, value: request.encode(),
-                                                   headers: [.contentType(protobuf: "ImageRequest"), .requestID(imageRequestID)]))
+        _ = try await producer.send(RecordChunking.split(ProducerRecord(topic: topics.images, key: request.imageID, value: request.encode(),
+                                                   headers: [.contentType(protobuf: "ImageRequest"), .requestID(imageRequestID)])))
         _ = try await producer.send(ProducerRecord(topic: promptTopic ?? topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                    headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
         logger.debug("sent image and prompt", metadata: [LogKey.imageID: "\(prompt.imageID)", LogKey.requestID: "\(prompt.requestID)"])
@@ -203,8 +203,8 @@ extension SegflowClient {
                 let req = ImageRequest(requestID: "img-\(imageIDs[i])-\(UUID().uuidString)", imageID: imageIDs[i], image: .png(png),
                                        frame: VideoFrame(streamID: streamID, frameIndex: UInt64(i)), model: model,
                                        createdAtMs: Timing.wallMs())
-                _ = try await producer.send(ProducerRecord(topic: topics.images, key: streamID, value: req.encode(),
-                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(req.requestID)]))
+                _ = try await producer.send(RecordChunking.split(ProducerRecord(topic: topics.images, key: streamID, value: req.encode(),
+                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(req.requestID)])))
             }
             var prompt = initial
             for i in frames.indices {
@@ -280,9 +280,9 @@ extension SegflowClient {
                 let req = ImageRequest(requestID: id, imageID: item.imageID, image: item.image, frame: item.frame, model: model,
                                        replyTopic: replyTopic == topics.masks ? "" : replyTopic, createdAtMs: Timing.wallMs(),
                                        inContext: inContext(i))
-                _ = try await producer.send(ProducerRecord(topic: topics.images, key: item.frame?.streamID ?? item.imageID,
+                _ = try await producer.send(RecordChunking.split(ProducerRecord(topic: topics.images, key: item.frame?.streamID ?? item.imageID,
                                                            value: req.encode(),
-                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(id)]))
+                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(id)])))
             }
             let got = try await collect(replies, requestIDs: Set(ids), timeout: timeout)
             outcome = .success(try ids.map { id in

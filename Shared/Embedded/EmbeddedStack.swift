@@ -21,16 +21,22 @@ public final class EmbeddedStack: Sendable {
         let broker = try EmbeddedBroker()
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
         let client = broker.clientConfig(clientID: "segflow-embedded")
+        // In-process services: a crash is the CLI's own, seen by its user; no poison guard.
         var encoderOptions = ImageEncoderService.Options()
         encoderOptions.embeddingDType = embeddingDType
+        encoderOptions.stateDirectory = nil
         let encoder = ImageEncoderService(backends: backends, client: client, options: encoderOptions, logger: logger)
-        let decoder = PromptDecoderService(backends: backends, client: client, logger: logger)
+        var decoderOptions = PromptDecoderService.Options()
+        decoderOptions.stateDirectory = nil
+        let decoder = PromptDecoderService(backends: backends, client: client, options: decoderOptions, logger: logger)
         var tasks = [
             Task { do { try await encoder.run() } catch { logger.error("image-encoder failed: \(error)") } },
             Task { do { try await decoder.run() } catch { logger.error("prompt-decoder failed: \(error)") } },
         ]
         if let textBackend = backends.textBackend {
-            let text = TextEncoderService(backend: textBackend, client: client, logger: logger)
+            var textOptions = TextEncoderService.Options()
+            textOptions.stateDirectory = nil
+            let text = TextEncoderService(backend: textBackend, client: client, options: textOptions, logger: logger)
             tasks.append(Task { do { try await text.run() } catch { logger.error("text-encoder failed: \(error)") } })
         }
         return EmbeddedStack(broker: broker, partitions: partitions, tasks: tasks)

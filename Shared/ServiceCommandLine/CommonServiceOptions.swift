@@ -23,6 +23,16 @@ public struct CommonServiceOptions: ParsableArguments {
     @OptionGroup public var precisionOptions: PrecisionOptions
     @Option(name: .customLong("property"), help: "Extra librdkafka property key=value; repeatable.")
     public var properties: [String] = []
+    @Option(help: """
+        Serve Prometheus metrics (/metrics), liveness (/healthz) and readiness (/readyz) over HTTP on this \
+        port; 0 picks a free port and logs it (env SEGFLOW_METRICS_PORT; default: no endpoint).
+        """)
+    public var metricsPort: Int?
+    @Option(help: """
+        Directory for the poison-record guard (the record in hand, so one that crashes the service twice is \
+        dead-lettered); '' turns the guard off (env SEGFLOW_STATE_DIR; default: $SEGFLOW_HOME/state).
+        """)
+    public var stateDir: String?
 
     public init() {}
 

@@ -11,6 +11,7 @@ extension AsyncParsableCommand {
     /// and run. `--help` and `help` parse to ArgumentParser's own command, not this one.
     public static func serviceMain() async {
         BLASRuntime.selectCoreOrReexec()
+        ParentWatch.startIfRequested()
         do {
             var command = try parseAsRoot()
             if var service = command as? Self { try await service.run() } else { try command.run() }
@@ -27,6 +28,7 @@ extension CommonServiceOptions {
         var o = options
         o.topics = topics
         o.groupID = group(default: o.groupID)
+        if let dir = stateDir ?? environment["SEGFLOW_STATE_DIR"] { o.stateDirectory = dir.isEmpty ? nil : dir }
         return o
     }
 

@@ -8,10 +8,13 @@ public struct EmbeddingCache: Sendable {
     private var entries: [String: (embedding: any BackendEmbedding, bytes: Int, tick: UInt64)] = [:]
     private var tick: UInt64 = 0
     public private(set) var evictions = 0
+    /// Evictions and size (`segflow_cache_*`); hits and misses are counted where prompts look.
+    public let metrics: CacheMetrics?
 
-    public init(capacityBytes: Int) {
+    public init(capacityBytes: Int, metrics: CacheMetrics? = nil) {
         precondition(capacityBytes > 0, "cache capacity must be positive")
         self.capacityBytes = capacityBytes
+        self.metrics = metrics
     }
 
     public var count: Int { entries.count }
@@ -29,7 +32,9 @@ public struct EmbeddingCache: Sendable {
               let victim = entries.filter({ $0.key != imageID }).min(by: { $0.value.tick < $1.value.tick })?.key {
             remove(victim)
             evictions += 1
+            metrics?.evicted()
         }
+        metrics?.size(bytes: usedBytes, entries: entries.count)
     }
 
     /// The embedding for `imageID`, marking it most recently used.
@@ -45,5 +50,6 @@ public struct EmbeddingCache: Sendable {
 
     public mutating func remove(_ imageID: String) {
         if let old = entries.removeValue(forKey: imageID) { usedBytes -= old.bytes }
+        metrics?.size(bytes: usedBytes, entries: entries.count)
     }
 }

@@ -12,9 +12,12 @@ public struct ErrorReporter: Sendable {
     public let topics: ServingTopics
     public let service: String
     public let logger: Logger
+    /// Counts every report and dead letter by code (`segflow_errors_total`).
+    public let metrics: ServingMetrics
 
-    public init(producer: Producer, topics: ServingTopics, service: String, logger: Logger) {
+    public init(producer: Producer, topics: ServingTopics, service: String, logger: Logger, metrics: ServingMetrics? = nil) {
         self.producer = producer; self.topics = topics; self.service = service; self.logger = logger
+        self.metrics = metrics ?? ServingMetrics(service: service)
     }
 
 
@@ -27,6 +30,7 @@ public struct ErrorReporter: Sendable {
         log[metadataKey: LogKey.offset] = "\(record.offset)"
         log[metadataKey: LogKey.errorCode] = "\(error.code)"
         log.warning("rejected: \(error.message)")
+        metrics.error(error.code)
         let result = MaskResult(requestID: requestID, imageID: imageID, error: .init(code: error.code, message: error.message),
                                 model: model, frame: frame)
         // An unusable reply topic (illegal, or one of the services' own) falls back to masks.
@@ -54,6 +58,7 @@ extension ErrorReporter {
 
     /// A record nobody can be answered for (e.g. a corrupt embedding): dead letter only.
     public func deadLetter(_ error: ServingError, record: ConsumedMessage, requestID: String) async throws {
+        metrics.error(error.code)
         _ = try await producer.send(deadLetterRecord(error, record: record, requestID: requestID))
     }
 }

@@ -9,13 +9,15 @@ import Pipeline
 /// Consumes ImageRequests, computes each image's embedding once and publishes it keyed
 /// by image id. Offsets are committed only after the embedding (or the error result) is
 /// delivered: at-least-once.
-public final class ImageEncoderService: Service {
+public final class ImageEncoderService: Service, MonitoredService {
     public struct Options: Sendable {
         public var groupID = "segflow-image-encoder"
         public var topics = ServingTopics()
         public var embeddingDType: Messaging.DType = .f16
         public var maxPixels = PNG.defaultMaxPixels
         public var promptPairs = PromptPairStore.Options()
+        /// Where the poison-record guard keeps what is in hand (nil: no guard).
+        public var stateDirectory: String? = PoisonGuard.defaultDirectory()
         public init() {}
     }
 
@@ -23,6 +25,8 @@ public final class ImageEncoderService: Service {
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
+    public let health = ServiceHealth()
+    let metrics = ServingMetrics(service: "image-encoder")
 
     /// Serves the encoder half of each backend; a request's `model` picks (empty = the first).
     public init(backends: BackendSet, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
@@ -33,7 +37,7 @@ public final class ImageEncoderService: Service {
     public func run() async throws {
         let producer = try Producer(config: ProducerConfig(client: client))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs), topics: [options.topics.images])
-        let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger)
+        let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger, metrics: metrics)
         // Example-prompted models need the registered examples: follow the prompt-pairs topic.
         let store = PromptPairStore(options: options.promptPairs)
         let follower = backends.backends.contains { $0.takesExamples }
@@ -45,7 +49,15 @@ public final class ImageEncoderService: Service {
         logger.info("image-encoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))", LogKey.topic: "\(options.topics.images)"])
         let outcome: Result<Void, Error>
         do {
-            try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
+            try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
+                                      metrics: metrics, health: health,
+                                      poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "image-encoder") },
+                                      reject: { record, error in
+                let ids = RequestIDs.ofImageRequest(record.value)
+                try? await reporter.report(error, record: record,
+                                           requestID: ids.requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : ids.requestID,
+                                           imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID, replyTopic: ids.replyTopic)
+            }) { record in
                 await handle(record, producer: producer, reporter: reporter, store: store)
             }
             outcome = .success(())
@@ -58,6 +70,9 @@ public final class ImageEncoderService: Service {
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, store: PromptPairStore) async {
         let headerID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var requestID = headerID, imageID = record.keyString ?? "", reply = "", frame: VideoFrame?
+        metrics.requestReceived()
+        let started = Timing.nowMs()
+        defer { metrics.record(.total, ms: Timing.nowMs() - started) }
         do {
             let request: ImageRequest
             do { request = try ImageRequest(bytes: record.value) } catch let e as MessagingError {
@@ -79,7 +94,9 @@ public final class ImageEncoderService: Service {
             if backend.inContext != nil {
                 throw ServingError(.invalidPrompt, "\(backend.modelName) takes in-context prompts: set ImageRequest.in_context with registered prompt ids")
             }
-            try await publishEmbedding(of: try decodeImage(request.image), request, backend: backend, record: record, producer: producer)
+            let image = try decodeImage(request.image)
+            metrics.record(.decodeImage, ms: Timing.nowMs() - started)
+            try await publishEmbedding(of: image, request, backend: backend, record: record, producer: producer)
         } catch let error as ServingError {
             try? await reporter.report(error, record: record, requestID: requestID, imageID: imageID, replyTopic: reply,
                                        frame: frame)
@@ -97,7 +114,10 @@ public final class ImageEncoderService: Service {
         let wire = try backend.wire(embedding, context: EmbeddingContext(
             requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
             encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
+        let t1 = Timing.nowMs()
+        metrics.record(.encode, ms: t1 - t0)
         _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
+        metrics.record(.publish, ms: Timing.nowMs() - t1)
         logger.info("encoded", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
                                           LogKey.encoderMs: "\(Int(wire.encoderMs))"])
     }
@@ -145,6 +165,7 @@ public final class ImageEncoderService: Service {
                                 model: backend.modelName, frame: request.frame,
                                 rawOutput: ic.returnRaw ? FloatTensor(shape: answer.raw.shape.map { UInt32($0) }, values: answer.raw.data) : nil)
         let topic = try options.topics.reply(to: request.replyTopic)
+        metrics.record(.inContext, ms: Timing.nowMs() - t0)
         _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: result.encode(),
                                                    headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
         logger.info("answered in-context", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",

@@ -1,3 +1,5 @@
+import Metrics
+
 /// Prompts that arrived before their image's embedding, waiting a bounded time.
 ///
 /// Embeddings and prompts travel on different topics, so a prompt can overtake its
@@ -8,10 +10,13 @@ public struct PendingPrompts<Item: Sendable>: Sendable {
     public let maxWaitMs: Double
     public let maxItems: Int
     private var items: [(imageID: String, item: Item, arrivedMs: Double)] = []
+    /// Follows `count` after each park, release and expiry (`segflow_parked_prompts`).
+    let parkedGauge: Gauge?
 
-    public init(maxWaitMs: Double, maxItems: Int) {
+    public init(maxWaitMs: Double, maxItems: Int, parkedGauge: Gauge? = nil) {
         self.maxWaitMs = maxWaitMs
         self.maxItems = maxItems
+        self.parkedGauge = parkedGauge
     }
 
     public var count: Int { items.count }
@@ -19,6 +24,7 @@ public struct PendingPrompts<Item: Sendable>: Sendable {
 
     /// Parks `item`; returns the items pushed out by the size cap (to be answered with an error).
     public mutating func park(_ item: Item, imageID: String, nowMs: Double) -> [Item] {
+        defer { parkedGauge?.record(items.count) }
         items.append((imageID, item, nowMs))
         var overflow: [Item] = []
         while items.count > maxItems { overflow.append(items.removeFirst().item) }
@@ -27,6 +33,7 @@ public struct PendingPrompts<Item: Sendable>: Sendable {
 
     /// Removes and returns the items waiting for `imageID`, oldest first.
     public mutating func release(imageID: String) -> [Item] {
+        defer { parkedGauge?.record(items.count) }
         let ready = items.filter { $0.imageID == imageID }.map(\.item)
         items.removeAll { $0.imageID == imageID }
         return ready
@@ -34,6 +41,7 @@ public struct PendingPrompts<Item: Sendable>: Sendable {
 
     /// Removes and returns the items that have waited longer than `maxWaitMs`.
     public mutating func expire(nowMs: Double) -> [Item] {
+        defer { parkedGauge?.record(items.count) }
         let expired = items.filter { nowMs - $0.arrivedMs > maxWaitMs }.map(\.item)
         items.removeAll { nowMs - $0.arrivedMs > maxWaitMs }
         return expired

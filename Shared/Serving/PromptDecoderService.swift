@@ -17,9 +17,11 @@ import Pipeline
 /// its cache (`Options.replayRecords`), not the whole topic — and rebuilds its cache
 /// without asking for re-encoding. Prompt offsets are committed only after the result
 /// (or error result) is delivered, and never past a prompt still waiting for its embedding.
-public final class PromptDecoderService: Service {
+public final class PromptDecoderService: Service, MonitoredService {
     public struct Options: Sendable {
         public var groupID = "segflow-prompt-decoder"
+        /// Where the poison-record guard keeps what is in hand (nil: no guard).
+        public var stateDirectory: String? = PoisonGuard.defaultDirectory()
         public var topics = ServingTopics()
         /// Embedding LRU budget: 64 LiteMedSAM/SAM embeddings at f32.
         public var cacheBytes = 256 * 1024 * 1024
@@ -45,6 +47,8 @@ public final class PromptDecoderService: Service {
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
+    public let health = ServiceHealth()
+    let metrics = ServingMetrics(service: "prompt-decoder")
 
     public init(backends: BackendSet, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
         self.backends = backends; self.client = client; self.options = options; self.logger = logger
@@ -58,7 +62,8 @@ public final class PromptDecoderService: Service {
                                     topics: [options.topics.embeddings, options.topics.prompts],
                                     replay: [ReplayWindow(topic: options.topics.embeddings, records: options.replayRecords)])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,
-                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger),
+                                 reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger,
+                                                         metrics: metrics),
                                  promptPartitions: await promptPartitionCount())
         logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))"])
         let ticker = Task {
@@ -69,7 +74,10 @@ public final class PromptDecoderService: Service {
         }
         // Commits are the state's business: never past a prompt that is still waiting.
         defer { ticker.cancel() }
-        try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false) { record in
+        try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false,
+                                  metrics: metrics, health: health,
+                                  poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "prompt-decoder") },
+                                  reject: { record, error in await state.reject(record, error) }) { record in
             await state.handle(record)
         }
     }
@@ -105,14 +113,20 @@ actor DecoderState {
     var assembler = EmbeddingAssembler()
     var pending: PendingPrompts<Parked>
     var trackers: [TopicPartition: OffsetTracker] = [:]
+    let metrics: ServingMetrics
+    let cacheMetrics: CacheMetrics
+    /// Embeddings produced before this instant were replayed from the topic (restored).
+    let startedAtMs = Timing.wallMs()
 
     let promptPartitions: Int?
 
     init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter, promptPartitions: Int?) {
         self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
         self.promptPartitions = promptPartitions
-        cache = EmbeddingCache(capacityBytes: service.options.cacheBytes)
-        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked)
+        metrics = service.metrics
+        cacheMetrics = metrics.cache("embeddings")
+        cache = EmbeddingCache(capacityBytes: service.options.cacheBytes, metrics: cacheMetrics)
+        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked, parkedGauge: metrics.parked)
     }
 
     /// Per embeddings partition being restored: the high watermark at assignment, the
@@ -148,6 +162,7 @@ actor DecoderState {
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
             cache.insert(entry, imageID: whole.imageID)
             noteRestored(record)
+            metrics.embeddingCached(producedAtMs: record.timestampMs, startedAtMs: startedAtMs)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
         } catch {
             // A bad embedding record cannot be answered to a requester (prompts carry the
@@ -178,6 +193,7 @@ actor DecoderState {
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         trackers[tp, default: OffsetTracker()].begin(record.offset)
         if await reroute(record) { return }
+        metrics.requestReceived()
         let request: PromptRequest
         do {
             request = try PromptRequest(bytes: record.value)
@@ -193,6 +209,7 @@ actor DecoderState {
             return
         }
         let now = Timing.nowMs()
+        cacheMetrics.lookup(hit: cache.contains(request.imageID))
         if cache.contains(request.imageID) {
             await answer(record, request, arrivedMs: now)
         } else {
@@ -224,6 +241,21 @@ actor DecoderState {
         return true
     }
 
+    /// A record the loop will not hand over (it crashed the decoder twice): an error answer
+    /// for a prompt, a dead letter for an embedding; committed like any answered prompt.
+    func reject(_ record: ConsumedMessage, _ error: ServingError) async {
+        if record.topic == service.options.topics.embeddings {
+            try? await reporter.deadLetter(error, record: record, requestID: record.headers.string(named: KafkaHeader.requestIDName) ?? "")
+            return
+        }
+        let tp = TopicPartition(topic: record.topic, partition: record.partition)
+        trackers[tp, default: OffsetTracker()].begin(record.offset)
+        let ids = RequestIDs.ofPromptRequest(record.value)
+        try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID.isEmpty ? record.keyString ?? "" : ids.imageID,
+                                   replyTopic: ids.replyTopic)
+        await finished(record)
+    }
+
     func expire() async {
         for p in pending.expire(nowMs: Timing.nowMs()) {
             await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
@@ -233,6 +265,7 @@ actor DecoderState {
     func fail(_ p: Parked, _ error: ServingError) async {
         try? await reporter.report(error, record: p.record, requestID: p.request.requestID, imageID: p.request.imageID,
                                    replyTopic: p.request.replyTopic, model: p.request.model, frame: p.request.frame)
+        metrics.record(.total, ms: Timing.nowMs() - p.arrivedMs)
         await finished(p.record)
     }
 
@@ -245,6 +278,7 @@ actor DecoderState {
                 throw ServingError(.shapeMismatch, "prompt is for '\(request.model)' but image '\(request.imageID)' was encoded with '\(cached.modelName)'")
             }
             let t0 = Timing.nowMs()
+            metrics.record(.wait, ms: t0 - arrivedMs)
             let modelName = cached.modelName
             let masks = try service.backends.resolve(modelName, role: "decoder").answer(request, embedding: cached)
             let t1 = Timing.nowMs()
@@ -261,6 +295,10 @@ actor DecoderState {
             }
             _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: encoded,
                                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
+            let t2 = Timing.nowMs()
+            metrics.record(.decode, ms: t1 - t0)
+            metrics.record(.publish, ms: t2 - t1)
+            metrics.record(.total, ms: t2 - arrivedMs)
             await finished(record)
         } catch {
             let e = (error as? ServingError) ?? ServingError(.internal, "\(error)")

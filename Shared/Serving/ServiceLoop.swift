@@ -5,18 +5,62 @@ import ServiceLifecycle
 
 /// The loop every Segflow service runs: take records one at a time, hand each to
 /// `handle` (which answers it, possibly with an error result), then — if `commitEach` —
-/// commit it. A graceful shutdown (SIGTERM through the ServiceGroup) or cancellation
-/// stops fetching; the record in flight finishes, commits run, the producer is flushed
-/// and closed.
+/// store its offset for commit. With `commitEach`, records sliced by `RecordChunking`
+/// (large images) are reassembled first; a slice's offset is committed only when its
+/// whole record was handled, so a crash mid-record redelivers every slice. Slices that
+/// cannot be used go to `reject`. A graceful shutdown (SIGTERM through the ServiceGroup)
+/// or cancellation stops fetching; the record in flight finishes, commits run, the
+/// producer is flushed and closed. Meanwhile a monitor keeps `health` (for /readyz) and
+/// the group gauges current.
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
+                    metrics: ServingMetrics, health: ServiceHealth,
+                    poison: PoisonGuard? = nil,
+                    reject: (ConsumedMessage, ServingError) async -> Void = { _, _ in },
                     handle: (ConsumedMessage) async -> Void) async throws {
+        /// Handles `record` unless it already crashed this service PoisonGuard.maxCrashes times.
+        func guarded(_ record: ConsumedMessage) async {
+            if let poison, !poison.begin(record) {
+                logger.error("dead-lettering a record that crashed \(name) \(PoisonGuard.maxCrashes) times",
+                             metadata: [LogKey.topic: "\(record.topic)", LogKey.partition: "\(record.partition)", LogKey.offset: "\(record.offset)"])
+                await reject(record, ServingError(.internal, "this record crashed \(name) \(PoisonGuard.maxCrashes) times; dead-lettered instead of retried"))
+                return
+            }
+            await handle(record)
+            poison?.end()
+        }
+        let monitor = Task { await ConsumerMonitor.run(consumer: consumer, metrics: metrics, health: health) }
+        defer { monitor.cancel() }
+        var assembler = RecordAssembler()
+        var trackers: [TopicPartition: OffsetTracker] = [:]
+        func finish(_ record: ConsumedMessage, offsets: [Int64]) {
+            let tp = TopicPartition(topic: record.topic, partition: record.partition)
+            var position: Int64?
+            for offset in offsets { position = trackers[tp, default: OffsetTracker()].finish(offset) ?? position }
+            if let position { consumer.storeLogging(tp, nextOffset: position, logger: logger) }
+        }
         do {
             try await withGracefulShutdownHandler {
                 try await withTaskCancellationHandler {
                     for try await record in consumer.messages {
-                        await handle(record)
-                        if commitEach { consumer.storeLogging(record, logger: logger) }
+                        guard commitEach else { await guarded(record); continue }
+                        trackers[TopicPartition(topic: record.topic, partition: record.partition), default: OffsetTracker()].begin(record.offset)
+                        do {
+                            switch try assembler.add(record) {
+                            case let .complete(whole, offsets):
+                                await guarded(whole)
+                                finish(record, offsets: offsets)
+                            case .incomplete:
+                                break
+                            }
+                        } catch {
+                            await reject(record, ServingError(.invalidImage, "sliced record: \(error)"))
+                            finish(record, offsets: [record.offset])
+                        }
+                        for (first, offsets) in assembler.takeDropped() {
+                            await reject(first, ServingError(.invalidImage, "incomplete sliced record dropped: more than \(assembler.maxPendingBytes) bytes of slices pending"))
+                            finish(first, offsets: offsets)
+                        }
                     }
                 } onCancel: {
                     Task { await consumer.shutdown() }
@@ -25,6 +69,7 @@ enum ServiceLoop {
                 Task { await consumer.shutdown() }
             }
         } catch is CancellationError {}
+        monitor.cancel()
         await consumer.close(logger: logger)
         try? await producer.flush(timeout: .seconds(10))
         await producer.close()
@@ -88,6 +133,8 @@ extension ServingTopics {
 public protocol ServiceTopicOptions {
     var topics: ServingTopics { get set }
     var groupID: String { get set }
+    /// The poison-record guard's directory (nil: no guard).
+    var stateDirectory: String? { get set }
 }
 
 extension ImageEncoderService.Options: ServiceTopicOptions {}

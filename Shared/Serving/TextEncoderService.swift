@@ -3,14 +3,17 @@ import Logging
 import ServiceLifecycle
 import Messaging
 import Backends
+import Pipeline
 
 /// Consumes text prompts (PromptRequests with `text`, on the text topic), turns each
 /// phrase into CLIPSeg's conditional embedding with CLIP's tokenizer and text tower, and
 /// forwards the enriched prompt to the prompts topic keyed by image id — where the
 /// decoder that owns the image's CLIPSeg embedding picks it up.
-public final class TextEncoderService: Service {
+public final class TextEncoderService: Service, MonitoredService {
     public struct Options: Sendable {
         public var groupID = "segflow-text-encoder"
+        /// Where the poison-record guard keeps what is in hand (nil: no guard).
+        public var stateDirectory: String? = PoisonGuard.defaultDirectory()
         public var topics = ServingTopics()
         /// Phrases are few and repeat (video, many images, one query): cache them.
         public var cacheEntries = 4096
@@ -22,6 +25,8 @@ public final class TextEncoderService: Service {
     public let options: Options
     let client: KafkaClientConfig
     let logger: Logger
+    public let health = ServiceHealth()
+    let metrics = ServingMetrics(service: "text-encoder")
 
     /// `backend` must take text (`textEncoder` non-nil).
     public init(backend: any SegmentationBackend, client: KafkaClientConfig, options: Options = Options(), logger: Logger) {
@@ -33,10 +38,16 @@ public final class TextEncoderService: Service {
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: 1, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
                                     topics: [options.topics.text])
-        let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger)
-        let cache = PhraseCache(capacity: options.cacheEntries)
+        let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger, metrics: metrics)
+        let cache = PhraseCache(capacity: options.cacheEntries, metrics: metrics.cache("phrases"))
         logger.info("text-encoder ready", metadata: [LogKey.topic: "\(options.topics.text)"])
-        try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true) { record in
+        try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
+                                  metrics: metrics, health: health,
+                                  poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "text-encoder") },
+                                  reject: { record, error in
+            let ids = RequestIDs.ofPromptRequest(record.value)
+            try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
+        }) { record in
             await handle(record, producer: producer, reporter: reporter, cache: cache)
         }
     }
@@ -44,6 +55,9 @@ public final class TextEncoderService: Service {
     func handle(_ record: ConsumedMessage, producer: Producer, reporter: ErrorReporter, cache: PhraseCache) async {
         var requestID = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
         var imageID = record.keyString ?? "", reply = ""
+        metrics.requestReceived()
+        let started = Timing.nowMs()
+        defer { metrics.record(.total, ms: Timing.nowMs() - started) }
         do {
             var request: PromptRequest
             do { request = try PromptRequest(bytes: record.value) } catch let e as MessagingError {
@@ -63,13 +77,17 @@ public final class TextEncoderService: Service {
             if let hit = await cache.get(text) {
                 values = hit
             } else {
+                let t0 = Timing.nowMs()
                 values = try encoder.textEmbedding(text)
+                metrics.record(.encodeText, ms: Timing.nowMs() - t0)
                 await cache.put(text, values)
             }
             request.textEmbedding = FloatTensor(shape: [1, UInt32(values.count)], values: values)
             request.model = backend.modelName
+            let t1 = Timing.nowMs()
             _ = try await producer.send(ProducerRecord(topic: options.topics.prompts, key: request.imageID, value: request.encode(),
                                                        headers: [.contentType(protobuf: "PromptRequest"), .requestID(request.requestID)] + record.traceHeaders))
+            metrics.record(.publish, ms: Timing.nowMs() - t1)
             logger.info("encoded text", metadata: [LogKey.requestID: "\(requestID)", LogKey.imageID: "\(imageID)"])
         } catch let e as ServingError {
             try? await reporter.report(e, record: record, requestID: requestID, imageID: imageID, replyTopic: reply, model: backend.modelName)
@@ -85,10 +103,13 @@ actor PhraseCache {
     let capacity: Int
     var entries: [String: (values: [Float], tick: Int)] = [:]
     var tick = 0
+    let metrics: CacheMetrics?
+    var bytes = 0
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
+    init(capacity: Int, metrics: CacheMetrics? = nil) { self.capacity = max(1, capacity); self.metrics = metrics }
 
     func get(_ phrase: String) -> [Float]? {
+        metrics?.lookup(hit: entries[phrase] != nil)
         guard var e = entries[phrase] else { return nil }
         tick += 1; e.tick = tick; entries[phrase] = e
         return e.values
@@ -96,9 +117,14 @@ actor PhraseCache {
 
     func put(_ phrase: String, _ values: [Float]) {
         tick += 1
+        bytes -= (entries[phrase]?.values.count ?? 0) * MemoryLayout<Float>.size
         entries[phrase] = (values, tick)
+        bytes += values.count * MemoryLayout<Float>.size
         if entries.count > capacity, let oldest = entries.min(by: { $0.value.tick < $1.value.tick })?.key {
+            bytes -= (entries[oldest]?.values.count ?? 0) * MemoryLayout<Float>.size
             entries[oldest] = nil
+            metrics?.evicted()
         }
+        metrics?.size(bytes: bytes, entries: entries.count)
     }
 }

@@ -20,11 +20,11 @@ final class TestCluster {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     }
 
-    init(partitions: Int = 8, extraTopics: [String] = []) async throws {
-        broker = try EmbeddedBroker()
+    init(partitions: Int = 8, brokers: Int = 1, extraTopics: [String] = []) async throws {
+        broker = try EmbeddedBroker(brokers: brokers)
         self.partitions = partitions
-        try await broker.createTopics(SegflowTopics.specs(partitions: partitions)
-                                      + extraTopics.map { TopicSpec(name: $0, partitions: 1) })
+        try await broker.createTopics(SegflowTopics.specs(partitions: partitions, replicationFactor: brokers)
+                                      + extraTopics.map { TopicSpec(name: $0, partitions: 1, replicationFactor: brokers) })
         logDir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: logDir, withIntermediateDirectories: true)
     }

@@ -264,3 +264,52 @@ extension CommandLineTests {
         }
     }
 }
+
+extension CommandLineTests {
+    /// Regression: a PNG over ~1 MB failed on the default Kafka path (MSG_SIZE_TOO_LARGE)
+    /// although in-process worked. Images now travel as record slices (RecordChunking).
+    func testImageLargerThanABrokerRecordWorksOverKafka() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-big-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // The chelsea photo tiled 3×3 with per-pixel noise: 1353×900, a PNG of several MB.
+        let base = try PNG.decodeRGB(try Fixtures.png("chelsea"))
+        let (w, h) = (base.width * 3, base.height * 3)
+        var rng = SplitMix64Lite(seed: 11)
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<3 {
+                    let v = Int(base.pixels[((y % base.height) * base.width + x % base.width) * 3 + c]) + Int(rng.next() % 17) - 8
+                    pixels[(y * w + x) * 3 + c] = UInt8(clamping: v)
+                }
+            }
+        }
+        let png = try PNG.encode(try RGBImage(width: w, height: h, pixels: pixels))
+        XCTAssertGreaterThan(png.count, 2_000_000, "the test image must exceed a broker record")
+        let path = "\(dir)/big.png"
+        try Data(png).write(to: URL(fileURLWithPath: path))
+        let box = ["--box", "\(60 + base.width),\(10 + base.height),\(330 + base.width),\(290 + base.height)"]
+        let kafka = try run(["segment", path, "--model", "litemedsam"] + box + ["--out", "\(dir)/kafka.png"])
+        XCTAssertEqual(kafka.status, 0, kafka.output)
+        let local = try run(["segment", path, "--in-process"] + box + ["--out", "\(dir)/local.png"])
+        XCTAssertEqual(local.status, 0, local.output)
+        let a = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/kafka.png").gray())
+        let b = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/local.png").gray())
+        XCTAssertGreaterThan(b.area, 1000)
+        XCTAssertGreaterThanOrEqual(maskIoU(a, b), Self.wireVersusInProcessIoU)
+    }
+}
+
+/// A tiny deterministic generator for test pixels.
+struct SplitMix64Lite {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -337,3 +337,43 @@ struct SeededRandomBytes {
         return withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
     }
 }
+
+extension ServicesIntegrationTests {
+    /// A record in hand when the encoder died twice (kill -9 while its coordinates are in
+    /// the guard's file) is dead-lettered on the third delivery instead of being retried
+    /// forever; the encoder keeps serving the records after it.
+    func testARecordThatKilledTheEncoderTwiceIsDeadLettered() async throws {
+        try Fixtures.requireCheckpoint()
+        let cluster = try await TestCluster(partitions: 1)
+        defer { cluster.stop() }
+        let stateDir = cluster.logDir.appendingPathComponent("state").path
+        let slotFile = "\(stateDir)/image-encoder-slot0.inflight"
+        let png = try Fixtures.png("chelsea")
+        try await cluster.send([record(SegflowTopics.images, key: "poison", ImageRequest(requestID: "poison-img", imageID: "poison", image: .png(png)).encode(), requestID: "poison-img"),
+                                record(SegflowTopics.images, key: "after", ImageRequest(requestID: "after-img", imageID: "after", image: .png(png)).encode(), requestID: "after-img")])
+        for attempt in 1...2 {
+            try cluster.start("segflow-image-encoder", name: "encoder-\(attempt)", extra: ["--state-dir", stateDir])
+            // Kill it while the first record (offset 0) is in hand.
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                // "topic partition offset earlier-crashes": this attempt's own write, not the file the last one left.
+                if let text = try? String(contentsOfFile: slotFile, encoding: .utf8), text.hasPrefix("\(SegflowTopics.images)\t0\t0\t\(attempt - 1)\n") { break }
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            cluster.kill9("encoder-\(attempt)")
+            XCTAssertTrue((try? String(contentsOfFile: slotFile, encoding: .utf8))?.hasPrefix("\(SegflowTopics.images)\t0\t0\t\(attempt - 1)") ?? false,
+                          "attempt \(attempt): record 0 was in hand when the encoder died")
+        }
+        try cluster.start("segflow-image-encoder", name: "encoder-3", extra: ["--state-dir", stateDir])
+        let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(120)) { results($0).contains { $0.requestID == "poison-img" } }
+        let answer = results(got).first { $0.requestID == "poison-img" }
+        XCTAssertEqual(answer?.error?.code, .internal, "\(cluster.log("encoder-3").suffix(1500))")
+        XCTAssertTrue(answer?.error?.message.contains("crashed image-encoder 2 times") ?? false, answer?.error?.message ?? "")
+        // The next record is encoded as usual.
+        let embedded = try await cluster.collect(topic: SegflowTopics.embeddings, timeout: .seconds(120)) { seen in
+            seen.contains { (try? Messaging.ImageEmbedding(bytes: $0.value))?.imageID == "after" }
+        }
+        XCTAssertTrue(embedded.contains { (try? Messaging.ImageEmbedding(bytes: $0.value))?.imageID == "after" })
+        XCTAssertTrue(cluster.processes["encoder-3"]!.isRunning)
+    }
+}

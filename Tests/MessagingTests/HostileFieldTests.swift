@@ -93,3 +93,49 @@ final class HostileFieldTests: XCTestCase {
         XCTAssertFalse(KafkaLog.isDisconnect(facility: "CONFWARN", message: "Configuration property x is deprecated"))
     }
 }
+
+/// Record slicing for values over a broker's record limit.
+final class RecordChunkingTests: XCTestCase {
+    func message(_ r: ProducerRecord, offset: Int64) -> ConsumedMessage {
+        ConsumedMessage(topic: r.topic, partition: 0, offset: offset, key: r.key, value: r.value, headers: r.headers, timestampMs: nil)
+    }
+
+    func testSlicesReassembleAndHoldTheirOffsets() throws {
+        var rng = SeededRandom(seed: 3)
+        let value = (0..<2_500_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let record = ProducerRecord(topic: "t", key: "img", value: value, headers: [.requestID("r1")])
+        let slices = RecordChunking.split(record)
+        XCTAssertEqual(slices.count, 3)
+        XCTAssertTrue(slices.allSatisfy { $0.value.count <= RecordChunking.defaultSliceBytes && $0.key == record.key })
+        var assembler = RecordAssembler()
+        guard case .incomplete = try assembler.add(message(slices[0], offset: 10)) else { return XCTFail("first slice completes nothing") }
+        // An unrelated whole record in between passes straight through.
+        guard case let .complete(other, offsets) = try assembler.add(message(ProducerRecord(topic: "t", key: "x", value: [1]), offset: 11)) else { return XCTFail() }
+        XCTAssertEqual(other.value, [1]); XCTAssertEqual(offsets, [11])
+        XCTAssertEqual(assembler.heldOffsets(partition: 0), [10])
+        _ = try assembler.add(message(slices[1], offset: 12))
+        guard case let .complete(whole, sliceOffsets) = try assembler.add(message(slices[2], offset: 13)) else { return XCTFail("last slice completes") }
+        XCTAssertEqual(whole.value, value)
+        XCTAssertEqual(whole.offset, 10)
+        XCTAssertEqual(sliceOffsets, [10, 12, 13])
+        XCTAssertEqual(whole.headers, [.requestID("r1")])
+        XCTAssertEqual(assembler.pendingBytes, 0)
+        // A small record is never sliced.
+        XCTAssertEqual(RecordChunking.split(ProducerRecord(topic: "t", key: "k", value: [1, 2])).count, 1)
+    }
+
+    func testForgedSliceHeadersAreRejectedBeforeAllocating() {
+        var assembler = RecordAssembler()
+        for (index, total) in [("0/99999999", "10"), ("5/3", "10"), ("0/2", "\(Int.max)"), ("x/y", "1"), ("0/2", "-4")] {
+            let m = ConsumedMessage(topic: "t", partition: 0, offset: 0, key: nil, value: [1], headers: [
+                KafkaHeader(name: RecordChunking.idHeader, string: "id"), KafkaHeader(name: RecordChunking.indexHeader, string: index),
+                KafkaHeader(name: RecordChunking.totalHeader, string: total)], timestampMs: nil)
+            XCTAssertThrowsError(try assembler.add(m), "\(index) \(total)")
+        }
+        // Slices larger than the declared total.
+        let over = ConsumedMessage(topic: "t", partition: 0, offset: 0, key: nil, value: [1, 2, 3], headers: [
+            KafkaHeader(name: RecordChunking.idHeader, string: "o"), KafkaHeader(name: RecordChunking.indexHeader, string: "0/2"),
+            KafkaHeader(name: RecordChunking.totalHeader, string: "2")], timestampMs: nil)
+        XCTAssertThrowsError(try assembler.add(over))
+    }
+}

@@ -248,6 +248,7 @@ final class ConsumerCore: @unchecked Sendable {
         // in our buffer are dropped uncommitted and will be redelivered (at-least-once).
         let err = rd_kafka_consumer_close(rk)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { onError?(KafkaError(err, "consumer close")) }
+        handle.consumerClosed = true
         condition.lock()
         queueDestroyed = true
         rd_kafka_queue_destroy(consumerQueue)
@@ -341,7 +342,7 @@ public struct ConsumerMessages: AsyncSequence, Sendable {
 /// rather than losing it (at-least-once). Commit messages of one partition in order:
 /// committing offset n marks everything before n as done.
 public final class Consumer: Sendable {
-    private let core: ConsumerCore
+    let core: ConsumerCore  // internal: Consumer+Lag.swift reads the group state through it
     /// Kept alive for librdkafka's rebalance callback (its opaque pointer).
     private let rebalance: RebalanceHandler
     public let topics: [String]

@@ -10,6 +10,9 @@ import Foundation
 /// swift-kafka-client's RDKafkaClient.
 final class RDKafkaHandle: @unchecked Sendable {
     let pointer: OpaquePointer
+    /// Set by the consumer's owner once rd_kafka_consumer_close() has returned (written
+    /// on the poll thread before the owner lets go of the handle, read only in deinit).
+    var consumerClosed = false
 
     /// - Parameters:
     ///   - configure: called with the `rd_kafka_conf_t` after the properties are set,
@@ -45,8 +48,14 @@ final class RDKafkaHandle: @unchecked Sendable {
     /// that: the destroy runs on a thread of its own. Producers are flushed by
     /// `Producer.close` and consumers closed by `Consumer.shutdown` before this point.
     deinit {
+        // rd_kafka_destroy() closes a consumer again; on a consumer whose close already
+        // returned, that second close was seen to wait forever (1 in ~15 embedded-stack
+        // shutdowns, in the prompt-pairs follower). ref: rdkafka.h, rd_kafka_destroy_flags()
         let handle = UnsafeSendableHandle(pointer: pointer)
-        let thread = Thread { rd_kafka_destroy(handle.pointer) }
+        let noClose = consumerClosed
+        let thread = Thread {
+            if noClose { rd_kafka_destroy_flags(handle.pointer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) } else { rd_kafka_destroy(handle.pointer) }
+        }
         thread.name = "segflow.rdkafka.destroy"
         thread.start()
     }

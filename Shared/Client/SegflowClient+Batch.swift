@@ -32,8 +32,9 @@ extension SegflowClient {
                 imageRequestIDs.append(id)
                 let request = ImageRequest(requestID: id, imageID: item.prompt.imageID, image: item.image, model: item.prompt.model,
                                            replyTopic: replyTopic == topics.masks ? "" : replyTopic, createdAtMs: Timing.wallMs())
-                _ = try await producer.send(ProducerRecord(topic: topics.images, key: request.imageID, value: request.encode(),
-                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(id)]))
+                // Images over the broker's record limit travel as slices, as on every client path.
+                _ = try await producer.send(RecordChunking.split(ProducerRecord(topic: topics.images, key: request.imageID, value: request.encode(),
+                                                                                headers: [.contentType(protobuf: "ImageRequest"), .requestID(id)])))
             }
             let promptIDs = items.map(\.prompt.requestID)
             let known = Set(imageRequestIDs).union(promptIDs)

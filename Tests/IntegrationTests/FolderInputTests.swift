@@ -235,3 +235,28 @@ extension CommandLineTests {
         }
     }
 }
+
+extension CommandLineTests {
+    /// A folder holding an image over a broker record goes through Kafka like a single one
+    /// (the batch path slices images too) and equals the in-process folder run.
+    func testFolderWithAnImageLargerThanABrokerRecordWorksOverKafka() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-bigfolder-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        let (png, _) = try Self.bigNoisyChelsea()
+        XCTAssertGreaterThan(png.count, 2_000_000)
+        try Data(png).write(to: URL(fileURLWithPath: dir + "/in/big.png"))
+        try FileManager.default.copyItem(atPath: Fixtures.dir.appendingPathComponent("chelsea.png").path, toPath: dir + "/in/chelsea.png")
+        let box = ["--box", "60,10,330,290"]
+        let kafka = try run(["segment", dir + "/in"] + box + ["--out-dir", dir + "/kafka", "--timeout", "120"], timeout: 200)
+        XCTAssertEqual(kafka.status, 0, kafka.output)
+        let local = try run(["segment", dir + "/in", "--in-process"] + box + ["--out-dir", dir + "/local"], timeout: 200)
+        XCTAssertEqual(local.status, 0, local.output)
+        for stem in ["big", "chelsea"] {
+            let a = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/kafka/\(stem).png").gray())
+            let b = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/local/\(stem).png").gray())
+            XCTAssertGreaterThan(b.area, 1000)
+            XCTAssertGreaterThanOrEqual(maskIoU(a, b), Self.wireVersusInProcessIoU, stem)
+        }
+    }
+}

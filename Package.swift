@@ -159,7 +159,7 @@ let package = Package(
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "SegGPTTests", dependencies: ["TestSupport", "SegGPT", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Tensor"], path: "Tests/PipelineTests",
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor",
                                                        .product(name: "MetricsTestKit", package: "swift-metrics")], path: "Tests/ServingTests"),

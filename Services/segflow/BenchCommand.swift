@@ -33,6 +33,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Timed decoder runs per stage.") var decoderRuns = 20
     @Option(help: "Warm-up runs per stage (not timed).") var warmup = 1
     @Flag(help: "Print JSON instead of a markdown table.") var json = false
+    @Flag(help: "No progress line on stderr (it is shown only when stderr is a terminal).") var quiet = false
     @Flag(help: "Benchmark the Kafka pipeline instead: end-to-end latency via the embedded broker vs in-process, messaging overhead per prompt, the 4 MiB embedding hop, and decoder throughput with 1 vs 2 decoder processes.")
     var pipeline = false
 
@@ -41,20 +42,19 @@ struct BenchCommand: AsyncParsableCommand {
         if ModelRegistry.info(model)?.family == SegGPTBackend.family.name {
             return try benchInContext(precision: precision)
         }
+        let progress = ProgressReporter(total: 0, label: "bench", quiet: quiet)
         if pipeline {
             let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             let report = try await PipelineBenchmark.run(model: try SAMBackend.kind(named: model), checkpoint: checkpoint,
-                                                         runs: runs, binDir: binDir) { stage in
-                FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
-            }
+                                                         runs: runs, binDir: binDir) { stage in progress.status(stage + "…") }
+            progress.finish()
             return try show(report, markdown: report.markdown)
         }
         var o = Benchmark.Options(model: try SAMBackend.kind(named: model))
         o.checkpoint = checkpoint; o.randomWeights = randomWeights; o.threads = threads
         o.encoderRuns = runs; o.decoderRuns = decoderRuns; o.warmup = warmup
-        let report = try Benchmark.run(o) { stage in
-            FileHandle.standardError.write("bench: \(stage)…\n".data(using: .utf8)!)
-        }
+        let report = try Benchmark.run(o) { stage in progress.status(stage + "…") }
+        progress.finish()
         try show(report, markdown: report.markdown)
     }
 

@@ -1,3 +1,5 @@
+import ArgumentParser
+import ServiceCommandLine
 import ServiceKit
 import Tensor
 
@@ -9,6 +11,9 @@ enum Entry {
         BLASRuntime.selectCoreOrReexec()
         // Reuse freed tensor storage instead of mmap/munmap per op (page faults).
         TensorRuntime.configureAllocator()
-        await SegflowCommand.main()
+        let command: ParsableCommand
+        do { command = try SegflowCommand.parseAsRoot() } catch { SegflowCommand.exit(withError: error) }
+        // 64 for usage errors wherever they are found, 1 for run-time failures.
+        await CommandErrors.run(command, root: SegflowCommand.self)
     }
 }

@@ -24,8 +24,16 @@ struct SegmentCommand: AsyncParsableCommand {
             Coordinates are pixels of the original image. Each --box is one prompt (carrying \
             all --point values); with no box, the points form one prompt. --out gets the union \
             of each prompt's best mask (0/255 PNG); --json gets every mask as COCO RLE with its \
-            predicted IoU and stability score. In the printed summary, `*` marks each prompt's \
-            best mask (highest predicted IoU), the one --out and --overlay use.
+            predicted IoU and stability score. The printed summary lists each prompt's masks \
+            as `[i] iou … stability … area …`; the one marked `(best)` has the highest \
+            predicted IoU and is the one --out and --overlay use.
+
+            Folders and globs: IMAGE may be several files, a directory (its PNG, JPEG and WebP \
+            files, by content; other files are skipped with a note) or a quoted glob \
+            ("frames/*.jpg"). Every image gets the same prompts, and the outputs go under \
+            --out-dir: STEM.png (the mask), STEM.json (as --json) and, with --overlays, \
+            STEM_overlay.png, STEM being the file name without its extension. Over Kafka all \
+            images are sent at once so the encoder works ahead while the decoder answers.
 
             Examples:
               segflow segment cat.png --model litemedsam --box 60,10,330,290 --out mask.png --overlay overlay.png
@@ -35,7 +43,13 @@ struct SegmentCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var precisionOptions: PrecisionOptions
-    @Argument(help: "Input image (PNG, JPEG or WebP; detected by content).") var image: String
+    @Argument(help: ArgumentHelp("Input image(s) (PNG, JPEG or WebP; detected by content), directories or quoted globs.", valueName: "image"))
+    var images: [String]
+    var image: String { images[0] }
+    @Option(help: "Directory for per-image outputs (STEM.png, STEM.json[, STEM_overlay.png]); required for folders and globs.")
+    var outDir: String?
+    @Flag(help: "With --out-dir: also write STEM_overlay.png per image.") var overlays = false
+    @Flag(help: "No progress line on stderr (it is shown only when stderr is a terminal).") var quiet = false
     @Option(help: "Model: \(ModelRegistry.helpList).") var model = ModelRegistry.defaultModel
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Option(help: "Model config (a preset name or a config JSON), for families that take one.") var config: String?
@@ -68,8 +82,14 @@ struct SegmentCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint for --sam-model (default for litemedsam: the cached one).") var samCheckpoint: String?
 
     func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give an input image, directory or glob") }
+        if outDir != nil || InputSet.namesSeveral(images) {
+            try validateBatch()
+            return
+        }
+        if overlays { throw ValidationError("--overlays goes with --out-dir; for one image give --overlay FILE") }
         if out == nil && overlay == nil && json == nil && saveLogits == nil {
-            throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits")
+            throw ValidationError("nothing to write: give --out, --overlay, --json or --save-logits (or --out-dir)")
         }
         do {
             guard let info = ModelRegistry.info(model) else { throw RegistryError.unknownModel(model) }
@@ -136,8 +156,11 @@ struct SegmentCommand: AsyncParsableCommand {
 
     func run() async throws {
         try precisionOptions.apply()
+        if let outDir { return try await runBatch(outDir: outDir) }
         try OutputPaths.prepare([out, overlay, json, saveLogits])
+        let tRead = Timing.nowMs()
         let input = try ImageInput.read(image)
+        let preprocessMs = Timing.nowMs() - tRead
         let (pngBytes, img) = (input.bytes, input.image)
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var logger = Logger(label: "segflow")
@@ -185,7 +208,8 @@ struct SegmentCommand: AsyncParsableCommand {
             }
             let r = try backend.segment(img, request: request, embedding: saved)
             maskResult = r.result
-            timings["encode"] = r.encodeMs; timings["decode"] = r.decodeMs
+            if saved == nil { timings["encode"] = r.encodeMs }
+            timings["decode"] = r.decodeMs
         } else {
             let t1 = Timing.nowMs()
             maskResult = try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
@@ -195,9 +219,16 @@ struct SegmentCommand: AsyncParsableCommand {
             timings["round_trip"] = Timing.nowMs() - t1
             timings["decode"] = maskResult.timings.decodeMs
         }
-        let result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
+        // Stage names shared by every path (StageTimings): in-process the file is decoded
+        // here (preprocess) and encoded here; over Kafka the services do both and report
+        // the decode.
+        if local { timings["preprocess"] = preprocessMs }
+        let tPost = Timing.nowMs()
+        var result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
                                             timingsMs: timings)
-        try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: json)
+        try InProcessSegmenter.write(result, image: img, out: out, overlay: overlay, json: nil)
+        result.timingsMs["postprocess"] = Timing.nowMs() - tPost
+        if let json { try result.jsonData().write(to: URL(fileURLWithPath: json)) }
         if let saveLogits, let first = result.prompts.first, maskResult.masks.indices.contains(first.best),
            let logits = maskResult.masks[first.best].lowResLogits?.values {
             let side = Int(Double(logits.count).squareRoot())
@@ -205,10 +236,13 @@ struct SegmentCommand: AsyncParsableCommand {
         }
         for (i, p) in result.prompts.enumerated() {
             let scores = p.masks.map { String(format: "iou %.3f stability %.3f area %d", $0.predictedIoU, $0.stabilityScore, $0.area) }
-            print("prompt \(i): " + scores.enumerated().map { "\($0.offset == p.best ? "*" : " ")[\($0.offset)] \($0.element)" }.joined(separator: "  "))
+            print("prompt \(i): " + Self.maskSummary(scores, best: p.best))
         }
-        let timingText = result.timingsMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f ms", $0.key, $0.value) }
+        let timingText = result.timingsMs.filter { !StageTimings.stages.contains($0.key) }.sorted { $0.key < $1.key }
+            .map { String(format: "%@ %.0f ms", $0.key, $0.value) }
         let via = embedding != nil ? "saved embedding" : inProcess ? "in-process" : brokers == nil ? "embedded broker" : "brokers \(brokers!)"
+        print(StageTimings.imageLine(index: 1, total: 1, name: image, width: img.width, height: img.height,
+                                     summary: "\(result.prompts.count) prompt(s)", timings: StageTimings(result.timingsMs)))
         print("model \(model) via \(via): " + timingText.joined(separator: ", "))
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }
@@ -256,6 +290,13 @@ struct SegmentCommand: AsyncParsableCommand {
         for (flag, path) in [("mask", out), ("overlay", overlay), ("json", json), ("logits", saveLogits)] {
             if let path { print("wrote \(flag): \(path)") }
         }
+    }
+
+    /// "[0] iou … (best)  [1] iou …": each prompt's masks, the best one (highest predicted
+    /// IoU: the one in --out and --overlay) marked in words.
+    static func maskSummary(_ scores: [String], best: Int) -> String {
+        scores.enumerated().map { "[\($0.offset)] \($0.element)" + ($0.offset == best && scores.count > 1 ? " (best)" : "") }
+            .joined(separator: "  ")
     }
 
     /// Before any compute: a point outside the image is an error naming it; a box reaching

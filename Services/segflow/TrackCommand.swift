@@ -40,11 +40,14 @@ struct TrackCommand: AsyncParsableCommand {
     @Option(help: "Kafka bootstrap servers of running services (default: $SEGFLOW_BROKERS, else an embedded broker).")
     var brokers: String?
     @Flag(help: "Run in this process without Kafka.") var inProcess = false
+    @Option(help: "Result JSON to write: one record per frame (COCO RLE mask, XYWH box, area, SAM's predicted IoU).") var json: String?
+    @Flag(help: "No progress line on stderr (it is shown only when stderr is a terminal).") var quiet = false
 
     func run() async throws {
         try precisionOptions.apply()
         guard !frames.isEmpty else { throw ValidationError("give at least one frame") }
         let streamId = self.streamId ?? "stream-" + UUID().uuidString
+        try OutputPaths.prepare([json])
         if ModelRegistry.info(model)?.promptKinds.contains(.examples) == true {
             return try await trackInContext(streamID: streamId)
         }
@@ -59,6 +62,8 @@ struct TrackCommand: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         var masks: [BinaryMask] = [], scores: [Float] = []
+        let reporter = ProgressReporter(total: frames.count, label: "track", quiet: quiet)
+        defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         if inProcess {
             guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
@@ -74,8 +79,9 @@ struct TrackCommand: AsyncParsableCommand {
                 try await SegflowClient(client: client, logger: logger).track(
                     streamID: streamId, frames: pngs,
                     initial: PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)]),
-                    model: model)
+                    model: model, onFrame: { reporter.advance("frame \($0 + 1)") })
             }
+            reporter.finish()
             for r in results {
                 guard let m = r.masks.first else { continue }
                 masks.append(try WireMask.decode(m))
@@ -88,6 +94,7 @@ struct TrackCommand: AsyncParsableCommand {
             if overlays { try PNG.write(try Overlay.render(images[i], masks: [mask]), toFile: "\(outDir)/overlay_\(name).png") }
             print(String(format: "frame %d: iou %.3f area %d", i, scores[i], mask.area))
         }
+        try writeJSON(streamID: streamId, masks: masks, scores: scores)
         if masks.count < frames.count { print("object lost after frame \(masks.count - 1) (empty mask); stopped") }
         print("wrote \(masks.count) mask(s) to \(outDir)")
     }
@@ -109,6 +116,8 @@ struct TrackCommand: AsyncParsableCommand {
                                 checkpoint: checkpoint, config: config, task: nil, numLabels: 0, returnRaw: false,
                                 route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let (wire, decoded) = try base.pairs()
+        let reporter = ProgressReporter(total: frames.count, label: "track", quiet: quiet)
+        defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var masks: [BinaryMask] = []
         func previousPair(_ i: Int) throws -> PromptPair? {
@@ -123,7 +132,7 @@ struct TrackCommand: AsyncParsableCommand {
                 if let prev = try previousPair(i) { examples.append(try InContextExample.decode(prev, maxPixels: ImageDecoder.defaultMaxPixels)) }
                 let answer = try backend.segment(input.image, examples: examples, request: InContextRequest(promptIDs: examples.map { _ in "" }))
                 masks.append(try BinaryMask.union(try answer.masks.map { try WireMask.decode($0) }, width: input.image.width, height: input.image.height))
-                progress(i)
+                reporter.advance("frame \(i + 1)")
             }
         } else {
             let ids = wire.map(\.promptID)
@@ -140,7 +149,7 @@ struct TrackCommand: AsyncParsableCommand {
                         let r = try await sc.segmentInContext([frame(i)], model: model, inContext: { _ in InContextRequest(promptIDs: frameIDs) },
                                                               timeout: .seconds(timeout))[0]
                         masks.append(try BinaryMask.union(try r.masks.map { try WireMask.decode($0) }, width: inputs[i].image.width, height: inputs[i].image.height))
-                        progress(i)
+                        reporter.advance("frame \(i + 1)")
                     }
                 } else {
                     let results = try await sc.segmentInContext(inputs.indices.map(frame), model: model,
@@ -151,18 +160,27 @@ struct TrackCommand: AsyncParsableCommand {
                 }
             }
         }
+        reporter.finish()
         for (i, mask) in masks.enumerated() {
             let name = String(format: "%04d", i)
             try PNG.write(mask.grayImage(), toFile: "\(outDir)/mask_\(name).png")
             if overlays { try PNG.write(try Overlay.render(inputs[i].image, masks: [mask]), toFile: "\(outDir)/overlay_\(name).png") }
             print(String(format: "frame %d: area %d", i, mask.area))
         }
+        try writeJSON(streamID: streamID, masks: masks, scores: nil)
         print("wrote \(masks.count) mask(s) to \(outDir)")
     }
 
-    func progress(_ i: Int) {
-        guard isatty(STDERR_FILENO) != 0 else { return }
-        FileHandle.standardError.write("\rframe \(i + 1)/\(frames.count)".data(using: .utf8)!)
-        if i + 1 == frames.count { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+    /// `--json`: the same records on every path (TrackResult).
+    func writeJSON(streamID: String, masks: [BinaryMask], scores: [Float]?) throws {
+        guard let json else { return }
+        let records = masks.enumerated().map { i, m in
+            TrackResult.Frame(index: i, file: frames[i], mask: m, predictedIoU: scores?[i])
+        }
+        let result = TrackResult(model: model, streamID: streamID, frames: records,
+                                 lostAfterFrame: masks.count < frames.count ? masks.count - 1 : nil)
+        try result.jsonData().write(to: URL(fileURLWithPath: json))
+        print("wrote json: \(json)")
     }
+
 }

@@ -23,8 +23,43 @@ public struct ModelInfo: Sendable {
     public var promptKinds: Set<PromptKind>
     /// Where the weights come from (for help and errors).
     public var weights: String
-    public init(name: String, family: String, promptKinds: Set<PromptKind>, weights: String) {
+    /// Measured score ranges of automatic masks for a model outside its training domain
+    /// there (nil: upstream's defaults suit it).
+    public var everythingScores: EverythingScores?
+    public init(name: String, family: String, promptKinds: Set<PromptKind>, weights: String, everythingScores: EverythingScores? = nil) {
         self.name = name; self.family = family; self.promptKinds = promptKinds; self.weights = weights
+        self.everythingScores = everythingScores
+    }
+}
+
+/// What a model's automatic-mask scores look like, measured on the repository's fixture
+/// photographs, so a request whose thresholds would keep nothing is warned about at run
+/// time (not only in --help).
+public struct EverythingScores: Sendable {
+    /// Highest predicted IoU measured.
+    public var maxPredictedIoU: Double
+    /// Highest stability score measured at upstream's offset (1.0).
+    public var maxStabilityScore: Double
+    /// Why, and the thresholds that keep masks (with the measured counts).
+    public var advice: String
+}
+
+extension ModelRegistry {
+    /// A warning when `everything`'s thresholds are above every score `model` produced on
+    /// the fixtures (so the answer will almost surely hold no masks); nil otherwise.
+    public static func everythingWarning(model: String, predIoUThresh: Double, stabilityScoreThresh: Double,
+                                         stabilityScoreOffset: Double) -> String? {
+        guard let scores = info(model)?.everythingScores else { return nil }
+        var over: [String] = []
+        if predIoUThresh > scores.maxPredictedIoU {
+            over.append("--pred-iou-thresh \(predIoUThresh) (its predicted IoU reached \(scores.maxPredictedIoU))")
+        }
+        if stabilityScoreThresh > scores.maxStabilityScore && stabilityScoreOffset >= 1 {
+            over.append("--stability-score-thresh \(stabilityScoreThresh) (its stability score reached \(scores.maxStabilityScore))")
+        }
+        guard !over.isEmpty else { return nil }
+        return "warning: \(model) is out of its domain for `everything`: expect 0 masks with " + over.joined(separator: " and ")
+            + ". " + scores.advice
     }
 }
 
@@ -102,12 +137,26 @@ extension SAMBackend {
         name: "sam",
         models: SamModelKind.allCases.map {
             ModelInfo(name: $0.rawValue, family: "sam", promptKinds: promptKinds,
-                      weights: $0 == .liteMedSAM ? "cached by Deploy/setup.sh (lite_medsam.pth)" : "--checkpoint \($0.officialCheckpointName)")
+                      weights: $0 == .liteMedSAM ? "cached by Deploy/setup.sh (lite_medsam.pth)" : "--checkpoint \($0.officialCheckpointName)",
+                      everythingScores: $0 == .liteMedSAM ? liteMedSAMEverything : nil)
         },
         load: { r in
             guard let kind = SamModelKind(rawValue: r.model) else { throw RegistryError.unknownModel(r.model) }
             return SAMBackend(try ModelStore.load(kind, checkpoint: r.checkpoint))
         })
+}
+
+extension SAMBackend {
+    /// Measured with `segflow everything --in-process --pred-iou-thresh 0
+    /// --stability-score-thresh 0` on Tests/SAMTests/Fixtures/chelsea.png and coffee.png
+    /// (16 points per side: 597 and 512 masks before the thresholds): LiteMedSAM was trained
+    /// for single-mask box prompts; its multimask logits never clear upstream's stability
+    /// offset of 1.0 (stability 0 on every mask) and its predicted IoU stays ≤ 0.24.
+    static let liteMedSAMEverything = EverythingScores(
+        maxPredictedIoU: 0.24, maxStabilityScore: 0,
+        advice: "LiteMedSAM was trained for single-mask box prompts. Masks survive with --stability-score-thresh 0 and "
+            + "--pred-iou-thresh 0.2 or lower (measured at 32 points per side: 0.2 kept 58 and 36 masks on the two fixture "
+            + "photographs, 0.15 kept 1175 and 859); box prompts (`segflow segment --box`) are its domain.")
 }
 
 extension CLIPSegBackend {

@@ -96,20 +96,7 @@ public final class SegflowClient: Sendable {
         }
         defer { timer.cancel() }
         for try await record in consumer.messages {
-            let result: MaskResult
-            do { result = try MaskResult(bytes: record.value) } catch {
-                // Never drop a reply silently: one for a request we wait on fails the wait;
-                // anything else on the topic (markers, other clients' junk) is logged.
-                let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
-                if requestIDs.contains(rid) || failFast.contains(rid) {
-                    throw ServingError((error as? MessagingError)?.errorCode ?? .invalidProtobuf,
-                                       "the reply to request \(rid) cannot be read: \(error)")
-                }
-                if record.keyString?.hasPrefix("segflow-marker-") != true {
-                    logger.warning("skipping an unreadable record on \(record.topic) (partition \(record.partition), offset \(record.offset)): \(error)")
-                }
-                continue
-            }
+            guard let result = try reply(record, waitingFor: { requestIDs.contains($0) || failFast.contains($0) }) else { continue }
             let id = result.requestID
             guard requestIDs.contains(id) || failFast.contains(id) else { continue }
             if results[id] != nil { duplicates += 1; continue }
@@ -122,6 +109,23 @@ public final class SegflowClient: Sendable {
             throw ServingError(.timeout, "no answer within \(timeout) for request(s) \(missing.joined(separator: ", "))")
         }
         return Outcome(results: results, duplicatesDropped: duplicates)
+    }
+
+    /// A record of the reply topic as a MaskResult, or nil for one to skip. Never drops a
+    /// reply silently: an unreadable one for a request we wait on fails the wait; anything
+    /// else on the topic (markers, other clients' junk) is logged.
+    func reply(_ record: ConsumedMessage, waitingFor: (String) -> Bool) throws -> MaskResult? {
+        do { return try MaskResult(bytes: record.value) } catch {
+            let rid = record.headers.string(named: KafkaHeader.requestIDName) ?? ""
+            if waitingFor(rid) {
+                throw ServingError((error as? MessagingError)?.errorCode ?? .invalidProtobuf,
+                                   "the reply to request \(rid) cannot be read: \(error)")
+            }
+            if record.keyString?.hasPrefix("segflow-marker-") != true {
+                logger.warning("skipping an unreadable record on \(record.topic) (partition \(record.partition), offset \(record.offset)): \(error)")
+            }
+            return nil
+        }
     }
 
     /// One image, one prompt request (with possibly many boxes): the `segflow segment` path.
@@ -186,8 +190,9 @@ extension SegflowClient {
     /// ImageRequest keyed by `streamID` (per-stream order on the images topic; the encoder
     /// works ahead), and each frame's prompt — the previous frame's low-res logits and mask
     /// box, as VideoTracker does in-process — is sent when the previous answer is back.
+    /// `onFrame(i)` runs as frame i's answer arrives (progress).
     public func track(streamID: String, frames: [[UInt8]], initial: PromptRequest, model: String,
-                      timeout: Duration = .seconds(300)) async throws -> [MaskResult] {
+                      timeout: Duration = .seconds(300), onFrame: (Int) -> Void = { _ in }) async throws -> [MaskResult] {
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
         let replies = try await openReplies()
         var results: [MaskResult] = []
@@ -216,6 +221,7 @@ extension SegflowClient {
                 guard let r = got.results[prompt.requestID] else { throw ServingError(.timeout, "no answer for frame \(i)") }
                 if let e = r.error { throw ServingError(e.code, "frame \(i): \(e.message)") }
                 results.append(r)
+                onFrame(i)
                 guard let m = r.masks.first, let logits = m.lowResLogits else { break }
                 let mask = try WireMask.decode(m)
                 guard mask.area > 0 else { break }  // object lost

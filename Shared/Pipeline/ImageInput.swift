@@ -24,3 +24,32 @@ public struct ImageInput: Sendable {
         }
     }
 }
+
+/// An input file checked without decoding its pixels: the bytes (what travels over
+/// Kafka) and the header, so a folder's sizes and formats are validated before any
+/// compute and pixels are decoded one image at a time.
+public struct ImageFile: Sendable {
+    public var path: String
+    public var bytes: [UInt8]
+    public var header: ImageDecoder.Header
+
+    public static func read(_ path: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(PipelineError) -> ImageFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadableFile(path: path, reason: "no such file or not readable")
+        }
+        let bytes = [UInt8](data)
+        let header: ImageDecoder.Header
+        do { header = try ImageDecoder.header(bytes) } catch { throw .unreadableFile(path: path, reason: "\(error)") }
+        guard header.pixelCount <= maxPixels else {
+            throw .unreadableFile(path: path, reason: "\(header.format) of \(header.width)x\(header.height) pixels exceeds the limit of \(maxPixels)")
+        }
+        return ImageFile(path: path, bytes: bytes, header: header)
+    }
+
+    /// The pixels (PIL's `convert("RGB")`); errors name the file and its format.
+    public func decode(maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(PipelineError) -> RGBImage {
+        do { return try ImageDecoder.decodeRGB(bytes, options: .init(maxPixels: maxPixels)) } catch {
+            throw .unreadableFile(path: path, reason: "\(header.format): \(error)")
+        }
+    }
+}

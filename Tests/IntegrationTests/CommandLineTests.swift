@@ -272,20 +272,7 @@ extension CommandLineTests {
         try Fixtures.requireCheckpoint()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-big-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        // The chelsea photo tiled 3×3 with per-pixel noise: 1353×900, a PNG of several MB.
-        let base = try PNG.decodeRGB(try Fixtures.png("chelsea"))
-        let (w, h) = (base.width * 3, base.height * 3)
-        var rng = SplitMix64Lite(seed: 11)
-        var pixels = [UInt8](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
-            for x in 0..<w {
-                for c in 0..<3 {
-                    let v = Int(base.pixels[((y % base.height) * base.width + x % base.width) * 3 + c]) + Int(rng.next() % 17) - 8
-                    pixels[(y * w + x) * 3 + c] = UInt8(clamping: v)
-                }
-            }
-        }
-        let png = try PNG.encode(try RGBImage(width: w, height: h, pixels: pixels))
+        let (png, base) = try Self.bigNoisyChelsea()
         XCTAssertGreaterThan(png.count, 2_000_000, "the test image must exceed a broker record")
         let path = "\(dir)/big.png"
         try Data(png).write(to: URL(fileURLWithPath: path))
@@ -298,6 +285,26 @@ extension CommandLineTests {
         let b = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/local.png").gray())
         XCTAssertGreaterThan(b.area, 1000)
         XCTAssertGreaterThanOrEqual(maskIoU(a, b), Self.wireVersusInProcessIoU)
+    }
+}
+
+extension CommandLineTests {
+    /// The chelsea photo tiled 3×3 with per-pixel noise: 1353×900, a PNG of several MB (over
+    /// a broker record); `base` is the photo, whose box offset by one tile hits the centre copy.
+    static func bigNoisyChelsea() throws -> (png: [UInt8], base: RGBImage) {
+        let base = try PNG.decodeRGB(try Fixtures.png("chelsea"))
+        let (w, h) = (base.width * 3, base.height * 3)
+        var rng = SplitMix64Lite(seed: 11)
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<3 {
+                    let v = Int(base.pixels[((y % base.height) * base.width + x % base.width) * 3 + c]) + Int(rng.next() % 17) - 8
+                    pixels[(y * w + x) * 3 + c] = UInt8(clamping: v)
+                }
+            }
+        }
+        return (try PNG.encode(try RGBImage(width: w, height: h, pixels: pixels)), base)
     }
 }
 

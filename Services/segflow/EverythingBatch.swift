@@ -86,7 +86,7 @@ extension EverythingCommand {
             try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
                 try await SegflowClient(client: client, logger: logger).segmentBatch(items, timeout: .seconds(timeout)) { i, answer in
                     let records = answer.mapError { $0 as Error }.flatMap { r in Result { try Conversions.records(r.masks) } }
-                    try finish(i, records, timings: StageTimings((try? answer.get()).map { ["decode": $0.timings.decodeMs] } ?? [:]))
+                    try finish(i, records, timings: (try? answer.get()).map { StageTimings(wire: $0.timings) } ?? StageTimings())
                 }
             }
         }

@@ -106,8 +106,8 @@ extension SegmentCommand {
             let items = files.indices.map { SegflowClient.BatchItem(image: .png(files[$0].bytes), prompt: request($0)) }
             try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: { BackendSet([backend!]) }) { client in
                 try await SegflowClient(client: client, logger: logger).segmentBatch(items, timeout: .seconds(timeout)) { i, answer in
-                    // The services decode the image and run the encoder; the wire reports the decode.
-                    try finish(i, answer, timings: StageTimings((try? answer.get()).map { ["decode": $0.timings.decodeMs] } ?? [:]))
+                    // The services decode the image and run the encoder; the wire reports encode and decode.
+                    try finish(i, answer, timings: (try? answer.get()).map { StageTimings(wire: $0.timings) } ?? StageTimings())
                 }
             }
         }

@@ -218,11 +218,12 @@ struct SegmentCommand: AsyncParsableCommand {
             }
             timings["round_trip"] = Timing.nowMs() - t1
             timings["decode"] = maskResult.timings.decodeMs
+            if maskResult.timings.encodeMs > 0 { timings["encode"] = maskResult.timings.encodeMs }
         }
-        // Stage names shared by every path (StageTimings): in-process the file is decoded
-        // here (preprocess) and encoded here; over Kafka the services do both and report
-        // the decode.
-        if local { timings["preprocess"] = preprocessMs }
+        // Stage names shared by every path (StageTimings): preprocess is reading and
+        // checking the file here; encode and decode are the model runs (over Kafka the
+        // services report them in the result's timings).
+        timings["preprocess"] = preprocessMs
         let tPost = Timing.nowMs()
         var result = try SegmentationResult(maskResult: maskResult, prompts: prompts, width: img.width, height: img.height,
                                             timingsMs: timings)

@@ -2446,7 +2446,7 @@ const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
   (ProtobufCMessageInit) segflow__v1__mask__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__timings__field_descriptors[3] =
+static const ProtobufCFieldDescriptor segflow__v1__timings__field_descriptors[4] =
 {
   {
     "queue_ms",
@@ -2484,16 +2484,29 @@ static const ProtobufCFieldDescriptor segflow__v1__timings__field_descriptors[3]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "encode_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__Timings, encode_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__timings__field_indices_by_name[] = {
   1,   /* field[1] = decode_ms */
+  3,   /* field[3] = encode_ms */
   0,   /* field[0] = queue_ms */
   2,   /* field[2] = total_ms */
 };
 static const ProtobufCIntRange segflow__v1__timings__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor segflow__v1__timings__descriptor =
 {
@@ -2503,7 +2516,7 @@ const ProtobufCMessageDescriptor segflow__v1__timings__descriptor =
   "Segflow__V1__Timings",
   "segflow.v1",
   sizeof(Segflow__V1__Timings),
-  3,
+  4,
   segflow__v1__timings__field_descriptors,
   segflow__v1__timings__field_indices_by_name,
   1,  segflow__v1__timings__number_ranges,

@@ -296,3 +296,12 @@ extension SegflowClient {
         return try outcome.get()
     }
 }
+
+extension StageTimings {
+    /// The model stages the services report in a result (encode: the image encoder's run,
+    /// when the decoder knew it; decode: prompt encoder + mask decoder).
+    public init(wire t: MaskResult.Timings) {
+        self.init(["decode": t.decodeMs])
+        if t.encodeMs > 0 { self["encode"] = t.encodeMs }
+    }
+}

@@ -39,6 +39,14 @@ public struct PendingPrompts<Item: Sendable>: Sendable {
         return ready
     }
 
+    /// Removes and returns the items `matching` says to drop (e.g. those of revoked partitions).
+    public mutating func removeAll(where matching: (Item) -> Bool) -> [Item] {
+        defer { parkedGauge?.record(items.count) }
+        let gone = items.filter { matching($0.item) }.map(\.item)
+        items.removeAll { matching($0.item) }
+        return gone
+    }
+
     /// Removes and returns the items that have waited longer than `maxWaitMs`.
     public mutating func expire(nowMs: Double) -> [Item] {
         defer { parkedGauge?.record(items.count) }

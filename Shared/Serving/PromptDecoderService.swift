@@ -133,7 +133,22 @@ actor DecoderState {
     /// embeddings restored so far and when the restore began.
     var restoring: [Int32: (high: Int64, restored: Int, startedMs: Double)] = [:]
 
+    /// Prompts parked for partitions a rebalance took away are dropped, not expired: the
+    /// new owner gets them redelivered (they were never committed) and holds the
+    /// embeddings; expiring them here answered EMBEDDING_NOT_FOUND while the new owner
+    /// answered with masks (found by the soak).
+    func dropRevoked() {
+        let revoked = Set(consumer.takeRevoked())
+        guard !revoked.isEmpty else { return }
+        let dropped = pending.removeAll { revoked.contains(TopicPartition(topic: $0.record.topic, partition: $0.record.partition)) }
+        for tp in revoked { trackers[tp] = nil }
+        if !dropped.isEmpty {
+            service.logger.info("dropped prompts parked for revoked partitions (their new owner answers them)", metadata: ["prompts": "\(dropped.count)"])
+        }
+    }
+
     func handle(_ record: ConsumedMessage) async {
+        dropRevoked()
         for start in consumer.takeAssignedStarts() {
             guard let offset = start.offset else {
                 service.logger.warning("no watermarks for \(start.partition.topic) [\(start.partition.partition)]; replaying from the committed offset")
@@ -161,6 +176,7 @@ actor DecoderState {
             }
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
             cache.insert(entry, imageID: whole.imageID)
+            noteEncodeMs(whole.encoderMs, imageID: whole.imageID)
             noteRestored(record)
             metrics.embeddingCached(producedAtMs: record.timestampMs, startedAtMs: startedAtMs)
             for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
@@ -172,6 +188,15 @@ actor DecoderState {
             service.logger.warning("bad embedding record: \(e.message)", metadata: [LogKey.offset: "\(record.offset)"])
             try? await reporter.deadLetter(e, record: record, requestID: "")
         }
+    }
+
+    /// Each cached image's encoder time, reported in its answers' timings (pruned to the
+    /// cache's images whenever it outgrows them).
+    var encodeMs: [String: Double] = [:]
+
+    func noteEncodeMs(_ ms: Double, imageID: String) {
+        encodeMs[imageID] = ms
+        if encodeMs.count > 2 * cache.count + 64 { encodeMs = encodeMs.filter { cache.contains($0.key) } }
     }
 
     func noteRestored(_ record: ConsumedMessage) {
@@ -255,6 +280,7 @@ actor DecoderState {
     }
 
     func expire() async {
+        dropRevoked()
         for p in pending.expire(nowMs: Timing.nowMs()) {
             await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
         }
@@ -284,7 +310,7 @@ actor DecoderState {
             let created = request.createdAtMs > 0 ? Double(request.createdAtMs) : Double(nowWall)
             let result = MaskResult(requestID: request.requestID, imageID: request.imageID, masks: masks,
                                     timings: .init(queueMs: max(0, Double(nowWall) - created - (t1 - t0)), decodeMs: t1 - t0,
-                                                   totalMs: max(0, Double(nowWall) - created)),
+                                                   totalMs: max(0, Double(nowWall) - created), encodeMs: encodeMs[request.imageID] ?? 0),
                                     model: modelName, frame: request.frame)
             let topic = try service.options.topics.reply(to: request.replyTopic)
             let encoded = result.encode()

@@ -65,6 +65,11 @@ final class CommandLineTests: XCTestCase {
         let rawLines = main.output.split(separator: "\n").filter { $0.hasPrefix("%") && $0.dropFirst(2).hasPrefix("|") }
         XCTAssertEqual(rawLines, [], "librdkafka wrote to stderr directly")
         XCTAssertFalse(main.output.contains("brokers are down"), main.output)
+        // Regression: the Kafka path reported no encode time; every stage is named on every path.
+        let speed = main.output.split(separator: "\n").first { $0.contains("Speed:") }.map(String.init) ?? ""
+        for stage in ["preprocess", "encode", "decode", "postprocess"] {
+            XCTAssertTrue(speed.contains("ms \(stage)"), "no \(stage) time over Kafka: '\(speed)'")
+        }
         let viaKafka = BinaryMask(try PNG.decodeRGB(contentsOfFile: "\(dir)/mask.png").gray())
         let overlay = try PNG.decodeRGB(contentsOfFile: "\(dir)/overlay.png")
         XCTAssertEqual([overlay.width, overlay.height], [451, 300])

@@ -377,3 +377,40 @@ extension ServicesIntegrationTests {
         XCTAssertTrue(cluster.processes["encoder-3"]!.isRunning)
     }
 }
+
+extension ServicesIntegrationTests {
+    /// Regression (found by the soak): prompts parked on a decoder whose partitions a
+    /// rebalance moves away were expired there with EMBEDDING_NOT_FOUND while their new
+    /// owner answered them with masks. Now they are dropped on revocation and answered once.
+    func testPromptsParkedOnARevokedPartitionAreNotAnsweredWithAnError() async throws {
+        try Fixtures.requireCheckpoint()
+        let cluster = try await TestCluster(partitions: 8)
+        defer { cluster.stop() }
+        try cluster.start("segflow-prompt-decoder", name: "decoder-1", extra: ["--max-wait-ms", "15000"])
+        // One image per partition, so a rebalance moves some of their prompts.
+        let ids = (0..<200).map { "rv-\($0)" }.reduce(into: [Int32: String]()) { m, id in
+            let p = KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: 8)
+            if m[p] == nil { m[p] = id }
+        }.values.sorted()
+        XCTAssertEqual(ids.count, 8)
+        // decoder-1 joins and parks the prompts (no image sent yet)…
+        try await Task.sleep(for: .seconds(5))
+        try await cluster.send(ids.map { record(SegflowTopics.prompts, key: $0, PromptRequest(requestID: "\($0)-p", imageID: $0, points: [.init(x: 40, y: 40, label: 1)]).encode(), requestID: "\($0)-p") })
+        try await Task.sleep(for: .seconds(2))
+        // …then decoder-2 joins (a rebalance moves half the partitions) and the images come.
+        try cluster.start("segflow-prompt-decoder", name: "decoder-2", extra: ["--max-wait-ms", "15000"])
+        try cluster.start("segflow-image-encoder", name: "encoder")
+        let png = try Fixtures.png("chelsea_crop")
+        try await cluster.send(ids.map { record(SegflowTopics.images, key: $0, ImageRequest(requestID: "\($0)-img", imageID: $0, image: .png(png)).encode(), requestID: "\($0)-img") })
+        // Wait past the parked prompts' 15 s bound, so a wrongful expiry would show.
+        let started = ContinuousClock.now
+        let wanted = Set(ids.map { "\($0)-p" })
+        _ = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(120)) { Set(results($0).map(\.requestID)).isSuperset(of: wanted) }
+        let waited = ContinuousClock.now - started
+        if waited < .seconds(25) { try await Task.sleep(for: .seconds(25) - waited) }
+        let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(60)) { Set(results($0).map(\.requestID)).isSuperset(of: wanted) }
+        let answers = results(got)
+        XCTAssertEqual(Set(answers.map(\.requestID)), Set(ids.map { "\($0)-p" }))
+        XCTAssertEqual(answers.compactMap(\.error).map(\.message), [], "decoder-1: \(cluster.log("decoder-1").suffix(1500))")
+    }
+}

@@ -68,3 +68,13 @@ final class OffsetTrackerTests: XCTestCase {
         XCTAssertEqual(t.finish(9), 10)
     }
 }
+
+final class PendingPromptsRevocationTests: XCTestCase {
+    func testRemoveAllDropsOnlyMatchingItems() {
+        var p = PendingPrompts<Int>(maxWaitMs: 1000, maxItems: 10)
+        for i in 0..<6 { _ = p.park(i, imageID: "img-\(i % 2)", nowMs: 0) }
+        XCTAssertEqual(p.removeAll { $0 % 2 == 1 }, [1, 3, 5])
+        XCTAssertEqual(p.count, 3)
+        XCTAssertEqual(p.release(imageID: "img-0"), [0, 2, 4])
+    }
+}

@@ -555,10 +555,14 @@ struct  Segflow__V1__Timings
    * created_at_ms to result produced
    */
   double total_ms;
+  /*
+   * the image encoder's run for this image (its embedding's encoder_ms); 0 = not known
+   */
+  double encode_ms;
 };
 #define SEGFLOW__V1__TIMINGS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__timings__descriptor) \
-    , 0, 0, 0 }
+    , 0, 0, 0, 0 }
 
 
 struct  Segflow__V1__Error

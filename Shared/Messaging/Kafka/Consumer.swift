@@ -525,6 +525,16 @@ final class RebalanceHandler: @unchecked Sendable {
         self.windows = Dictionary(windows.map { ($0.topic, $0.records) }, uniquingKeysWith: { a, _ in a })
     }
 
+    let revokedPartitions = Locked<[TopicPartition]>([])
+
+    func revoked(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let partitions = (0..<Int(list.pointee.cnt)).map { i -> TopicPartition in
+            let e = list.pointee.elems[i]
+            return TopicPartition(topic: String(cString: e.topic), partition: e.partition)
+        }
+        revokedPartitions.withLock { $0.append(contentsOf: partitions) }
+    }
+
     func assign(_ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         var decided: [AssignedStart] = []
         for i in 0..<Int(list.pointee.cnt) {
@@ -553,11 +563,20 @@ let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, Unsa
     if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, let list, let opaque {
         Unmanaged<RebalanceHandler>.fromOpaque(opaque).takeUnretainedValue().assign(rk, list)
     } else {
+        if let list, let opaque { Unmanaged<RebalanceHandler>.fromOpaque(opaque).takeUnretainedValue().revoked(list) }
         rd_kafka_assign(rk, nil)
     }
 }
 
 extension Consumer {
+    /// Partitions revoked by rebalances since the last call (consumers with a replay
+    /// window only: they install the rebalance callback). Work held for them — e.g.
+    /// prompts parked waiting for an embedding — belongs to their new owner now, which
+    /// gets the uncommitted records redelivered.
+    public func takeRevoked() -> [TopicPartition] {
+        rebalance.revokedPartitions.withLock { revoked in defer { revoked = [] }; return revoked }
+    }
+
     /// Replay-window starts decided since the last call (for logs and metrics).
     public func takeAssignedStarts() -> [AssignedStart] {
         rebalance.starts.withLock { starts in defer { starts = [] }; return starts }

@@ -57,10 +57,13 @@ public struct MaskResult: Sendable, Hashable {
         public var queueMs: Double
         public var decodeMs: Double
         public var totalMs: Double
-        public init(queueMs: Double = 0, decodeMs: Double = 0, totalMs: Double = 0) {
+        /// The image encoder's run for this image (0 = not known).
+        public var encodeMs: Double
+        public init(queueMs: Double = 0, decodeMs: Double = 0, totalMs: Double = 0, encodeMs: Double = 0) {
             self.queueMs = queueMs
             self.decodeMs = decodeMs
             self.totalMs = totalMs
+            self.encodeMs = encodeMs
         }
     }
 
@@ -141,6 +144,7 @@ public struct MaskResult: Sendable, Hashable {
         timingsC.pointee.queue_ms = timings.queueMs
         timingsC.pointee.decode_ms = timings.decodeMs
         timingsC.pointee.total_ms = timings.totalMs
+        timingsC.pointee.encode_ms = timings.encodeMs
         m.pointee.timings = timingsC
         if let error {
             let e = arena.message(segflow__v1__error__init)
@@ -207,7 +211,8 @@ public struct MaskResult: Sendable, Hashable {
             return MaskResult(requestID: try reader.requiredString(m.request_id, "request_id"),
                               imageID: try reader.string(m.image_id, "image_id"),
                               masks: masks,
-                              timings: Timings(queueMs: t?.queue_ms ?? 0, decodeMs: t?.decode_ms ?? 0, totalMs: t?.total_ms ?? 0),
+                              timings: Timings(queueMs: t?.queue_ms ?? 0, decodeMs: t?.decode_ms ?? 0, totalMs: t?.total_ms ?? 0,
+                                               encodeMs: t?.encode_ms ?? 0),
                               error: failure,
                               model: try reader.string(m.model, "model"),
                               frame: try VideoFrame.read(m.frame, reader, field: "frame"),

@@ -320,14 +320,16 @@ class Threshold(_message.Message):
     def __init__(self, value: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ["decode_ms", "queue_ms", "total_ms"]
+    __slots__ = ["decode_ms", "encode_ms", "queue_ms", "total_ms"]
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
+    ENCODE_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     decode_ms: float
+    encode_ms: float
     queue_ms: float
     total_ms: float
-    def __init__(self, queue_ms: _Optional[float] = ..., decode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+    def __init__(self, queue_ms: _Optional[float] = ..., decode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ["frame_index", "stream_id"]

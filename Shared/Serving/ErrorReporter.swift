@@ -44,6 +44,13 @@ public struct ErrorReporter: Sendable {
 }
 
 extension ErrorReporter {
+    /// An error answer for a record whose request may not have decoded: the ids read
+    /// leniently from the body, else from the request-id header and the key.
+    public func report(_ error: ServingError, record: ConsumedMessage, ids: RequestIDs) async {
+        let ids = ids.filling(from: record)
+        try? await report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
+    }
+
     /// The one dead-letter record builder: the source coordinates, the code and message,
     /// the payload (truncated to `ErrorReport.defaultPayloadLimit`), request and trace ids.
     public func deadLetterRecord(_ error: ServingError, record: ConsumedMessage, requestID: String) -> ProducerRecord {

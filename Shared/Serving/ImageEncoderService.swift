@@ -52,10 +52,7 @@ public final class ImageEncoderService: Service, MonitoredService {
             try await ServiceLoop.run(name: "image-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
                                       metrics: metrics, health: health,
                                       poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "image-encoder") },
-                                      reject: { record, error in
-                let ids = RequestIDs.ofImageRequest(record.value).filling(from: record)
-                try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
-            }) { record in
+                                      reject: { record, error in await reporter.report(error, record: record, ids: RequestIDs.ofImageRequest(record.value)) }) { record in
                 await handle(record, producer: producer, reporter: reporter, store: store)
             }
             outcome = .success(())

@@ -274,8 +274,7 @@ actor DecoderState {
         }
         let tp = TopicPartition(topic: record.topic, partition: record.partition)
         trackers[tp, default: OffsetTracker()].begin(record.offset)
-        let ids = RequestIDs.ofPromptRequest(record.value).filling(from: record)
-        try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
+        await reporter.report(error, record: record, ids: RequestIDs.ofPromptRequest(record.value))
         await finished(record)
     }
 

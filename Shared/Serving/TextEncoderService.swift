@@ -44,10 +44,7 @@ public final class TextEncoderService: Service, MonitoredService {
         try await ServiceLoop.run(name: "text-encoder", consumer: consumer, producer: producer, logger: logger, commitEach: true,
                                   metrics: metrics, health: health,
                                   poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "text-encoder") },
-                                  reject: { record, error in
-            let ids = RequestIDs.ofPromptRequest(record.value).filling(from: record)
-            try? await reporter.report(error, record: record, requestID: ids.requestID, imageID: ids.imageID, replyTopic: ids.replyTopic)
-        }) { record in
+                                  reject: { record, error in await reporter.report(error, record: record, ids: RequestIDs.ofPromptRequest(record.value)) }) { record in
             await handle(record, producer: producer, reporter: reporter, cache: cache)
         }
     }

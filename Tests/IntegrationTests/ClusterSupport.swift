@@ -118,6 +118,35 @@ func stopBounded(_ process: Process, name: String, signal: Int32 = SIGTERM, file
     XCTFail("\(name) did not exit within \(TestCluster.exitBound) of signal \(signal); killed it", file: file, line: line)
 }
 
+/// The first line `process` writes to `pipe`, waiting at most `timeout`; a process that
+/// prints nothing by then is SIGKILLed (and "" returned, which the caller's checks fail on).
+func firstLine(of pipe: Pipe, from process: Process, timeout: TimeInterval = 60) -> String {
+    let received = Locked("")
+    pipe.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        received.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        if data.isEmpty { handle.readabilityHandler = nil }
+    }
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        let line = received.withLock { text in text.firstIndex(of: "\n").map { String(text[..<$0]) } }
+        if let line { pipe.fileHandleForReading.readabilityHandler = nil; return line.trimmingCharacters(in: .whitespaces) }
+        if !process.isRunning { break }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    pipe.fileHandleForReading.readabilityHandler = nil
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    return ""
+}
+
+/// A value behind a lock, for test helpers that collect output on another thread.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+}
+
 enum Fixtures {
     static var dir: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -92,8 +92,7 @@ final class CommandLineTests: XCTestCase {
         up.standardError = FileHandle.nullDevice
         try up.run()
         defer { stopBounded(up, name: "segflow up") }
-        let address = String(decoding: upOut.fileHandleForReading.availableData, as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let address = firstLine(of: upOut, from: up)
         XCTAssertTrue(address.hasPrefix("127.0.0.1:"), "segflow up printed '\(address)'")
         let remote = try run(["segment", image, "--brokers", address] + box + ["--out", "\(dir)/remote.png"])
         XCTAssertEqual(remote.status, 0, remote.output)

@@ -25,7 +25,7 @@ final class SupervisionTests: XCTestCase {
                 self.lock.lock(); self.errText += String(decoding: data, as: UTF8.self); self.lock.unlock()
             }
             try process.run()
-            firstLine = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            firstLine = IntegrationTests.firstLine(of: out, from: process)
         }
 
         var stderr: String { lock.lock(); defer { lock.unlock() }; return errText }

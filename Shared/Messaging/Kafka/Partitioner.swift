@@ -14,9 +14,7 @@ public enum KafkaPartitioner {
         precondition(partitions > 0, "a topic has at least one partition")
         // A non-nil pointer even for an empty key: librdkafka treats a NULL key as "no key"
         // (random partition), but an empty key is a key.
-        var padded = key
-        padded.append(0)
-        return padded.withUnsafeBytes { raw in
+        return (key.isEmpty ? [0] : key).withUnsafeBytes { raw in
             rd_kafka_msg_partitioner_murmur2_random(nil, raw.baseAddress, key.count, Int32(partitions), nil, nil)
         }
     }

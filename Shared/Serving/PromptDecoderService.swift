@@ -37,6 +37,13 @@ public final class PromptDecoderService: Service, MonitoredService {
         /// (a chunk carries at most `ImageEmbedding.defaultMaxChunkBytes` of tensor bytes,
         /// which decode to at least as many cache bytes). Older embeddings are not read:
         /// restart cost follows `--cache-mb`, not the topic's retention.
+        /// A tracked stream with no frame for this long is ended (state freed, tombstoned).
+        public var streamIdleMs: Double = 300_000
+        /// Live streams held in memory; beyond it the least recently active is dropped
+        /// from memory (its snapshot stays on the stream-state topic and is restored if
+        /// it sends again).
+        public var maxLiveStreams = 4096
+        public var streamState = StreamStateStore.Options()
         public var replayRecords: Int64 {
             Int64((cacheBytes + ImageEmbedding.defaultMaxChunkBytes - 1) / ImageEmbedding.defaultMaxChunkBytes)
         }
@@ -65,6 +72,14 @@ public final class PromptDecoderService: Service, MonitoredService {
                                  reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger,
                                                          metrics: metrics),
                                  promptPartitions: await promptPartitionCount())
+        let streamStore = StreamStateStore(options: options.streamState)
+        await state.attach(streamStore)
+        let follower = Task { [client, logger, options] in
+            do { try await streamStore.follow(client: client, topic: options.topics.streamState, logger: logger) } catch {
+                logger.error("stopped following \(options.topics.streamState): \(error); tracked streams cannot fail over to this decoder")
+            }
+        }
+        defer { follower.cancel() }
         logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
@@ -120,6 +135,16 @@ actor DecoderState {
 
     let promptPartitions: Int?
 
+    // Tracked streams (DecoderStreams.swift).
+    var streams: [String: LiveStream] = [:]
+    var streamStore: StreamStateStore?
+    /// Per embeddings partition: the high watermark at assignment (records below it are
+    /// replayed, not new) and the position stored for commit (never moved backwards).
+    var replayHigh: [Int32: Int64] = [:]
+    var embeddingStored: [Int32: Int64] = [:]
+
+    func attach(_ store: StreamStateStore) { streamStore = store }
+
     init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter, promptPartitions: Int?) {
         self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
         self.promptPartitions = promptPartitions
@@ -142,6 +167,7 @@ actor DecoderState {
         guard !revoked.isEmpty else { return }
         let dropped = pending.removeAll { revoked.contains(TopicPartition(topic: $0.record.topic, partition: $0.record.partition)) }
         for tp in revoked { trackers[tp] = nil }
+        dropStreams(revoked: revoked)
         if !dropped.isEmpty {
             service.logger.info("dropped prompts parked for revoked partitions (their new owner answers them)", metadata: ["prompts": "\(dropped.count)"])
         }
@@ -158,10 +184,15 @@ actor DecoderState {
                 LogKey.partition: "\(start.partition.partition)", LogKey.offset: "\(offset)",
                 "skipped": "\(offset - start.lowWatermark)", "high": "\(start.highWatermark)"])
             if offset < start.highWatermark { restoring[start.partition.partition] = (start.highWatermark, 0, Timing.nowMs()) }
+            if start.partition.topic == service.options.topics.embeddings {
+                replayHigh[start.partition.partition] = start.highWatermark
+                embeddingStored[start.partition.partition] = start.committed
+            }
         }
         if record.topic == service.options.topics.embeddings {
             await handleEmbedding(record)
             finishRestore(record)
+            storeEmbeddingPosition(record)
         } else {
             await handlePrompt(record)
         }
@@ -175,6 +206,12 @@ actor DecoderState {
                 throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.backends.names.joined(separator: ", "))")
             }
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
+            if let frame = whole.frame, let track = frame.track {
+                // A tracked stream's frame is work, not a cache entry (its prompts come with it).
+                noteRestored(record)
+                await trackFrame(whole, entry: entry, frame: frame, track: track, record: record)
+                return
+            }
             cache.insert(entry, imageID: whole.imageID)
             noteEncodeMs(whole.encoderMs, imageID: whole.imageID)
             noteRestored(record)
@@ -280,6 +317,7 @@ actor DecoderState {
 
     func expire() async {
         dropRevoked()
+        await expireStreams()
         for p in pending.expire(nowMs: Timing.nowMs()) {
             await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
         }

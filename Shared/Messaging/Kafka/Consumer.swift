@@ -491,7 +491,9 @@ public final class Consumer: Sendable {
 }
 
 /// A topic a consumer replays only the tail of: on assignment each partition starts at
-/// `max(low watermark, high watermark − records)`. The prompt-decoder uses it for the
+/// `max(low watermark, min(committed, high watermark − records))` — the tail, or earlier
+/// when the group's committed offset is older (work the previous owner never finished,
+/// e.g. a tracked stream's frames, is never skipped). The prompt-decoder uses it for the
 /// embeddings topic, sized from its cache (`--cache-mb`): a restart or a new assignment
 /// costs what the cache can hold, however long the topic's retention.
 public struct ReplayWindow: Sendable, Hashable {
@@ -510,6 +512,8 @@ public struct AssignedStart: Sendable, Hashable {
     public var offset: Int64?
     public var lowWatermark: Int64
     public var highWatermark: Int64
+    /// The group's committed offset when the partition was assigned (nil: none).
+    public var committed: Int64? = nil
 }
 
 /// State for the C rebalance callback (runs on the consumer's poll thread, inside
@@ -548,12 +552,25 @@ final class RebalanceHandler: @unchecked Sendable {
                 decided.append(AssignedStart(partition: tp, offset: nil, lowWatermark: -1, highWatermark: -1))
                 continue
             }
-            let start = max(low, high - window)
+            var start = max(low, high - window)
+            let committed = Self.committed(rk, tp)
+            if let committed, committed >= low, committed < start { start = committed }
             entry.pointee.offset = start
-            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high))
+            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high, committed: committed))
         }
         starts.withLock { $0.append(contentsOf: decided) }
         rd_kafka_assign(rk, list)
+    }
+
+    /// The group's committed offset for one partition (nil: none, or the query failed).
+    static func committed(_ rk: OpaquePointer, _ tp: TopicPartition) -> Int64? {
+        guard let list = rd_kafka_topic_partition_list_new(1) else { return nil }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)
+        guard rd_kafka_committed(rk, list, watermarkTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR,
+              list.pointee.elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        let offset = list.pointee.elems[0].offset
+        return offset >= 0 ? offset : nil
     }
 }
 

@@ -186,6 +186,7 @@ public enum SegflowTopics {
     public static let text = ServingTopics().text
     public static let masks = ServingTopics().masks
     public static let deadLetter = ServingTopics().deadLetter
+    public static let streamState = ServingTopics().streamState
 
     /// All topics with one partition count. embeddings and prompts MUST share it: both
     /// are keyed by image id, so equal counts put both halves of the join on the same
@@ -206,19 +207,23 @@ public struct ServingTopics: Sendable, Hashable {
     public var deadLetter: String
     /// In-context examples, keyed by prompt id; compacted (the latest registration of an id wins).
     public var promptPairs: String
+    /// Tracked streams' state, keyed by stream id; compacted (README, Streams).
+    public var streamState: String
 
     public init(prefix: String = SegflowTopics.defaultPrefix) {
         images = "\(prefix).images"; embeddings = "\(prefix).embeddings"; prompts = "\(prefix).prompts"
         text = "\(prefix).text"; masks = "\(prefix).masks"; deadLetter = "\(prefix).dead-letter"
-        promptPairs = "\(prefix).prompt-pairs"
+        promptPairs = "\(prefix).prompt-pairs"; streamState = "\(prefix).stream-state"
     }
 
-    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs] }
+    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs, streamState] }
+    /// Topics holding the latest value per key (a deleted key is a tombstone).
+    public var compacted: Set<String> { [promptPairs, streamState] }
 
     public func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
         all.map {
             TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor,
-                      config: $0 == promptPairs ? ["cleanup.policy": "compact"] : [:])
+                      config: compacted.contains($0) ? ["cleanup.policy": "compact"] : [:])
         }
     }
 }

@@ -10,6 +10,15 @@ public struct ProducerRecord: Sendable, Hashable {
     public var headers: [KafkaHeader]
     /// nil lets the configured partitioner hash the key.
     public var partition: Int32?
+    /// A null value (compacted topics: deletes the key). `value` must be empty.
+    public var tombstone = false
+
+    /// A tombstone for `key` on a compacted topic.
+    public static func tombstone(topic: String, key: String) -> ProducerRecord {
+        var r = ProducerRecord(topic: topic, key: key, value: [])
+        r.tombstone = true
+        return r
+    }
 
     public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
         self.topic = topic
@@ -213,8 +222,8 @@ public final class Producer: Sendable {
                     }
                     add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
                     add(RD_KAFKA_VTYPE_VALUE) {
-                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                        $0.u.mem.size = value.count
+                        $0.u.mem.ptr = record.tombstone ? nil : UnsafeMutableRawPointer(mutating: value.baseAddress)
+                        $0.u.mem.size = record.tombstone ? 0 : value.count
                     }
                     if record.key != nil {
                         add(RD_KAFKA_VTYPE_KEY) {

@@ -184,6 +184,9 @@ actor DecoderState {
                 LogKey.partition: "\(start.partition.partition)", LogKey.offset: "\(offset)",
                 "skipped": "\(offset - start.lowWatermark)", "high": "\(start.highWatermark)"])
             if offset < start.highWatermark { restoring[start.partition.partition] = (start.highWatermark, 0, Timing.nowMs()) }
+            if let committed = start.committed, committed < start.lowWatermark {
+                service.logger.warning("records of \(start.partition.topic) [\(start.partition.partition)] were deleted (retention) before this group read them: offsets \(committed)..<\(start.lowWatermark) are lost (tracked streams skip those frames)")
+            }
             if start.partition.topic == service.options.topics.embeddings {
                 replayHigh[start.partition.partition] = start.highWatermark
                 embeddingStored[start.partition.partition] = start.committed

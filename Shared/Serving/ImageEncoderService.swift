@@ -99,9 +99,19 @@ public final class ImageEncoderService: Service, MonitoredService {
         }
     }
 
+    /// The key the image's embedding records travel under (ImageEmbedding.partitionKey).
+    func embeddingKey(_ request: ImageRequest) -> String {
+        if let frame = request.frame, frame.track != nil { return frame.streamID }
+        return request.imageID
+    }
+
     /// Computes the image's embedding once and publishes it keyed by image id.
     func publishEmbedding(of image: RGBImage, _ request: ImageRequest, backend: any SegmentationBackend,
                           record: ConsumedMessage, producer: Producer) async throws {
+        // Progress notice: decoders holding prompts for this image keep them waiting.
+        _ = try await producer.send(ProducerRecord(topic: options.topics.embeddings, key: embeddingKey(request), value: [],
+                                                   headers: [KafkaHeader(name: KafkaHeader.encodingName, string: request.imageID),
+                                                             .requestID(request.requestID)]))
         let t0 = Timing.nowMs()
         let embedding = try backend.embed(image)
         let wire = try backend.wire(embedding, context: EmbeddingContext(

@@ -25,8 +25,12 @@ public final class PromptDecoderService: Service, MonitoredService {
         public var topics = ServingTopics()
         /// Embedding LRU budget: 64 LiteMedSAM/SAM embeddings at f32.
         public var cacheBytes = 256 * 1024 * 1024
-        /// How long a prompt waits for an embedding that has not arrived.
+        /// How long a prompt waits for an embedding that has not arrived — counted from the
+        /// later of its arrival and the last embedding this decoder received, so prompts
+        /// behind a burst of images wait while the encoders work through it
+        /// (PendingPrompts), up to `maxParkMs`.
         public var maxWaitMs: Double = 30_000
+        public var maxParkMs: Double = 120_000
         public var maxParked = 10_000
         /// See ConsumerConfig.fetchWaitMaxMs: the embedded broker holds a fetch this long
         /// even when data arrives, so this bounds the added latency per hop. 1 ms costs an
@@ -151,7 +155,8 @@ actor DecoderState {
         metrics = service.metrics
         cacheMetrics = metrics.cache("embeddings")
         cache = EmbeddingCache(capacityBytes: service.options.cacheBytes, metrics: cacheMetrics)
-        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked, parkedGauge: metrics.parked)
+        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked,
+                                 maxParkMs: service.options.maxParkMs, parkedGauge: metrics.parked)
     }
 
     /// Per embeddings partition being restored: the high watermark at assignment, the
@@ -202,6 +207,12 @@ actor DecoderState {
     }
 
     func handleEmbedding(_ record: ConsumedMessage) async {
+        pending.noteProgress(nowMs: Timing.nowMs())
+        if let imageID = record.headers.string(named: KafkaHeader.encodingName) {
+            // An encoder's progress notice (empty value): the image is being encoded.
+            pending.noteEncoding(imageID: imageID, nowMs: Timing.nowMs())
+            return
+        }
         do {
             let chunk = try Messaging.ImageEmbedding(bytes: record.value)
             guard case let .complete(whole) = try assembler.add(chunk, partition: record.partition, offset: record.offset) else { return }
@@ -322,7 +333,7 @@ actor DecoderState {
         dropRevoked()
         await expireStreams()
         for p in pending.expire(nowMs: Timing.nowMs()) {
-            await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
+            await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms of the prompt or of the last embedding received (at most \(Int(service.options.maxParkMs)) ms in all); send an ImageRequest for it first"))
         }
     }
 

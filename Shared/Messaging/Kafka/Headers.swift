@@ -21,6 +21,9 @@ public struct KafkaHeader: Sendable, Hashable {
     public static let contentTypeName = "content-type"
     public static let requestIDName = "request-id"
     public static let traceIDName = "trace-id"
+    /// On an empty record of the embeddings topic: an encoder started encoding this image id
+    /// (a progress notice; decoders let the image's parked prompts wait on).
+    public static let encodingName = "segflow-encoding"
 
     /// content-type for a segflow.v1 protobuf message, e.g. "application/x-protobuf; messageType=segflow.v1.ImageRequest".
     public static func contentType(protobuf messageName: String) -> KafkaHeader {

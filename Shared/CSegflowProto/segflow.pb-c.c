@@ -457,6 +457,51 @@ void   segflow__v1__image_embedding__free_unpacked
   assert(message->base.descriptor == &segflow__v1__image_embedding__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   segflow__v1__embedding_location__init
+                     (Segflow__V1__EmbeddingLocation         *message)
+{
+  static const Segflow__V1__EmbeddingLocation init_value = SEGFLOW__V1__EMBEDDING_LOCATION__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__embedding_location__get_packed_size
+                     (const Segflow__V1__EmbeddingLocation *message)
+{
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__embedding_location__pack
+                     (const Segflow__V1__EmbeddingLocation *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__embedding_location__pack_to_buffer
+                     (const Segflow__V1__EmbeddingLocation *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__EmbeddingLocation *
+       segflow__v1__embedding_location__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__EmbeddingLocation *)
+     protobuf_c_message_unpack (&segflow__v1__embedding_location__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__embedding_location__free_unpacked
+                     (Segflow__V1__EmbeddingLocation *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   segflow__v1__point__init
                      (Segflow__V1__Point         *message)
 {
@@ -1986,6 +2031,135 @@ const ProtobufCMessageDescriptor segflow__v1__image_embedding__descriptor =
   segflow__v1__image_embedding__field_indices_by_name,
   1,  segflow__v1__image_embedding__number_ranges,
   (ProtobufCMessageInit) segflow__v1__image_embedding__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__embedding_location__field_descriptors[8] =
+{
+  {
+    "image_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, image_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, model),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partition",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "first_offset",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, first_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_offset",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, last_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_count",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, chunk_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "produced_at_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, produced_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__embedding_location__field_indices_by_name[] = {
+  6,   /* field[6] = chunk_count */
+  4,   /* field[4] = first_offset */
+  0,   /* field[0] = image_id */
+  5,   /* field[5] = last_offset */
+  2,   /* field[2] = model */
+  3,   /* field[3] = partition */
+  7,   /* field[7] = produced_at_ms */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange segflow__v1__embedding_location__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor segflow__v1__embedding_location__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.EmbeddingLocation",
+  "EmbeddingLocation",
+  "Segflow__V1__EmbeddingLocation",
+  "segflow.v1",
+  sizeof(Segflow__V1__EmbeddingLocation),
+  8,
+  segflow__v1__embedding_location__field_descriptors,
+  segflow__v1__embedding_location__field_indices_by_name,
+  1,  segflow__v1__embedding_location__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__embedding_location__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor segflow__v1__point__field_descriptors[3] =

@@ -119,7 +119,20 @@ public final class ImageEncoderService: Service, MonitoredService {
             encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
         let t1 = Timing.nowMs()
         metrics.record(.encode, ms: t1 - t0)
-        _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
+        let reports = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
+        // Where the chunks are (not for a tracked stream's frames: they are work, not cache).
+        if wire.frame?.track == nil, let first = reports.first, let last = reports.last, reports.allSatisfy({ $0.partition == first.partition }) {
+            let location = EmbeddingLocation(imageID: wire.imageID, requestID: wire.requestID, model: wire.model, partition: first.partition,
+                                             firstOffset: reports.map(\.offset).min()!, lastOffset: max(last.offset, reports.map(\.offset).max()!),
+                                             chunkCount: UInt32(reports.count), producedAtMs: Timing.wallMs())
+            do {
+                _ = try await producer.send(ProducerRecord(topic: options.topics.embeddingIndex, key: wire.imageID, value: location.encode(),
+                                                           headers: [.contentType(protobuf: "EmbeddingLocation")]))
+            } catch {
+                // The embedding is published; only on-demand fetches of it later are lost.
+                logger.warning("could not index embedding \(wire.imageID): \(error)")
+            }
+        }
         metrics.record(.publish, ms: Timing.nowMs() - t1)
         logger.info("encoded", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
                                           LogKey.encoderMs: "\(Int(wire.encoderMs))"])

@@ -45,6 +45,9 @@ public struct PendingPrompts<Item: Sendable>: Sendable {
         return overflow
     }
 
+    /// Whether any item waits for `imageID`.
+    public func isWaiting(imageID: String) -> Bool { items.contains { $0.imageID == imageID } }
+
     /// Removes and returns the items waiting for `imageID`, oldest first.
     public mutating func release(imageID: String) -> [Item] {
         defer { parkedGauge?.record(items.count) }

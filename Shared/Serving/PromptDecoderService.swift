@@ -48,6 +48,10 @@ public final class PromptDecoderService: Service, MonitoredService {
         /// it sends again).
         public var maxLiveStreams = 4096
         public var streamState = StreamStateStore.Options()
+        /// Image locations kept for on-demand fetches (EmbeddingIndex; ~200 bytes each).
+        public var indexEntries = 200_000
+        /// How long one on-demand fetch of an indexed embedding may take.
+        public var fetchTimeoutMs = 15_000
         public var replayRecords: Int64 {
             Int64((cacheBytes + ImageEmbedding.defaultMaxChunkBytes - 1) / ImageEmbedding.defaultMaxChunkBytes)
         }
@@ -78,6 +82,14 @@ public final class PromptDecoderService: Service, MonitoredService {
                                  promptPartitions: await promptPartitionCount())
         let streamStore = StreamStateStore(options: options.streamState)
         await state.attach(streamStore)
+        let index = EmbeddingIndex(maxEntries: options.indexEntries)
+        await state.attach(index)
+        let indexFollower = Task { [client, logger, options] in
+            do { try await index.follow(client: client, topic: options.topics.embeddingIndex, logger: logger) } catch {
+                logger.error("stopped following \(options.topics.embeddingIndex): \(error); embeddings older than the replay window cannot be fetched")
+            }
+        }
+        defer { indexFollower.cancel() }
         let follower = Task { [client, logger, options] in
             do { try await streamStore.follow(client: client, topic: options.topics.streamState, logger: logger) } catch {
                 logger.error("stopped following \(options.topics.streamState): \(error); tracked streams cannot fail over to this decoder")
@@ -148,6 +160,11 @@ actor DecoderState {
     var embeddingStored: [Int32: Int64] = [:]
 
     func attach(_ store: StreamStateStore) { streamStore = store }
+
+    // On-demand fetches of indexed embeddings.
+    var embeddingIndex: EmbeddingIndex?
+    var fetching: Set<String> = []
+    func attach(_ index: EmbeddingIndex) { embeddingIndex = index }
 
     init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter, promptPartitions: Int?) {
         self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
@@ -291,6 +308,7 @@ actor DecoderState {
             for pushed in pending.park(Parked(record: record, request: request, arrivedMs: now), imageID: request.imageID, nowMs: now) {
                 await fail(pushed, ServingError(.embeddingNotFound, "too many prompts waiting for embeddings; image \(pushed.request.imageID) not seen"))
             }
+            await startFetch(request.imageID)
         }
     }
 
@@ -378,6 +396,43 @@ actor DecoderState {
         } catch {
             let e = (error as? ServingError) ?? ServingError(.internal, "\(error)")
             await fail(Parked(record: record, request: request, arrivedMs: arrivedMs), e)
+        }
+    }
+
+    /// A prompt for an image not in the cache: if the index knows where its embedding is
+    /// (older than the replay window, or evicted), read it there — once per image at a time;
+    /// the prompts wait meanwhile as for an image being encoded.
+    func startFetch(_ imageID: String) async {
+        guard let index = embeddingIndex, !fetching.contains(imageID), let location = await index.location(imageID) else { return }
+        guard !cache.contains(imageID), pending.isWaiting(imageID: imageID) else { return }
+        fetching.insert(imageID)
+        pending.noteEncoding(imageID: imageID, nowMs: Timing.nowMs())
+        let (client, topic, timeout) = (service.client, service.options.topics.embeddings, Duration.milliseconds(service.options.fetchTimeoutMs))
+        service.logger.info("fetching an indexed embedding", metadata: [LogKey.imageID: "\(imageID)", LogKey.partition: "\(location.partition)",
+                                                                       LogKey.offset: "\(location.firstOffset)"])
+        Task {
+            let t0 = Timing.nowMs()
+            let result: Result<Messaging.ImageEmbedding, Error>
+            do { result = .success(try await EmbeddingFetcher.fetch(location, client: client, topic: topic, timeout: timeout)) } catch {
+                result = .failure(error)
+            }
+            await self.fetched(imageID, result, ms: Timing.nowMs() - t0)
+        }
+    }
+
+    func fetched(_ imageID: String, _ result: Result<Messaging.ImageEmbedding, Error>, ms: Double) async {
+        fetching.remove(imageID)
+        do {
+            let whole = try result.get()
+            let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
+            cache.insert(entry, imageID: imageID)
+            noteEncodeMs(whole.encoderMs, imageID: imageID)
+            service.logger.info("fetched an indexed embedding", metadata: [LogKey.imageID: "\(imageID)", "ms": "\(Int(ms))"])
+            for parked in pending.release(imageID: imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
+        } catch {
+            let e = (error as? ServingError) ?? ServingError(.embeddingNotFound, "fetching the embedding of '\(imageID)' failed: \(error)")
+            service.logger.warning("\(e.message)", metadata: [LogKey.imageID: "\(imageID)"])
+            for parked in pending.release(imageID: imageID) { await fail(parked, ServingError(.embeddingNotFound, e.message + "; send an ImageRequest for it again")) }
         }
     }
 

@@ -25,6 +25,7 @@ typedef struct Segflow__V1__ImageRequest Segflow__V1__ImageRequest;
 typedef struct Segflow__V1__InContextRequest Segflow__V1__InContextRequest;
 typedef struct Segflow__V1__PromptPair Segflow__V1__PromptPair;
 typedef struct Segflow__V1__ImageEmbedding Segflow__V1__ImageEmbedding;
+typedef struct Segflow__V1__EmbeddingLocation Segflow__V1__EmbeddingLocation;
 typedef struct Segflow__V1__Point Segflow__V1__Point;
 typedef struct Segflow__V1__Box Segflow__V1__Box;
 typedef struct Segflow__V1__PromptRequest Segflow__V1__PromptRequest;
@@ -461,6 +462,40 @@ struct  Segflow__V1__ImageEmbedding
 #define SEGFLOW__V1__IMAGE_EMBEDDING__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__image_embedding__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, SEGFLOW__V1__DTYPE__DTYPE_UNSPECIFIED, 0,NULL, {0,NULL}, 0, 0, 0, 0, NULL, 0 }
+
+
+/*
+ * image-encoder -> segflow.embedding-index (compacted, key = image_id): where an image's
+ * embedding records are, so a decoder can fetch an embedding older than what it replayed
+ * (after a restart, or one its cache evicted) instead of asking for re-encoding.
+ */
+struct  Segflow__V1__EmbeddingLocation
+{
+  ProtobufCMessage base;
+  char *image_id;
+  /*
+   * of the ImageEmbedding chunks
+   */
+  char *request_id;
+  char *model;
+  /*
+   * of segflow.embeddings
+   */
+  int32_t partition;
+  /*
+   * first chunk's offset
+   */
+  int64_t first_offset;
+  /*
+   * last chunk's offset (chunks may interleave with other records)
+   */
+  int64_t last_offset;
+  uint32_t chunk_count;
+  int64_t produced_at_ms;
+};
+#define SEGFLOW__V1__EMBEDDING_LOCATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__embedding_location__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -950,6 +985,25 @@ Segflow__V1__ImageEmbedding *
 void   segflow__v1__image_embedding__free_unpacked
                      (Segflow__V1__ImageEmbedding *message,
                       ProtobufCAllocator *allocator);
+/* Segflow__V1__EmbeddingLocation methods */
+void   segflow__v1__embedding_location__init
+                     (Segflow__V1__EmbeddingLocation         *message);
+size_t segflow__v1__embedding_location__get_packed_size
+                     (const Segflow__V1__EmbeddingLocation   *message);
+size_t segflow__v1__embedding_location__pack
+                     (const Segflow__V1__EmbeddingLocation   *message,
+                      uint8_t             *out);
+size_t segflow__v1__embedding_location__pack_to_buffer
+                     (const Segflow__V1__EmbeddingLocation   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__EmbeddingLocation *
+       segflow__v1__embedding_location__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__embedding_location__free_unpacked
+                     (Segflow__V1__EmbeddingLocation *message,
+                      ProtobufCAllocator *allocator);
 /* Segflow__V1__Point methods */
 void   segflow__v1__point__init
                      (Segflow__V1__Point         *message);
@@ -1210,6 +1264,9 @@ typedef void (*Segflow__V1__PromptPair_Closure)
 typedef void (*Segflow__V1__ImageEmbedding_Closure)
                  (const Segflow__V1__ImageEmbedding *message,
                   void *closure_data);
+typedef void (*Segflow__V1__EmbeddingLocation_Closure)
+                 (const Segflow__V1__EmbeddingLocation *message,
+                  void *closure_data);
 typedef void (*Segflow__V1__Point_Closure)
                  (const Segflow__V1__Point *message,
                   void *closure_data);
@@ -1266,6 +1323,7 @@ extern const ProtobufCMessageDescriptor segflow__v1__image_request__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__in_context_request__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__prompt_pair__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__image_embedding__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__embedding_location__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__point__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__box__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor;

@@ -387,6 +387,28 @@ public final class Consumer: Sendable {
 
     public var messages: ConsumerMessages { ConsumerMessages(core: core) }
 
+    /// A reader outside any consumer group of exact positions (`start`: partition → first
+    /// offset to read). Nothing is committed. For reading records the caller located
+    /// itself (the prompt-decoder fetching an embedding by its indexed offsets).
+    public init(config: ConsumerConfig, reading start: [TopicPartition: Int64],
+                onError: (@Sendable (KafkaError) -> Void)? = nil) throws {
+        precondition(!start.isEmpty, "a positioned reader needs at least one partition")
+        self.topics = Array(Set(start.keys.map(\.topic))).sorted()
+        self.groupID = config.groupID
+        rebalance = RebalanceHandler(windows: [])
+        var properties = config.librdkafkaProperties()
+        properties["enable.auto.commit"] = "false"
+        let handle = try RDKafkaHandle(type: RD_KAFKA_CONSUMER, properties: properties)
+        let redirect = rd_kafka_poll_set_consumer(handle.pointer)
+        if redirect != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(redirect, "rd_kafka_poll_set_consumer") }
+        let list = rd_kafka_topic_partition_list_new(Int32(start.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (tp, offset) in start { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)?.pointee.offset = offset }
+        let err = rd_kafka_assign(handle.pointer, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "assign \(start)") }
+        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+    }
+
     /// Commits `message.offset + 1` for its partition (Kafka's committed offset is the
     /// next one to read), synchronously with the group coordinator.
     public func commit(_ message: ConsumedMessage) async throws {

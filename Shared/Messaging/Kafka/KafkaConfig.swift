@@ -187,6 +187,7 @@ public enum SegflowTopics {
     public static let masks = ServingTopics().masks
     public static let deadLetter = ServingTopics().deadLetter
     public static let streamState = ServingTopics().streamState
+    public static let embeddingIndex = ServingTopics().embeddingIndex
 
     /// All topics with one partition count. embeddings and prompts MUST share it: both
     /// are keyed by image id, so equal counts put both halves of the join on the same
@@ -209,16 +210,19 @@ public struct ServingTopics: Sendable, Hashable {
     public var promptPairs: String
     /// Tracked streams' state, keyed by stream id; compacted (README, Streams).
     public var streamState: String
+    /// Where each image's embedding records are, keyed by image id; compacted.
+    public var embeddingIndex: String
 
     public init(prefix: String = SegflowTopics.defaultPrefix) {
         images = "\(prefix).images"; embeddings = "\(prefix).embeddings"; prompts = "\(prefix).prompts"
         text = "\(prefix).text"; masks = "\(prefix).masks"; deadLetter = "\(prefix).dead-letter"
         promptPairs = "\(prefix).prompt-pairs"; streamState = "\(prefix).stream-state"
+        embeddingIndex = "\(prefix).embedding-index"
     }
 
-    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs, streamState] }
+    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs, streamState, embeddingIndex] }
     /// Topics holding the latest value per key (a deleted key is a tombstone).
-    public var compacted: Set<String> { [promptPairs, streamState] }
+    public var compacted: Set<String> { [promptPairs, streamState, embeddingIndex] }
 
     public func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
         all.map {

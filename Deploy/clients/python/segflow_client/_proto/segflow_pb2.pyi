@@ -82,6 +82,26 @@ class Box(_message.Message):
     y1: float
     def __init__(self, x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ...) -> None: ...
 
+class EmbeddingLocation(_message.Message):
+    __slots__ = ["chunk_count", "first_offset", "image_id", "last_offset", "model", "partition", "produced_at_ms", "request_id"]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    PRODUCED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    chunk_count: int
+    first_offset: int
+    image_id: str
+    last_offset: int
+    model: str
+    partition: int
+    produced_at_ms: int
+    request_id: str
+    def __init__(self, image_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., partition: _Optional[int] = ..., first_offset: _Optional[int] = ..., last_offset: _Optional[int] = ..., chunk_count: _Optional[int] = ..., produced_at_ms: _Optional[int] = ...) -> None: ...
+
 class Error(_message.Message):
     __slots__ = ["code", "message"]
     CODE_FIELD_NUMBER: _ClassVar[int]

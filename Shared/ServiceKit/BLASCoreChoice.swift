@@ -53,6 +53,10 @@ public enum BLASCoreChoice {
         /// FNV-1a 64 of the sorted /proc/cpuinfo flags (the whole list decides the kernels).
         public var cpuFlags: String
         public var openBLASVersion: String
+
+        public init(cpuModel: String, cpuFlags: String, openBLASVersion: String) {
+            self.cpuModel = cpuModel; self.cpuFlags = cpuFlags; self.openBLASVersion = openBLASVersion
+        }
     }
 
     public struct Measurement: Codable, Sendable, Equatable {
@@ -64,6 +68,11 @@ public enum BLASCoreChoice {
         public var checkPassed: Bool
         public var worstRelativeError: Double?
         public var error: String?
+
+        public init(core: String, loadedCore: String?, gflops: Double?, checkPassed: Bool, worstRelativeError: Double?, error: String?) {
+            self.core = core; self.loadedCore = loadedCore; self.gflops = gflops; self.checkPassed = checkPassed
+            self.worstRelativeError = worstRelativeError; self.error = error
+        }
 
         public var usable: Bool {
             error == nil && checkPassed && gflops != nil && loadedCore?.lowercased() == core.lowercased()
@@ -216,7 +225,8 @@ public enum BLASCoreChoice {
     struct ProbeFailure: Error { var message: String }
 
     /// Runs one probe child for `core` (bounded by `childBound`, SIGKILL past it).
-    static func probe(core: String, check: Bool, executable: String, environment: [String: String]) -> Result<ProbeReport, ProbeFailure> {
+    static func probe(core: String, check: Bool, executable: String, environment: [String: String],
+                      bound: Duration = childBound) -> Result<ProbeReport, ProbeFailure> {
         var env = environment
         env[BLASRuntime.coreTypeVariable] = core
         env[probeVariable] = check ? "check" : "time"
@@ -229,12 +239,13 @@ public enum BLASCoreChoice {
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         do { try p.run() } catch { return .failure(ProbeFailure(message: "cannot start \(executable): \(error)")) }
-        let deadline = Date().addingTimeInterval(Double(childBound.components.seconds))
+        let (boundSeconds, boundAtto) = bound.components
+        let deadline = Date().addingTimeInterval(Double(boundSeconds) + Double(boundAtto) * 1e-18)
         while p.isRunning && Date() < deadline { usleep(10_000) }
         if p.isRunning {
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            return .failure(ProbeFailure(message: "probe for \(core) did not finish within \(childBound); killed"))
+            return .failure(ProbeFailure(message: "probe for \(core) did not finish within \(bound); killed"))
         }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         guard p.terminationStatus == 0 else { return .failure(ProbeFailure(message: "probe for \(core) exited with status \(p.terminationStatus)")) }
@@ -248,7 +259,8 @@ public enum BLASCoreChoice {
     /// Measures `cores` in `rounds` interleaved rounds of children (the check runs in the
     /// first child of each core).
     public static func measure(cores: [String], executable: String = "/proc/self/exe",
-                               environment: [String: String] = ProcessInfo.processInfo.environment) -> [Measurement] {
+                               environment: [String: String] = ProcessInfo.processInfo.environment,
+                               bound: Duration = childBound) -> [Measurement] {
         let (m, n, k) = probeShape
         let flop = 2.0 * Double(m * n * k)
         var seconds: [String: [Double]] = [:]
@@ -257,7 +269,7 @@ public enum BLASCoreChoice {
         })
         for round in 0..<rounds {
             for core in cores where results[core]!.error == nil {
-                switch probe(core: core, check: round == 0, executable: executable, environment: environment) {
+                switch probe(core: core, check: round == 0, executable: executable, environment: environment, bound: bound) {
                 case .failure(let why):
                     results[core]!.error = why.message
                 case .success(let r):

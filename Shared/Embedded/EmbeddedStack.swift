@@ -78,7 +78,9 @@ extension EmbeddedStack {
         let stack = try await start(backends: set, logger: logger)
         let outcome: Result<T, Error>
         do { outcome = .success(try await body(stack.client)) } catch { outcome = .failure(error) }
+        StartupTrace.mark("embedded stack: stopping")
         await stack.stop()
+        StartupTrace.mark("embedded stack: stopped")
         return try outcome.get()
     }
 }

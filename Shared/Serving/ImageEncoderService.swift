@@ -35,7 +35,9 @@ public final class ImageEncoderService: Service, MonitoredService {
 
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {
-        let producer = try Producer(config: ProducerConfig(client: client))
+        // Every topic it answers on (the first record to a topic librdkafka has not seen waits up to 1 s).
+        let producer = try Producer(config: ProducerConfig(client: client),
+                                    knownTopics: [options.topics.embeddings, options.topics.masks, options.topics.deadLetter, options.topics.prompts])
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger, metrics: metrics)
         // Example-prompted models need the registered examples: follow the prompt-pairs topic.
@@ -113,6 +115,7 @@ public final class ImageEncoderService: Service, MonitoredService {
                                                    headers: [KafkaHeader(name: KafkaHeader.encodingName, string: request.imageID),
                                                              .requestID(request.requestID)]))
         let t0 = Timing.nowMs()
+        StartupTrace.mark("image-encoder: encoding \(request.imageID)")
         let embedding = try backend.embed(image)
         let wire = try backend.wire(embedding, context: EmbeddingContext(
             requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
@@ -134,6 +137,7 @@ public final class ImageEncoderService: Service, MonitoredService {
             }
         }
         metrics.record(.publish, ms: Timing.nowMs() - t1)
+        StartupTrace.mark("image-encoder: embedding published")
         logger.info("encoded", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
                                           LogKey.encoderMs: "\(Int(wire.encoderMs))"])
     }

@@ -71,7 +71,8 @@ public final class PromptDecoderService: Service, MonitoredService {
 
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
-        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0),
+                                    knownTopics: [options.topics.masks, options.topics.deadLetter, options.topics.prompts])
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs,
                                                            storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
                                     topics: [options.topics.embeddings, options.topics.prompts],
@@ -244,6 +245,7 @@ actor DecoderState {
                 return
             }
             cache.insert(entry, imageID: whole.imageID)
+            StartupTrace.mark("prompt-decoder: embedding \(whole.imageID) cached")
             noteEncodeMs(whole.encoderMs, imageID: whole.imageID)
             noteRestored(record)
             metrics.embeddingCached(producedAtMs: record.timestampMs, startedAtMs: startedAtMs)
@@ -389,6 +391,7 @@ actor DecoderState {
             _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: encoded,
                                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
             let t2 = Timing.nowMs()
+            StartupTrace.mark("prompt-decoder: answered \(request.requestID) (decode \(Int(t1 - t0)) ms)")
             metrics.record(.decode, ms: t1 - t0)
             metrics.record(.publish, ms: t2 - t1)
             metrics.record(.total, ms: t2 - arrivedMs)

@@ -182,6 +182,8 @@ final class ConsumerCore: @unchecked Sendable {
 
     private func pollLoop() {
         let rk = handle.pointer
+        var tracedAssignment = !StartupTrace.enabled, tracedMessage = !StartupTrace.enabled
+        let traceName = StartupTrace.enabled ? String(cString: rd_kafka_name(rk)) : ""
         while true {
             condition.lock()
             while jobs.isEmpty && !stopRequested && buffer.count >= capacity {
@@ -200,11 +202,16 @@ final class ConsumerCore: @unchecked Sendable {
             condition.unlock()
             if !hasRoom { continue }
 
+            if !tracedAssignment { tracedAssignment = Self.traceAssignment(rk, name: traceName) }
             guard let raw = rd_kafka_consumer_poll(rk, 100) else { continue }
             let outcome = Self.convert(raw)
             rd_kafka_message_destroy(raw)
             switch outcome {
             case .message(let message):
+                if !tracedMessage {
+                    tracedMessage = true
+                    StartupTrace.mark("consumer \(traceName): first record \(message.topic) [\(message.partition)] @ \(message.offset)")
+                }
                 deliver(message)
             case .error(let error):
                 if let fatal = handle.fatalError() {
@@ -220,6 +227,16 @@ final class ConsumerCore: @unchecked Sendable {
             if handle.fatalError() != nil { break }
         }
         shutDownOnPollThread(rk)
+    }
+
+    /// SEGFLOW_TRACE: marks the first non-empty assignment; true once seen.
+    private static func traceAssignment(_ rk: OpaquePointer, name: String) -> Bool {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return false }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        guard list.pointee.cnt > 0 else { return false }
+        StartupTrace.mark("consumer \(name): assigned \(list.pointee.cnt) partition(s)")
+        return true
     }
 
     private func deliver(_ message: ConsumedMessage) {
@@ -378,7 +395,46 @@ public final class Consumer: Sendable {
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
         let err = rd_kafka_subscribe(handle.pointer, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "subscribe to \(topics)") }
+        StartupTrace.mark("consumer \(String(cString: rd_kafka_name(handle.pointer))): subscribed group \(config.groupID) to \(topics.joined(separator: ","))")
         core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+    }
+
+    /// A reader outside any consumer group: every partition of `topic` from its end as of
+    /// now. The high watermarks are queried first and assigned as exact offsets, so every
+    /// record produced after this returns is read — no group join (the mock broker's first
+    /// join takes 3 s) and no race with "latest", which librdkafka resolves only after the
+    /// assignment. Nothing is ever committed. For request/reply clients (SegflowClient).
+    public init(config: ConsumerConfig, readingFromEndOf topic: String, partitions: Int,
+                onError: (@Sendable (KafkaError) -> Void)? = nil) async throws {
+        precondition(partitions > 0, "readingFromEndOf needs at least one partition")
+        self.topics = [topic]
+        self.groupID = config.groupID
+        rebalance = RebalanceHandler(windows: [])
+        var properties = config.librdkafkaProperties()
+        properties["enable.auto.commit"] = "false"
+        let handle = try RDKafkaHandle(type: RD_KAFKA_CONSUMER, properties: properties)
+        let redirect = rd_kafka_poll_set_consumer(handle.pointer)
+        if redirect != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(redirect, "rd_kafka_poll_set_consumer") }
+        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+        let timeoutMs = RebalanceHandler.watermarkTimeoutMs
+        do {
+            try await core.perform("assign \(topic) from its end") { rk in
+                let list = rd_kafka_topic_partition_list_new(Int32(partitions))
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                for p in 0..<Int32(partitions) {
+                    var low: Int64 = 0, high: Int64 = 0
+                    let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, timeoutMs)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "end offset of \(topic) [\(p)]") }
+                    rd_kafka_topic_partition_list_add(list, topic, p)?.pointee.offset = high
+                }
+                let err = rd_kafka_assign(rk, list)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "assign \(topic)") }
+            }
+        } catch {
+            await shutdown()
+            throw error
+        }
+        StartupTrace.mark("consumer \(String(cString: rd_kafka_name(handle.pointer))): assigned \(topic) (\(partitions) partitions) from its end")
     }
 
     deinit {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings shared by every client. Renders to librdkafka properties.
 ///
 /// Typed fields cover what Segflow tunes; `properties` passes anything else straight to
@@ -26,9 +28,15 @@ public struct KafkaClientConfig: Sendable, Hashable {
     func render() -> [String: String] {
         // Segflow's records are latency-bound requests and replies, not bulk streams:
         // send small frames at once instead of letting Nagle's algorithm hold them.
-        ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID,
-         "socket.nagle.disable": "true"]
+        var p = ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID,
+                 "socket.nagle.disable": "true"]
+        // SEGFLOW_KAFKA_DEBUG=cgrp,topic,…: librdkafka's `debug` contexts, printed with
+        // SEGFLOW_TRACE=1 (KafkaLog) — for finding where a run waits.
+        if let debug = ProcessInfo.processInfo.environment[Self.debugVariable], !debug.isEmpty { p["debug"] = debug }
+        return p
     }
+
+    public static let debugVariable = "SEGFLOW_KAFKA_DEBUG"
 }
 
 public struct ProducerConfig: Sendable, Hashable {

@@ -40,3 +40,12 @@ extension Array where Element == KafkaHeader {
         last { $0.name == name }?.stringValue
     }
 }
+
+extension RequestIDs {
+    /// Empty ids filled from the record: the request-id header and the key. (Here, not
+    /// with the Proto code, which builds without Kafka — the fuzz harnesses compile it alone.)
+    public func filling(from record: ConsumedMessage) -> RequestIDs {
+        RequestIDs(requestID: requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : requestID,
+                   imageID: imageID.isEmpty ? record.keyString ?? "" : imageID, replyTopic: replyTopic)
+    }
+}

@@ -3603,19 +3603,21 @@ const ProtobufCEnumDescriptor segflow__v1__output_format__descriptor =
   segflow__v1__output_format__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue segflow__v1__track_status__enum_values_by_number[5] =
+static const ProtobufCEnumValue segflow__v1__track_status__enum_values_by_number[6] =
 {
   { "TRACK_STATUS_UNSPECIFIED", "SEGFLOW__V1__TRACK_STATUS__TRACK_STATUS_UNSPECIFIED", 0 },
   { "TRACKED", "SEGFLOW__V1__TRACK_STATUS__TRACKED", 1 },
   { "STARTED", "SEGFLOW__V1__TRACK_STATUS__STARTED", 2 },
   { "REACQUIRED", "SEGFLOW__V1__TRACK_STATUS__REACQUIRED", 3 },
   { "LOST", "SEGFLOW__V1__TRACK_STATUS__LOST", 4 },
+  { "CORRECTED", "SEGFLOW__V1__TRACK_STATUS__CORRECTED", 5 },
 };
 static const ProtobufCIntRange segflow__v1__track_status__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex segflow__v1__track_status__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex segflow__v1__track_status__enum_values_by_name[6] =
 {
+  { "CORRECTED", 5 },
   { "LOST", 4 },
   { "REACQUIRED", 3 },
   { "STARTED", 2 },
@@ -3629,9 +3631,9 @@ const ProtobufCEnumDescriptor segflow__v1__track_status__descriptor =
   "TrackStatus",
   "Segflow__V1__TrackStatus",
   "segflow.v1",
-  5,
+  6,
   segflow__v1__track_status__enum_values_by_number,
-  5,
+  6,
   segflow__v1__track_status__enum_values_by_name,
   1,
   segflow__v1__track_status__value_ranges,

@@ -142,17 +142,21 @@ typedef enum _Segflow__V1__TrackStatus {
    */
   SEGFLOW__V1__TRACK_STATUS__TRACKED = 1,
   /*
-   * prompted on this frame (new object or a correction)
+   * a new object, from its prompt on this frame
    */
   SEGFLOW__V1__TRACK_STATUS__STARTED = 2,
   /*
-   * lost or degenerate, then recovered from the last good state
+   * lost on an earlier frame, found again on this one
    */
   SEGFLOW__V1__TRACK_STATUS__REACQUIRED = 3,
   /*
    * not found on this frame (the mask is empty)
    */
-  SEGFLOW__V1__TRACK_STATUS__LOST = 4
+  SEGFLOW__V1__TRACK_STATUS__LOST = 4,
+  /*
+   * a prompt on this frame re-anchored a tracked object
+   */
+  SEGFLOW__V1__TRACK_STATUS__CORRECTED = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SEGFLOW__V1__TRACK_STATUS)
 } Segflow__V1__TrackStatus;
 

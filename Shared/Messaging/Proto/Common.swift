@@ -233,7 +233,7 @@ public struct ObjectPrompt: Sendable, Hashable {
 
 /// How a tracked object's mask was obtained (segflow.proto `TrackStatus`).
 public enum TrackStatus: Int32, Sendable, Hashable, CaseIterable {
-    case none = 0, tracked = 1, started = 2, reacquired = 3, lost = 4
+    case none = 0, tracked = 1, started = 2, reacquired = 3, lost = 4, corrected = 5
 }
 
 /// A little-endian float32 tensor (mask logits, text embeddings).

@@ -4,6 +4,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
+CORRECTED: TrackStatus
 DESCRIPTOR: _descriptor.FileDescriptor
 DTYPE_F16: DType
 DTYPE_F32: DType

@@ -16,6 +16,10 @@ public struct SourceFrame: Sendable {
     public var stem: String
     /// The image file's bytes as read (sent as-is over Kafka); nil for video frames.
     public var fileBytes: [UInt8]?
+
+    public init(index: Int, pts: Double?, image: RGBImage, name: String, stem: String, fileBytes: [UInt8]?) {
+        self.index = index; self.pts = pts; self.image = image; self.name = name; self.stem = stem; self.fileBytes = fileBytes
+    }
 }
 
 /// The frames a command line names, read one at a time:

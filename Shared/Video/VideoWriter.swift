@@ -11,7 +11,8 @@ import Imaging
 /// (`encodedWidth`/`encodedHeight` say what the file holds).
 ///
 /// The file appears only on `finish()`: frames go to a hidden `.NAME.partial` file beside
-/// it, renamed into place once the encoder is flushed and the trailer written. A writer
+/// it, renamed into place once the encoder is flushed and the trailer written (MP4/MOV
+/// with the index at the front: `movflags=+faststart`). A writer
 /// dropped without `finish()` (an error, a cancelled run) removes the partial file.
 public final class VideoWriter {
     public enum Codec: String, Sendable, CaseIterable {
@@ -74,7 +75,8 @@ public final class VideoWriter {
             throw .writeFailed(path: path, reason: "no container for this file name; use .mp4, .mkv, .mov, .avi or .webm")
         }
         var fmt: UnsafeMutablePointer<AVFormatContext>?
-        var rc = avformat_alloc_output_context2(&fmt, oformat, nil, path)
+        // The muxer's url is the partial file: MP4's faststart pass reopens it by that name.
+        var rc = avformat_alloc_output_context2(&fmt, oformat, nil, partialPath)
         guard rc >= 0, let fmt else { encoderName = ""; throw .writeFailed(path: path, reason: FFmpeg.message(rc)) }
         format = fmt
         guard let encoder = Self.chooseEncoder(options.codec, container: oformat) else {
@@ -142,7 +144,13 @@ public final class VideoWriter {
             guard rc >= 0 else { throw .writeFailed(path: path, reason: "cannot create \(partialPath): \(FFmpeg.message(rc))") }
         }
         open = true
-        rc = avformat_write_header(fmt, nil)
+        // MP4/MOV: the index (moov) goes to the front once the file is complete, so the
+        // video plays while it downloads and a file cut short still opens.
+        var muxerOptions: OpaquePointer?
+        defer { av_dict_free(&muxerOptions) }
+        let muxer = String(cString: oformat.pointee.name)
+        if muxer == "mp4" || muxer == "mov" { av_dict_set(&muxerOptions, "movflags", "+faststart", 0) }
+        rc = avformat_write_header(fmt, &muxerOptions)
         guard rc >= 0 else { throw .writeFailed(path: path, reason: "container header: \(FFmpeg.message(rc))") }
         headerWritten = true
     }
@@ -183,7 +191,8 @@ public final class VideoWriter {
         }
         var rc = av_frame_make_writable(frame)
         guard rc >= 0 else { close(keep: false); throw .writeFailed(path: path, reason: FFmpeg.message(rc)) }
-        let padded = Self.padToEven(image, width: encodedWidth, height: encodedHeight)
+        let padded: [UInt8]
+        do { padded = try Self.paddedToEven(image).pixels } catch { close(keep: false); throw .writeFailed(path: path, reason: "\(error)") }
         rc = padded.withUnsafeBufferPointer { segflow_sws_packed_to_frame(sws, $0.baseAddress, Int32(encodedWidth * 3), Int32(encodedHeight), frame) }
         guard rc == Int32(encodedHeight) else { close(keep: false); throw .writeFailed(path: path, reason: "RGB → yuv420p conversion failed") }
         frame.pointee.pts = Int64(framesWritten)
@@ -229,9 +238,11 @@ public final class VideoWriter {
         if !keep { try? FileManager.default.removeItem(atPath: partialPath) }
     }
 
-    /// `image` on a canvas of even size, the last column/row repeated into the padding.
-    static func padToEven(_ image: RGBImage, width: Int, height: Int) -> [UInt8] {
-        if width == image.width && height == image.height { return image.pixels }
+    /// `image` on a canvas of even width and height (what yuv420p needs), the last
+    /// column/row repeated into the padding; the image itself when already even.
+    public static func paddedToEven(_ image: RGBImage) throws(ImagingError) -> RGBImage {
+        let width = image.width + (image.width & 1), height = image.height + (image.height & 1)
+        if width == image.width && height == image.height { return image }
         let src = image.pixels
         var out = [UInt8](repeating: 0, count: width * height * 3)
         let rowIn = image.width * 3, rowOut = width * 3
@@ -242,6 +253,6 @@ public final class VideoWriter {
                 for c in 0..<3 { out[y * rowOut + x * 3 + c] = src[sy * rowIn + (image.width - 1) * 3 + c] }
             }
         }
-        return out
+        return try RGBImage(width: width, height: height, pixels: out)
     }
 }

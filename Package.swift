@@ -175,7 +175,7 @@ let package = Package(
                                                              .product(name: "Metrics", package: "swift-metrics"),
                                                              .product(name: "Prometheus", package: "swift-prometheus")],
                     path: "Tests/ObservabilityTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor", "Video"],
                     path: "Tests/IntegrationTests"),
         .testTarget(name: "VideoTests", dependencies: ["Video", "Pipeline", "Imaging"], path: "Tests/VideoTests",
                     resources: [.copy("Fixtures")]),

@@ -51,14 +51,16 @@ public struct InputSet: Sendable, Equatable {
 
     /// Resolves `arguments` in order (directory entries and glob matches sorted by `order`);
     /// an argument that matches nothing, or a resolved set with no image, is an error.
-    public static func resolve(_ arguments: [String], order: Order = .name) throws(PipelineError) -> InputSet {
+    /// A file named twice is one input, unless `keepDuplicates` (frames of a sequence,
+    /// where showing a frame twice is meaningful).
+    public static func resolve(_ arguments: [String], order: Order = .name, keepDuplicates: Bool = false) throws(PipelineError) -> InputSet {
         guard !arguments.isEmpty else { throw .badArgument("give at least one input image, directory or glob") }
         var found: [(path: String, format: ImageFormat)] = []
         var skipped: [Skipped] = []
         var batch = arguments.count > 1
         var seen = Set<String>()
         func add(_ path: String, format: ImageFormat) {
-            guard seen.insert(path).inserted else { return }
+            guard seen.insert(path).inserted || keepDuplicates else { return }
             found.append((path, format))
         }
         for arg in arguments {

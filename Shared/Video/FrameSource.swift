@@ -27,7 +27,7 @@ public struct SourceFrame: Sendable {
 /// - a directory of frame images (its PNG/JPEG/WebP files in natural order: frame2 before
 ///   frame10; other files are skipped with a note),
 /// - a glob (`"frames/*.jpg"`, natural order) or an explicit list of image files (in the
-///   order given).
+///   order given; a file named twice is two frames).
 ///
 /// Files are told apart by content, never by name: a single file argument that is not a
 /// PNG, JPEG or WebP image is opened as a video. Image resolution is InputSet's (the same
@@ -78,7 +78,7 @@ public final class FrameSource {
                 + (i.frameRate.map { String(format: ", %.4g fps", $0) } ?? "")
                 + (i.frameCount.map { ", \($0) frames" } ?? (i.duration.map { String(format: ", %.1f s", $0) } ?? "")) + ")"
         } else {
-            let set = try InputSet.resolve(arguments, order: .natural)
+            let set = try InputSet.resolve(arguments, order: .natural, keepDuplicates: true)
             guard set.items.count <= videoOptions.maxFrames else {
                 throw PipelineError.badArgument("\(set.items.count) frames exceed the limit of \(videoOptions.maxFrames) (raise it with --max-frames)")
             }

@@ -1,6 +1,8 @@
 import CFFmpeg
 import Foundation
+#if !SEGFLOW_FUZZ_SINGLE_MODULE  // Tests/Fuzz/run-video-fuzz.sh compiles Imaging into the same module
 import Imaging
+#endif
 
 /// One decoded frame: its pixels as RGB8, its position in decode-output order and its
 /// presentation time.

@@ -118,7 +118,7 @@ struct TrackCommand: AsyncParsableCommand {
         let b = try PromptParsing.box(box)
         let source = try openSource()
         let outputs = try makeOutputs(source, streamID: streamId)
-        let reporter = ProgressReporter(total: source.count ?? 0, label: "track", quiet: quiet)
+        let reporter = ProgressReporter(total: source.estimatedCount ?? 0, label: "track", quiet: quiet)
         defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var lastMask: BinaryMask?
@@ -197,7 +197,7 @@ struct TrackCommand: AsyncParsableCommand {
                                 checkpoint: checkpoint, config: config, task: nil, numLabels: 0, returnRaw: false,
                                 route: Route(brokers: brokers, inProcess: inProcess, timeout: timeout, logger: logger))
         let (wire, decoded) = try base.pairs()
-        let reporter = ProgressReporter(total: source.count ?? 0, label: "track", quiet: quiet)
+        let reporter = ProgressReporter(total: source.estimatedCount ?? 0, label: "track", quiet: quiet)
         defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
         var previous: (bytes: [UInt8], mask: BinaryMask)?

@@ -44,6 +44,12 @@ public final class FrameSource {
     public let summary: String
     /// Frames in the source when known beforehand (images: always; video: when the container records it).
     public let count: Int?
+    /// `count`, else for a video duration × frame rate (for progress lines; may be off by a few).
+    public var estimatedCount: Int? {
+        if let count { return count }
+        guard case let .video(info) = kind, let d = info.duration, let r = info.frameRate, d > 0 else { return nil }
+        return Int((d * r).rounded())
+    }
     /// Frames per second of a video (nil for images or when the container has none).
     public let frameRate: Double?
     /// Notes for stderr: skipped files of a directory or glob, skipped corrupt video packets.

@@ -89,7 +89,10 @@ struct TrackCommand: AsyncParsableCommand {
         let source: FrameSource
         do {
             source = try FrameSource(frames, videoOptions: VideoReader.Options(threads: videoThreads, maxFrames: maxFrames,
-                                                                               corruptData: corruptFrames))
+                                                                               corruptData: corruptFrames),
+                                 // Image frames of different sizes are allowed (as before); an
+                                 // overlay video needs one size (VideoWriter names the frame).
+                                 requireOneSize: false)
         } catch let e as VideoError { throw ValidationError(e.description) }
         for note in source.notes { FileHandle.standardError.write(Data((note + "\n").utf8)) }
         return source
@@ -161,7 +164,9 @@ struct TrackCommand: AsyncParsableCommand {
             }
         }
         reporter.finish()
+        for w in source.decodeWarnings { FileHandle.standardError.write(Data((w + "\n").utf8)) }
         let tracked = outputs.records.count
+        guard tracked > 0 else { throw PipelineError.unreadableFile(path: frames.joined(separator: " "), reason: "no frame could be decoded") }
         // Tracking stops at an empty mask; it stopped early if a frame follows (one more is
         // decoded to tell, as a video's frame count may be unknown).
         var stoppedEarly = false
@@ -253,6 +258,8 @@ struct TrackCommand: AsyncParsableCommand {
             }
         }
         reporter.finish()
+        for w in source.decodeWarnings { FileHandle.standardError.write(Data((w + "\n").utf8)) }
+        guard !outputs.records.isEmpty else { throw PipelineError.unreadableFile(path: frames.joined(separator: " "), reason: "no frame could be decoded") }
         try outputs.finish(lostAfterFrame: nil)
         if let json { print("wrote json: \(json)") }
         try printSummary(tracked: outputs.records.count, outputs: outputs)

@@ -31,8 +31,8 @@ public struct SourceFrame: Sendable {
 ///
 /// Files are told apart by content, never by name: a single file argument that is not a
 /// PNG, JPEG or WebP image is opened as a video. Image resolution is InputSet's (the same
-/// rules as `segment`'s folders and globs). All frames of a source share one size; a frame
-/// of another size is an error naming it.
+/// rules as `segment`'s folders and globs). With `requireOneSize` (the default) all frames
+/// must share the first frame's size; a frame of another size is an error naming it.
 public final class FrameSource {
     public enum Kind: Sendable, Equatable {
         case video(VideoInfo)
@@ -52,22 +52,32 @@ public final class FrameSource {
     }
     /// Frames per second of a video (nil for images or when the container has none).
     public let frameRate: Double?
-    /// Notes for stderr: skipped files of a directory or glob, skipped corrupt video packets.
+    /// Notes for stderr, known once the source is open: files of a directory or glob skipped.
     public var notes: [String] {
         switch kind {
         case let .images(set): set.skipNotes
-        case .video: reader?.warnings.map { "segflow: \($0)" } ?? []
+        case .video: []
         }
+    }
+    /// Notes for stderr that accumulate while decoding: corrupt video data skipped under
+    /// `.skip` (at most VideoReader.maxWarnings lines, then a count).
+    public var decodeWarnings: [String] {
+        guard let reader, reader.skippedCount > 0 else { return [] }
+        var lines = reader.warnings.map { "segflow: \($0)" }
+        if reader.skippedCount > lines.count { lines.append("segflow: … \(reader.skippedCount - lines.count) more corrupt packet(s) skipped") }
+        return lines
     }
 
     private var reader: VideoReader?
     private var position = 0
     private var firstSize: (width: Int, height: Int, name: String)?
     private let maxPixels: Int
+    private let requireOneSize: Bool
 
     /// Resolves `arguments` (nothing is decoded yet except the video's header).
-    public init(_ arguments: [String], videoOptions: VideoReader.Options = VideoReader.Options()) throws {
+    public init(_ arguments: [String], videoOptions: VideoReader.Options = VideoReader.Options(), requireOneSize: Bool = true) throws {
         maxPixels = videoOptions.maxPixels
+        self.requireOneSize = requireOneSize
         guard !arguments.isEmpty else { throw PipelineError.badArgument("give a video file, a directory of frames, a glob or image files") }
         let videos = arguments.filter(Self.isNonImageFile)
         if let video = videos.first {
@@ -120,7 +130,8 @@ public final class FrameSource {
             frame = SourceFrame(index: position, pts: nil, image: input.image, name: item.path, stem: item.stem, fileBytes: input.bytes)
         }
         position += 1
-        if let first = firstSize {
+        if !requireOneSize {
+        } else if let first = firstSize {
             guard frame.image.width == first.width, frame.image.height == first.height else {
                 throw PipelineError.badArgument("frame \(frame.index) (\(frame.name)) is \(frame.image.width)x\(frame.image.height); "
                                                 + "frame 0 (\(first.name)) is \(first.width)x\(first.height): all frames must share one size")

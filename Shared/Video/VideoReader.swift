@@ -226,8 +226,9 @@ public final class VideoReader {
             }
             if received == FFmpeg.eof { finished = true; return nil }
             if received != FFmpeg.eagain {
+                // Under .skip the decoder may still hold good frames (also while flushing);
+                // maxConsecutiveErrors bounds a decoder that keeps failing.
                 try corrupt("decoding: \(FFmpeg.message(received))")
-                if draining { finished = true; return nil }  // a decoder that fails while flushing has nothing more
                 continue
             }
             if draining { finished = true; return nil }  // EAGAIN after the flush packet: nothing is left

@@ -15,12 +15,12 @@ extension CommandLineTests {
     static let videoSize = (width: 358, height: 278)
     /// The box on frame 0 (the README's chelsea box moved into the crop).
     static let videoBox = "50,5,320,275"
-    /// Crops of chelsea.png: frame k starts at x = 10 + 12 k, y = 5 + 2 k.
-    func makePanVideo(_ path: String) throws -> [RGBImage] {
+    /// Crops of chelsea.png: frame k starts at x = 10 + pan·k, y = 5 + dy·k.
+    func makePanVideo(_ path: String, count: Int = videoFrames, pan: Int = videoPan, dy: Int = 2) throws -> [RGBImage] {
         let photo = try PNG.decodeRGB(try Fixtures.png("chelsea"))
         let (w, h) = Self.videoSize
-        let frames = try (0..<Self.videoFrames).map { k -> RGBImage in
-            let x0 = 10 + Self.videoPan * k, y0 = 5 + 2 * k
+        let frames = try (0..<count).map { k -> RGBImage in
+            let x0 = 10 + pan * k, y0 = 5 + dy * k
             var px = [UInt8]()
             for y in y0..<(y0 + h) { px += photo.pixels[((y * photo.width + x0) * 3)..<((y * photo.width + x0 + w) * 3)] }
             return try RGBImage(width: w, height: h, pixels: px)
@@ -130,6 +130,45 @@ extension CommandLineTests {
         XCTAssertEqual(doc.frames.map(\.pts), [nil, nil, nil])
         // Single-object frames keep version 1's frame-level fields.
         XCTAssertEqual(doc.frames.map(\.segmentation), doc.frames.map { $0.objects[0].segmentation })
+    }
+
+    /// A video cut short: `--corrupt-frames fail` (default) stops with exit 1 naming the
+    /// file and frame, writing no overlay video; `skip` tracks the frames before the cut and
+    /// warns on stderr.
+    func testTruncatedVideoFailsByDefaultAndSkipsOnRequest() throws {
+        try Fixtures.requireCheckpoint()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-trackcut-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let full = "\(dir)/full.mp4", cut = "\(dir)/cut.mp4"
+        _ = try makePanVideo(full, count: 16, pan: 4, dy: 1)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: full))
+        // The key frame can be three quarters of such a file: pick the longest cut (95 %,
+        // 90 %, …) after which some frames, but not all, still decode.
+        var kept = 0
+        for percent in stride(from: 95, to: 50, by: -5) {
+            try bytes.prefix(bytes.count * percent / 100).write(to: URL(fileURLWithPath: cut))
+            let r = try VideoReader(path: cut, options: .init(corruptData: .skip))
+            kept = (try? r.skipToEnd()) ?? 0
+            if kept > 0 && kept < 16 { break }
+        }
+        XCTAssertTrue(kept > 0 && kept < 16, "no cut leaves a partial video (\(kept) frames)")
+        let strict = try run(["track", cut, "--box", Self.videoBox, "--in-process", "--json", "\(dir)/a.json",
+                              "--overlay-video", "\(dir)/a.mp4"], timeout: 200)
+        XCTAssertEqual(strict.status, 1, strict.output)
+        XCTAssertTrue(strict.output.contains("\(cut): corrupt or truncated video data at frame"), strict.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/a.mp4"), "a failed run left an overlay video")
+        let lenient = try run(["track", cut, "--box", Self.videoBox, "--in-process", "--json", "\(dir)/b.json",
+                               "--corrupt-frames", "skip"], timeout: 200)
+        XCTAssertEqual(lenient.status, 0, lenient.output)
+        XCTAssertTrue(lenient.output.contains("segflow: skipped: \(cut): corrupt or truncated"), lenient.output)
+        let doc = try JSONDecoder().decode(TrackResult.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/b.json")))
+        XCTAssertGreaterThan(doc.frames.count, 0)
+        XCTAssertLessThanOrEqual(doc.frames.count, kept, "skip mode tracks at most the frames VideoReader salvages")
+        // Nothing decodable at all: an error, not an empty success.
+        try bytes.prefix(bytes.count / 10).write(to: URL(fileURLWithPath: cut))
+        let nothing = try run(["track", cut, "--box", Self.videoBox, "--in-process", "--json", "\(dir)/c.json", "--corrupt-frames", "skip"], timeout: 200)
+        XCTAssertNotEqual(nothing.status, 0, nothing.output)
+        XCTAssertTrue(nothing.output.contains("no frame could be decoded"), nothing.output)
     }
 
     /// Inputs that are not frames are usage errors (exit 64) naming the file; --help

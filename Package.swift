@@ -22,7 +22,7 @@ let tensorSettings: [SwiftSetting] = tensorTargetCPU.map { [.unsafeFlags(["-targ
 
 // Native dependencies come from Debian packages (see Deploy/setup.sh):
 // librdkafka-dev, libopenblas-dev, libdnnl-dev, libpng-dev, zlib1g-dev, libprotobuf-c-dev, protobuf-c-compiler,
-// libjpeg62-turbo-dev, libwebp-dev.
+// libjpeg62-turbo-dev, libwebp-dev, libavformat-dev, libavcodec-dev, libswscale-dev, libavutil-dev.
 let package = Package(
     name: "Segflow",
     platforms: [.macOS(.v13)],
@@ -60,6 +60,10 @@ let package = Package(
                        providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CWebP", path: "Shared/CWebP", pkgConfig: "libwebpdemux",
                        providers: [.apt(["libwebp-dev"])]),
+        // Video input and output (VideoReader, VideoWriter): FFmpeg's demuxers, decoders,
+        // encoders (libx264 where Debian's libavcodec has it) and pixel-format conversion.
+        .systemLibrary(name: "CFFmpeg", path: "Shared/CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
         .systemLibrary(name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
                        providers: [.apt(["libprotobuf-c-dev"])]),
         // zlib: gunzip of CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz), kept compressed
@@ -85,6 +89,10 @@ let package = Package(
         // SegGPT and Painter (in-context segmentation / painting on a prompt-over-query canvas).
         .target(name: "SegGPT", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SegGPT"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
+        // Video files in and out, and FrameSource (a video, a folder or a glob of frames; reuses
+        // Pipeline's InputSet). Only the segflow command line links it: the services never
+        // parse video.
+        .target(name: "Video", dependencies: ["CFFmpeg", "Imaging", "Pipeline"], path: "Shared/Video"),
         // Model families behind one protocol and one registry (the only code that knows model names).
         .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
                 path: "Shared/Backends"),
@@ -127,7 +135,7 @@ let package = Package(
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
             "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
-            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT",
+            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT", "Video",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -167,8 +175,10 @@ let package = Package(
                                                              .product(name: "Metrics", package: "swift-metrics"),
                                                              .product(name: "Prometheus", package: "swift-prometheus")],
                     path: "Tests/ObservabilityTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor"],
+        .testTarget(name: "IntegrationTests", dependencies: ["Serving", "ServiceKit", "Backends", "Client", "Embedded", "Messaging", "SAM", "Imaging", "Pipeline", "CLIPSeg", "Checkpoint", "Tensor", "Video"],
                     path: "Tests/IntegrationTests"),
+        .testTarget(name: "VideoTests", dependencies: ["Video", "Pipeline", "Imaging"], path: "Tests/VideoTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "Tensor"], path: "Tests/ServiceKitTests"),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "Tensor"], path: "Tests/MessagingTests"),
     ],

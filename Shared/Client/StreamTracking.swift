@@ -29,7 +29,7 @@ extension SegflowClient {
                             timeout: Duration = .seconds(120), next: () throws -> StreamFrame?,
                             onResult: (Int, MaskResult) throws -> Void) async throws -> Int {
         precondition(window >= 1)
-        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0), knownTopics: [topics.images])
         let replies = try await openReplies()
         var answered = 0
         let outcome: Result<Void, Error>

@@ -36,6 +36,10 @@ public enum ImagingError: Error, Equatable, Sendable, CustomStringConvertible {
     case fileIO(path: String, reason: String)
     /// libpng / libjpeg / libwebp could not allocate their own structures.
     case outOfMemory
+    /// A label (object id) outside 1…255 or beyond the palette of an indexed PNG.
+    case invalidLabel(Int)
+    /// An indexed PNG's palette must have 17…256 entries (8-bit indices).
+    case invalidPalette(count: Int)
 
     public var description: String {
         switch self {
@@ -75,6 +79,10 @@ public enum ImagingError: Error, Equatable, Sendable, CustomStringConvertible {
             return "file I/O failed for \(path): \(reason)"
         case .outOfMemory:
             return "out of memory creating the image decoder"
+        case .invalidLabel(let id):
+            return "label \(id) does not fit an indexed PNG (object ids are 1…255, within the palette)"
+        case .invalidPalette(let count):
+            return "an indexed PNG palette needs 17…256 entries, got \(count)"
         }
     }
 }

@@ -41,7 +41,9 @@ extension PNG {
         }
     }
 
-    private static func write(pixels: [UInt8], width: Int, height: Int, format: UInt32) throws(ImagingError) -> [UInt8] {
+    /// `colormap` (with PNG_FORMAT_FLAG_COLORMAP in `format`): packed RGB entries; libpng
+    /// writes them as the PLTE chunk, 8-bit indices when there are more than 16.
+    static func write(pixels: [UInt8], width: Int, height: Int, format: UInt32, colormap: [UInt8]? = nil) throws(ImagingError) -> [UInt8] {
         // PNG dimensions are 31-bit; the image types already guarantee > 0.
         guard width <= Int(Int32.max), height <= Int(Int32.max) else {
             throw .invalidDimensions(width: width, height: height)
@@ -51,6 +53,7 @@ extension PNG {
         image.width = UInt32(width)
         image.height = UInt32(height)
         image.format = format
+        image.colormap_entries = UInt32((colormap?.count ?? 0) / 3)
         // A first guess that fits almost everything (raw size + zlib/PNG overhead);
         // libpng reports the exact size needed if it does not.
         var capacity = pixels.count + pixels.count / 8 + 1024
@@ -59,7 +62,10 @@ extension PNG {
             var size = capacity
             let ok = out.withUnsafeMutableBytes { dst in
                 pixels.withUnsafeBytes { src in
-                    png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, 0, nil)
+                    if let colormap {
+                        return colormap.withUnsafeBytes { png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, 0, $0.baseAddress) }
+                    }
+                    return png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, 0, nil)
                 }
             }
             if ok != 0 {
@@ -77,6 +83,7 @@ extension PNG {
             image.width = UInt32(width)
             image.height = UInt32(height)
             image.format = format
+            image.colormap_entries = UInt32((colormap?.count ?? 0) / 3)
         }
         throw .encodeFailed(message: "PNG output size kept growing")
     }

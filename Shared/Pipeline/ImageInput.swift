@@ -10,6 +10,10 @@ public struct ImageInput: Sendable {
     public var image: RGBImage
     public var format: ImageFormat
 
+    public init(path: String, bytes: [UInt8], image: RGBImage, format: ImageFormat) {
+        self.path = path; self.bytes = bytes; self.image = image; self.format = format
+    }
+
     public static func read(_ path: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(PipelineError) -> ImageInput {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .unreadableFile(path: path, reason: "no such file or not readable")

@@ -34,16 +34,33 @@ public struct InputSet: Sendable, Equatable {
 
     public static func isGlob(_ s: String) -> Bool { s.contains { "*?[".contains($0) } }
 
-    /// Resolves `arguments` in order (directory entries and glob matches sorted by name);
+    /// How directory entries and glob matches are ordered (named files keep their order).
+    public enum Order: Sendable {
+        /// By name, byte for byte (`ls`; what segment-anything's scripts see).
+        case name
+        /// NaturalOrder: frame2 before frame10 — the order of a video's frames.
+        case natural
+
+        func sorted(_ names: [String]) -> [String] {
+            switch self {
+            case .name: names.sorted()
+            case .natural: names.sorted(by: NaturalOrder.areInIncreasingOrder)
+            }
+        }
+    }
+
+    /// Resolves `arguments` in order (directory entries and glob matches sorted by `order`);
     /// an argument that matches nothing, or a resolved set with no image, is an error.
-    public static func resolve(_ arguments: [String]) throws(PipelineError) -> InputSet {
+    /// A file named twice is one input, unless `keepDuplicates` (frames of a sequence,
+    /// where showing a frame twice is meaningful).
+    public static func resolve(_ arguments: [String], order: Order = .name, keepDuplicates: Bool = false) throws(PipelineError) -> InputSet {
         guard !arguments.isEmpty else { throw .badArgument("give at least one input image, directory or glob") }
         var found: [(path: String, format: ImageFormat)] = []
         var skipped: [Skipped] = []
         var batch = arguments.count > 1
         var seen = Set<String>()
         func add(_ path: String, format: ImageFormat) {
-            guard seen.insert(path).inserted else { return }
+            guard seen.insert(path).inserted || keepDuplicates else { return }
             found.append((path, format))
         }
         for arg in arguments {
@@ -55,7 +72,7 @@ public struct InputSet: Sendable, Equatable {
                     do { names = try FileManager.default.contentsOfDirectory(atPath: arg) } catch {
                         throw .unreadableFile(path: arg, reason: "cannot list the directory: \((error as NSError).localizedDescription)")
                     }
-                    for name in names.sorted() where !name.hasPrefix(".") {
+                    for name in order.sorted(names) where !name.hasPrefix(".") {
                         let path = (arg as NSString).appendingPathComponent(name)
                         guard isRegularFile(path) else { continue }
                         switch sniff(path) {
@@ -71,7 +88,7 @@ public struct InputSet: Sendable, Equatable {
                 }
             } else if isGlob(arg) {
                 batch = true
-                let matches = try glob(arg)
+                let matches = order.sorted(try glob(arg))
                 guard !matches.isEmpty else { throw .badArgument("no file matches \(arg)") }
                 for path in matches where isRegularFile(path) {
                     switch sniff(path) {

@@ -26,8 +26,10 @@ public final class ProgressReporter: @unchecked Sendable {
 
     /// The line for `done` of `total` finished after `elapsedMs`, naming `item`.
     public static func line(label: String, done: Int, total: Int, item: String, elapsedMs: Double) -> String {
-        var s = "\(label) \(done)/\(total)"
-        if total > 0 { s += String(format: " (%d%%)", done * 100 / total) }
+        // An unknown total (0), or an estimate that turned out low, shows the count alone.
+        let known = total > 0 && done <= total
+        var s = known ? "\(label) \(done)/\(total)" : "\(label) \(done)"
+        if known { s += String(format: " (%d%%)", done * 100 / total) }
         if !item.isEmpty { s += " \(item)" }
         if done > 0 && done < total {
             let remaining = elapsedMs / Double(done) * Double(total - done) / 1000

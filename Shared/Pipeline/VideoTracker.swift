@@ -26,18 +26,37 @@ public enum VideoTracker {
     /// object is lost.
     public static func track(_ sam: Sam, frames: [RGBImage], initial: SamPrompt) throws -> [Frame] {
         var out: [Frame] = []
+        var next = 0
+        try track(sam, initial: initial, next: { () -> RGBImage? in
+            defer { next += 1 }
+            return next < frames.count ? frames[next] : nil
+        }, image: { $0 }, onFrame: { _, f in out.append(f) })
+        return out
+    }
+
+    /// The streaming form: frames are pulled one at a time from `next` (nil at the end),
+    /// so a video is never held in memory; `onFrame` gets each input with its result as
+    /// soon as it is segmented (write outputs there). Stops after the last frame or after
+    /// the frame where the object is lost. Returns the number of frames tracked.
+    @discardableResult
+    public static func track<Input>(_ sam: Sam, initial: SamPrompt, next: () throws -> Input?, image: (Input) -> RGBImage,
+                                    onFrame: (Input, Frame) throws -> Void) throws -> Int {
         var prompt = initial
-        for image in frames {
-            let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
+        var count = 0
+        while let input = try next() {
+            let rgb = image(input)
+            let emb = try sam.embed(rgb: rgb.pixels, width: rgb.width, height: rgb.height)
             let pred = try sam.predict(emb, prompt)
             let best = pred.bestMaskIndex
             let side = pred.lowResLogits.shape[1]
             let logits = Array(pred.lowResLogits.data[(best * side * side)..<((best + 1) * side * side)])
-            let mask = try BinaryMask(width: image.width, height: image.height, values: pred.mask(best))
-            out.append(Frame(mask: mask, predictedIoU: pred.iouPredictions[best], lowResLogits: logits, prompt: prompt))
-            guard let next = nextPrompt(after: mask, logits: logits, side: side) else { break }
-            prompt = next
+            let mask = try BinaryMask(width: rgb.width, height: rgb.height, values: pred.mask(best))
+            let frame = Frame(mask: mask, predictedIoU: pred.iouPredictions[best], lowResLogits: logits, prompt: prompt)
+            count += 1
+            try onFrame(input, frame)
+            guard let nextPrompt = nextPrompt(after: mask, logits: logits, side: side) else { break }
+            prompt = nextPrompt
         }
-        return out
+        return count
     }
 }

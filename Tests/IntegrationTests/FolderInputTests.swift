@@ -216,11 +216,18 @@ extension CommandLineTests {
             docs.append(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(label).json"))) as? [String: Any] ?? [:])
         }
         for doc in docs {
-            XCTAssertEqual(doc.keys.sorted(), ["frames", "model", "stream_id"])
+            // Version 2 (multi-object) adds version, source and per-frame objects; a
+            // single-object run keeps version 1's frame-level fields.
+            XCTAssertEqual(doc.keys.sorted(), ["frames", "model", "source", "stream_id", "version"])
+            XCTAssertEqual(doc["version"] as? Int, 2)
             let records = doc["frames"] as? [[String: Any]] ?? []
             XCTAssertEqual(records.count, 3)
             for (i, f) in records.enumerated() {
-                XCTAssertEqual(f.keys.sorted(), ["area", "bbox", "file", "height", "index", "predicted_iou", "segmentation", "width"])
+                XCTAssertEqual(f.keys.sorted(), ["area", "bbox", "file", "height", "index", "objects", "predicted_iou", "segmentation", "width"])
+                let objects = f["objects"] as? [[String: Any]] ?? []
+                XCTAssertEqual(objects.map { $0["id"] as? Int }, [1])
+                XCTAssertEqual((objects.first?["segmentation"] as? [String: Any])?["counts"] as? String,
+                               (f["segmentation"] as? [String: Any])?["counts"] as? String)
                 XCTAssertEqual(f["index"] as? Int, i)
                 XCTAssertEqual(f["file"] as? String, frames[i])
                 let seg = f["segmentation"] as? [String: Any] ?? [:]

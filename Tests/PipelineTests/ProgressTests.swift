@@ -6,6 +6,9 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(ProgressReporter.line(label: "everything", done: 1, total: 4, item: "cat", elapsedMs: 2000),
                        "everything 1/4 (25%) cat, about 6 s left")
         XCTAssertEqual(ProgressReporter.line(label: "embed", done: 4, total: 4, item: "", elapsedMs: 9000), "embed 4/4 (100%)")
+        // A video of unknown length (total 0) or whose estimate was low: the count alone.
+        XCTAssertEqual(ProgressReporter.line(label: "track", done: 7, total: 0, item: "frame 7", elapsedMs: 900), "track 7 frame 7")
+        XCTAssertEqual(ProgressReporter.line(label: "track", done: 7, total: 6, item: "", elapsedMs: 900), "track 7")
     }
 
     /// Quiet when asked, or when stderr is not a terminal (as under XCTest's pipes); when

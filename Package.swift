@@ -85,6 +85,9 @@ let package = Package(
         // SegGPT and Painter (in-context segmentation / painting on a prompt-over-query canvas).
         .target(name: "SegGPT", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SegGPT"),
         .target(name: "Pipeline", dependencies: ["SAM", "Imaging", "Checkpoint", "Tensor", "COpenBLAS"], path: "Shared/Pipeline"),
+        // Multi-object video tracking over a SAM-family decoder, driven by a predict closure and
+        // the frame's embedding (the prompt-decoder runs it from a cached embedding).
+        .target(name: "Tracking", dependencies: ["SAM", "Imaging", "Tensor"], path: "Shared/Tracking"),
         // Model families behind one protocol and one registry (the only code that knows model names).
         .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
                 path: "Shared/Backends"),
@@ -161,6 +164,8 @@ let package = Package(
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/TrackingTests",
+                    exclude: ["Fixtures"]),  // read by path (#filePath), like IntegrationTests' photographs
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor",
                                                        .product(name: "MetricsTestKit", package: "swift-metrics")], path: "Tests/ServingTests"),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability",

@@ -98,8 +98,12 @@ struct FeatureGrid {
 
     /// Best-matching box among translations of `center` within `radius` pixels and the
     /// given scales: a coarse pass (one cell) and a fine pass (a quarter cell, nearby scales).
-    func search(around center: TrackBox, radius: Float, scales: [Float], templates: [[Float]], points: Int) -> (score: Float, box: TrackBox) {
+    /// The coarse pass takes at most `maxSteps` steps each way (of whole cells, at least
+    /// `minStride`), so a large object or a wide search costs no more than a small one.
+    func search(around centers: [TrackBox], radius: Float, scales: [Float], templates: [[Float]], points: Int,
+                maxSteps: Int, minStride: Int = 1) -> (score: Float, box: TrackBox) {
         let cell = 1 / cellsPerPixel
+        let center = centers[0]
         var best: (score: Float, box: TrackBox, scale: Float) = (-.infinity, center, 1)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: channels)
         defer { scratch.deallocate() }
@@ -108,14 +112,23 @@ struct FeatureGrid {
             let s = score(b, templates: templates, points: points, scratch: scratch)
             if s > best.score { best = (s, b, scale) }
         }
-        let n = Int((radius / cell).rounded(.up))
-        for scale in scales {
-            for iy in -n...n { for ix in -n...n { consider(dx: Float(ix) * cell, dy: Float(iy) * cell, scale: scale, base: center) } }
+        let stride = max(minStride, Int((radius / (cell * Float(maxSteps))).rounded(.up)))
+        let step = cell * Float(stride)
+        let n = Int((radius / step).rounded(.up))
+        for c in centers {
+            for scale in scales {
+                for iy in -n...n { for ix in -n...n { consider(dx: Float(ix) * step, dy: Float(iy) * step, scale: scale, base: c) } }
+            }
         }
-        let coarse = best.box
-        for scale in [best.scale * 0.96, best.scale, best.scale * 1.04] {
-            for iy in -4...4 { for ix in -4...4 where ix != 0 || iy != 0 || scale != best.scale {
-                consider(dx: Float(ix) * cell / 4, dy: Float(iy) * cell / 4, scale: scale, base: coarse)
+        // Fine pass: quarter steps over ± one coarse step, nearby scales.
+        let coarse = best.box, fine = step / 4, m = 4
+        let s0 = best.scale
+        for scale in [s0 * 0.96, s0, s0 * 1.04] {
+            for iy in -m...m { for ix in -m...m where ix != 0 || iy != 0 || scale != s0 {
+                let b = TrackBox(center: coarse.centerX + Float(ix) * fine, coarse.centerY + Float(iy) * fine,
+                                 width: coarse.width * scale / s0, height: coarse.height * scale / s0)
+                let sc = score(b, templates: templates, points: points, scratch: scratch)
+                if sc > best.score { best = (sc, b, scale) }
             } }
         }
         return (best.score, best.box)

@@ -36,9 +36,11 @@ public struct FrameObjectResult: Sendable, Equatable {
     /// The decoder's predicted IoU for the chosen mask (0 when nothing was decoded).
     public var score: Float
     public var status: TrackStatus
-    /// The box the decoder was prompted with (nil when nothing was decoded).
+    /// The box the decoder was prompted with; for a lost object the best appearance match
+    /// (not decoded), nil when no search ran.
     public var promptBox: TrackBox?
-    /// Appearance similarity of that box to the object's templates (nil for user prompts).
+    /// Appearance similarity of that box to the object's templates (nil for user prompts
+    /// and when no search ran).
     public var appearance: Float?
 }
 
@@ -55,7 +57,7 @@ public struct FrameObjectResult: Sendable, Equatable {
 /// it is consistent enough and of plausible area. Otherwise — or when the appearance
 /// match is weak or the box has left the view — the object is lost (empty mask), and
 /// later frames search the whole frame for it, re-acquiring it only on a strong match
-/// with a mask of the remembered shape. The mask input is not used: feeding back the
+/// whose mask is (more strictly) consistent with the remembered shape. The mask input is not used: feeding back the
 /// previous logits compounds errors (the measured failure of the old VideoTracker).
 public struct ObjectTracker: Sendable {
     public var config: TrackerConfig
@@ -67,7 +69,8 @@ public struct ObjectTracker: Sendable {
         case anchor(ObjectPrompt, corrected: Bool)
         case track(box: TrackBox, appearance: Float)
         case search(box: TrackBox, appearance: Float)
-        case lost
+        /// Not decoded; the best appearance match (if a search ran) for diagnostics.
+        case lost(box: TrackBox?, appearance: Float?)
     }
 
     /// Frame `frameIndex` (strictly after the last one; gaps are fine) with its embedding.
@@ -148,7 +151,8 @@ public struct ObjectTracker: Sendable {
                 } else {
                     o.isLost = true
                 }
-            case .lost:
+            case let .lost(box, appearance):
+                result.promptBox = box; result.appearance = appearance
                 o.isLost = true
             }
             objects[i] = o
@@ -180,10 +184,17 @@ public struct ObjectTracker: Sendable {
         let p = config.appearancePoints
         if !o.isLost {
             let predicted = predictedBox(o, at: frameIndex)
-            guard predicted.visibleFraction(width: width, height: height) >= config.minVisibleFraction else { return .lost }
+            guard predicted.visibleFraction(width: width, height: height) >= config.minVisibleFraction else { return .lost(box: predicted, appearance: nil) }
             let radius = max(config.searchRadiusFraction * max(predicted.width, predicted.height), config.minSearchRadiusCells / grid.cellsPerPixel)
-            let (score, box) = grid.search(around: predicted, radius: radius, scales: config.searchScales, templates: tmpl, points: p)
-            guard score >= config.minAppearanceScore, box.visibleFraction(width: width, height: height) >= config.minVisibleFraction else { return .lost }
+            // Around the motion prediction and around the last sighting (the motion may have stopped or reversed).
+            let last = o.history.last!.box
+            let centers = predicted == last ? [predicted]
+                : [predicted, TrackBox(center: last.centerX, last.centerY, width: predicted.width, height: predicted.height)]
+            let (score, box) = grid.search(around: centers, radius: radius, scales: config.searchScales, templates: tmpl, points: p,
+                                           maxSteps: config.searchSteps)
+            guard score >= config.minAppearanceScore, box.visibleFraction(width: width, height: height) >= config.minVisibleFraction else {
+                return .lost(box: box, appearance: score)
+            }
             return .track(box: box, appearance: score)
         }
         // Lost: search the whole frame at scales around the last good size.
@@ -191,8 +202,11 @@ public struct ObjectTracker: Sendable {
         let frame = TrackBox(x0: 0, y0: 0, x1: Float(width), y1: Float(height))
         let radius = max(frame.width, frame.height) / 2 + max(last.width, last.height)
         let centred = TrackBox(center: frame.centerX, frame.centerY, width: last.width, height: last.height)
-        let (score, box) = grid.search(around: centred, radius: radius, scales: config.reacquireScales, templates: tmpl, points: p)
-        guard score >= config.reacquireAppearanceScore, box.isInside(width: width, height: height) else { return .lost }
+        let (score, box) = grid.search(around: [centred], radius: radius, scales: config.reacquireScales, templates: tmpl, points: p,
+                                       maxSteps: config.reacquireSearchSteps, minStride: 2)
+        guard score >= config.reacquireAppearanceScore, box.visibleFraction(width: width, height: height) >= config.reacquireMinVisibleFraction else {
+            return .lost(box: box, appearance: score)
+        }
         return .search(box: box, appearance: score)
     }
 
@@ -217,16 +231,9 @@ public struct ObjectTracker: Sendable {
             guard let mb = MaskOps.box(c.mask, width: width, height: height) else { continue }
             let ratio = Float(MaskOps.area(c.mask)) / refArea
             guard ratio <= config.maxAreaRatio, ratio >= 1 / config.maxAreaRatio else { continue }
-            let value: Float
-            if searching {
-                // Re-acquisition: the mask must be whole (not cut by the frame) and of the remembered shape.
-                guard mb.x0 > 0, mb.y0 > 0, mb.x1 < Float(width), mb.y1 < Float(height) else { continue }
-                value = MaskOps.iou(MaskOps.shape(c.mask, width: width, height: height, box: mb, side: side), shape)
-                guard value >= config.reacquireMinShapeIoU else { continue }
-            } else {
-                value = MaskOps.iou(c.mask, reference)
-                guard value >= config.minConsistency else { continue }
-            }
+            // Re-acquisition after a wide search is held to a stricter consistency.
+            let value = MaskOps.iou(c.mask, reference)
+            guard value >= (searching ? config.reacquireMinConsistency : config.minConsistency) else { continue }
             if best == nil || value > best!.value { best = (value, k, mb) }
         }
         guard let best else { return nil }

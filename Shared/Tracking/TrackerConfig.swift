@@ -29,9 +29,14 @@ public struct TrackerConfig: Sendable, Equatable {
     /// A lost object is searched over the whole frame; it is re-acquired only when the
     /// best match is at least this similar (stricter than tracking, since the search is wide)…
     public var reacquireAppearanceScore: Float = 0.75
-    /// …its mask's shape (translation- and scale-free) has at least this IoU with the
-    /// reference shape, and its box lies fully inside the frame.
-    public var reacquireMinShapeIoU: Float = 0.6
+    public var reacquireMinVisibleFraction: Float = 0.7
+    /// …and its mask has at least this IoU with the reference shape drawn into the matched box.
+    public var reacquireMinConsistency: Float = 0.6
+    /// Coarse steps each way of the tracking search (the step grows with the radius, so
+    /// the cost per object is bounded; a fine pass refines to a quarter step).
+    public var searchSteps: Int = 8
+    /// Coarse steps each way of the whole-frame search for a lost object.
+    public var reacquireSearchSteps: Int = 16
     /// Scales relative to the last good box tried when searching for a lost object.
     public var reacquireScales: [Float] = [0.7, 0.84, 1.0, 1.19, 1.4]
     /// A decoded mask is accepted when its IoU with the reference shape drawn into the

@@ -32,30 +32,30 @@ enum Evaluation {
     /// Pan right along the cat's face, then back left and up (three objects).
     static let chelseaPan = Sequence(name: "chelsea-pan", photo: "chelsea", objects: ["left_eye", "right_eye", "nose"], windows: {
         let pts: [(Double, Double)] = [(40, 50), (131, 60), (30, 40)]
-        return (0..<10).map { i in
-            let t = Double(i) / 9 * 2, k = min(Int(t), 1), u = t - Double(k)
+        return (0..<8).map { i in
+            let t = Double(i) / 7 * 2, k = min(Int(t), 1), u = t - Double(k)
             return Window(x: round(lerp(pts[k].0, pts[k + 1].0, u)), y: round(lerp(pts[k].1, pts[k + 1].1, u)), width: 320, height: 240)
         }
     }())
 
     /// Zoom in (window 520 → 280 px wide) towards the cup and spoon while drifting right.
-    static let coffeeZoom = Sequence(name: "coffee-zoom", photo: "coffee", objects: ["cup", "spoon"], windows: (0..<10).map { i in
-        let t = Double(i) / 9
+    static let coffeeZoom = Sequence(name: "coffee-zoom", photo: "coffee", objects: ["cup", "spoon"], windows: (0..<8).map { i in
+        let t = Double(i) / 7
         let w = round(lerp(520, 280, t)), h = w * 3 / 4
         let cx = lerp(300, 330, t), cy = lerp(200, 180, t)
         return Window(x: round(cx - Double(w) / 2), y: round(cy - Double(h) / 2), width: w, height: h)
     })
 
     /// Pan and zoom together (window 480 → 340 px wide, moving right and down).
-    static let astronautMix = Sequence(name: "astronaut-mix", photo: "astronaut", objects: ["helmet", "patch"], windows: (0..<10).map { i in
-        let t = Double(i) / 9
+    static let astronautMix = Sequence(name: "astronaut-mix", photo: "astronaut", objects: ["helmet", "patch"], windows: (0..<8).map { i in
+        let t = Double(i) / 7
         let w = round(lerp(480, 340, t)), h = w * 3 / 4
         return Window(x: round(lerp(0, 150, t)), y: round(lerp(Double(512 - 360), 200, t)), width: w, height: h)
     })
 
     /// The camera pans so that the spoon leaves the view on the right and comes back.
     static let coffeeExit = Sequence(name: "coffee-exit", photo: "coffee", objects: ["spoon", "cup"],
-                                     windows: [250, 180, 110, 40, 0, 0, 40, 110, 180, 250].map { Window(x: $0, y: 100, width: 320, height: 240) })
+                                     windows: [250, 160, 70, 0, 0, 70, 160, 250].map { Window(x: $0, y: 60, width: 320, height: 240) })
 
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     static let samFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -14,7 +14,7 @@ final class TrackerEvaluationTests: XCTestCase {
             let t2 = Date()
             let new = try Runs.tracker(s)
             let t3 = Date()
-            print(Runs.table(s, "old", old)); print(Runs.table(s, "new", new))
+            print(Runs.table(s, "old", old)); print(Runs.table(s, "new", new)); print(Runs.diagnostics(s, new))
             print(String(format: "[eval] %@ embed %.2fs old %.2fs new %.2fs", s.name, t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), t3.timeIntervalSince(t2)))
         }
     }

@@ -114,6 +114,14 @@ enum Runs {
         return out
     }
 
+    static func diagnostics(_ s: Evaluation.Sequence, _ r: RunResult) -> String {
+        s.objects.indices.map { k in
+            "[diag] \(s.name) \(s.objects[k]): " + r.results.map { f in
+                f[k].appearance.map { String(format: "%.2f", $0) } ?? "-"
+            }.joined(separator: " ")
+        }.joined(separator: "\n")
+    }
+
     static func table(_ s: Evaluation.Sequence, _ label: String, _ r: RunResult) -> String {
         s.objects.indices.map { k in
             let cells = zip(r.iou[k], r.status[k]).map { v, st in String(format: "%.2f", v) + (st == .lost ? "L" : st == .reacquired ? "R" : st == .corrected ? "C" : "") }

@@ -170,20 +170,26 @@ public struct ObjectTracker: Sendable {
         [Quantized.decode(o.anchorAppearance, channels: channels), Quantized.decode(o.recentAppearance, channels: channels)]
     }
 
-    /// Motion prediction: a robust line through the recent boxes (centre and log size).
-    func predictedBox(_ o: ObjectState, at frame: UInt64) -> TrackBox {
-        let ts = o.history.map { Double($0.frameIndex) }
-        func fit(_ f: (TrackBox) -> Double) -> Double { RobustLine.predict(ts: ts, ys: o.history.map { f($0.box) }, at: Double(frame)) }
-        let cx = fit { Double($0.centerX) }, cy = fit { Double($0.centerY) }
-        let lw = fit { log(Double($0.width)) }, lh = fit { log(Double($0.height)) }
-        return TrackBox(center: Float(cx), Float(cy), width: Float(exp(lw)), height: Float(exp(lh)))
+    /// Motion prediction: a robust line through the recent boxes (centre and log size),
+    /// kept within a few frame sizes of the frame (a long gap must not extrapolate to
+    /// infinity).
+    func predictedBox(_ o: ObjectState, at frame: UInt64, width: Int, height: Int) -> TrackBox {
+        let ts = o.history.map { Double($0.frameIndex) - Double(o.history.last!.frameIndex) }
+        let t = Double(frame) - Double(o.history.last!.frameIndex)
+        func fit(_ f: (TrackBox) -> Double) -> Double { RobustLine.predict(ts: ts, ys: o.history.map { f($0.box) }, at: t) }
+        let (fw, fh) = (Double(width), Double(height)), long = max(fw, fh)
+        func clamp(_ v: Double, _ lo: Double, _ hi: Double) -> Double { v.isFinite ? min(max(v, lo), hi) : lo }
+        let cx = clamp(fit { Double($0.centerX) }, -2 * fw, 3 * fw), cy = clamp(fit { Double($0.centerY) }, -2 * fh, 3 * fh)
+        let bw = exp(clamp(fit { log(Double($0.width)) }, 0, log(2 * long)))
+        let bh = exp(clamp(fit { log(Double($0.height)) }, 0, log(2 * long)))
+        return TrackBox(center: Float(cx), Float(cy), width: Float(bw), height: Float(bh))
     }
 
     private func plan(_ o: ObjectState, frameIndex: UInt64, grid: FeatureGrid, width: Int, height: Int) -> Plan {
         let tmpl = templates(o, channels: grid.channels)
         let p = config.appearancePoints
         if !o.isLost {
-            let predicted = predictedBox(o, at: frameIndex)
+            let predicted = predictedBox(o, at: frameIndex, width: width, height: height)
             guard predicted.visibleFraction(width: width, height: height) >= config.minVisibleFraction else { return .lost(box: predicted, appearance: nil) }
             let radius = max(config.searchRadiusFraction * max(predicted.width, predicted.height), config.minSearchRadiusCells / grid.cellsPerPixel)
             // Around the motion prediction and around the last sighting (the motion may have stopped or reversed).
@@ -198,7 +204,9 @@ public struct ObjectTracker: Sendable {
             return .track(box: box, appearance: score)
         }
         // Lost: search the whole frame at scales around the last good size.
-        let last = o.history.last!.box
+        let long = Float(max(width, height))
+        let lastBox = o.history.last!.box
+        let last = TrackBox(x0: 0, y0: 0, x1: min(max(lastBox.width, 1), 2 * long), y1: min(max(lastBox.height, 1), 2 * long))
         let frame = TrackBox(x0: 0, y0: 0, x1: Float(width), y1: Float(height))
         let radius = max(frame.width, frame.height) / 2 + max(last.width, last.height)
         let centred = TrackBox(center: frame.centerX, frame.centerY, width: last.width, height: last.height)

@@ -32,6 +32,8 @@ public struct StreamState: Sendable, Equatable {
     public static let formatVersion: UInt16 = 1
     static let magic: [UInt8] = Array("SGTS".utf8)
     /// Hard caps checked when reading untrusted bytes (no allocation from a bad count).
+    /// Boxes may extend past the frame, but not absurdly (a few frame sizes at most).
+    static let maxCoordinate: Float = 4_194_304
     static let maxReadObjects = 4096, maxReadSide = 256, maxReadChannels = 4096, maxReadHistory = 256
 
     /// Frame size of the stream (0×0 before the first frame).
@@ -100,6 +102,7 @@ public struct StreamState: Sendable, Equatable {
         let hasLast = try r.u8("last frame flag")
         guard hasLast <= 1 else { throw .invalidValue(field: "last frame flag") }
         let last = try r.u64("last frame index")
+        guard hasLast == 1 || last == 0 else { throw .invalidValue(field: "last frame index") }
         lastFrameIndex = hasLast == 1 ? last : nil
         shapeSide = Int(try r.u16("shape side")); appearancePoints = Int(try r.u16("appearance points"))
         channels = Int(try r.u16("channels"))
@@ -125,7 +128,8 @@ public struct StreamState: Sendable, Equatable {
             for _ in 0..<hc {
                 let f = try r.u64("observation frame")
                 let b = TrackBox(x0: try r.f32("box"), y0: try r.f32("box"), x1: try r.f32("box"), y1: try r.f32("box"))
-                guard b.x0.isFinite, b.y0.isFinite, b.x1.isFinite, b.y1.isFinite, b.x0 < b.x1, b.y0 < b.y1 else {
+                let limit = Self.maxCoordinate
+                guard [b.x0, b.y0, b.x1, b.y1].allSatisfy({ $0.isFinite && abs($0) <= limit }), b.x0 < b.x1, b.y0 < b.y1 else {
                     throw .invalidValue(field: "observation box")
                 }
                 history.append(Observation(frameIndex: f, box: b, area: try r.u32("observation area")))

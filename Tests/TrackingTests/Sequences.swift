@@ -53,8 +53,9 @@ enum Evaluation {
         return Window(x: round(lerp(0, 150, t)), y: round(lerp(Double(512 - 360), 200, t)), width: w, height: h)
     })
 
-    /// The camera pans so that the spoon leaves the view on the right and comes back.
-    static let coffeeExit = Sequence(name: "coffee-exit", photo: "coffee", objects: ["spoon", "cup"],
+    /// The camera pans so that the spoon leaves the view on the right (frames 3–4 show none
+    /// of it) and comes back (fully in view across again from frame 6).
+    static let coffeeExit = Sequence(name: "coffee-exit", photo: "coffee", objects: ["spoon"],
                                      windows: [250, 160, 70, 0, 0, 70, 160, 250].map { Window(x: $0, y: 60, width: 320, height: 240) })
 
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")

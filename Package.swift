@@ -130,7 +130,7 @@ let package = Package(
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
             "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
-            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT",
+            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT", "Tracking",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -7,23 +7,30 @@ import Messaging
 import Pipeline
 import SAM
 import Serving
+import Tracking
 import Client
 import Embedded
 
 struct TrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "track",
-        abstract: "Track an object through video frames (PNG files in order) from a box on the first frame.",
+        abstract: "Track an object through video frames (PNG files in order) from a box (or points) on the first frame.",
         discussion: """
-            Each frame after the first is prompted with the previous frame's low-res mask logits \
-            (SAM's mask input) and the previous mask's bounding box. Over Kafka (default) the \
-            frames go out at once keyed by the stream id, so the encoder works ahead while the \
-            decoder follows. Writes OUT_DIR/mask_NNNN.png (and overlay_NNNN.png with --overlays).
+            --in-process runs the object tracker (README, Video): each frame's box is predicted \
+            from the object's recent boxes, refined by matching the object's appearance in the \
+            image embedding, and the decoded mask is kept only if it is consistent with the \
+            object's remembered shape; otherwise the object is reported lost (empty mask) and \
+            searched for on later frames. Over Kafka (default) the frames go out at once keyed \
+            by the stream id, so the encoder works ahead while the decoder follows; each prompt \
+            there is still the previous frame's low-res logits and mask box (the legacy rule). \
+            Writes OUT_DIR/mask_NNNN.png (and overlay_NNNN.png with --overlays).
             """)
 
     @OptionGroup var precisionOptions: PrecisionOptions
     @Argument(help: "Frames in order (PNG, JPEG or WebP).") var frames: [String]
     @Option(help: "Box on the first frame: x0,y0,x1,y1 (SAM-family models).") var box: String?
+    @Option(name: .customLong("point"), help: "With --in-process: point on the first frame x,y[,label] (1 foreground, 0 background); repeatable, with or without --box.")
+    var points: [String] = []
     @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.tracking) || $0.promptKinds.contains(.examples) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
     @Option(name: .customLong("prompt-image"), help: "In-context models: the example image (e.g. frame 0); repeatable with --prompt-mask.")
@@ -52,8 +59,12 @@ struct TrackCommand: AsyncParsableCommand {
             return try await trackInContext(streamID: streamId)
         }
         do { try ModelRegistry.require(.tracking, model: model) } catch { throw ValidationError("\(error)") }
-        guard let box else { throw ValidationError("--model \(model) tracks from --box x0,y0,x1,y1 on the first frame") }
-        let b = try PromptParsing.box(box)
+        guard box != nil || (inProcess && !points.isEmpty) else {
+            throw ValidationError("--model \(model) tracks from --box x0,y0,x1,y1 on the first frame" + (inProcess ? " (or --point x,y)" : ""))
+        }
+        guard points.isEmpty || inProcess else { throw ValidationError("--point is for --in-process tracking; over Kafka give --box") }
+        let b = try box.map { try PromptParsing.box($0) }
+        let firstPoints = try points.map { try PromptParsing.point($0) }
         var pngs: [[UInt8]] = [], images: [RGBImage] = []
         for f in frames {
             let input = try ImageInput.read(f)
@@ -61,7 +72,7 @@ struct TrackCommand: AsyncParsableCommand {
             images.append(input.image)
         }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        var masks: [BinaryMask] = [], scores: [Float] = []
+        var masks: [BinaryMask] = [], scores: [Float] = [], statuses: [String] = []
         let reporter = ProgressReporter(total: frames.count, label: "track", quiet: quiet)
         defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
@@ -69,7 +80,18 @@ struct TrackCommand: AsyncParsableCommand {
             guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
                 throw ValidationError("model \(model) cannot track in-process")
             }
-            for f in try VideoTracker.track(sam, frames: images, initial: SamPrompt(box: b)) { masks.append(f.mask); scores.append(f.predictedIoU) }
+            // Object id 1; the tracker is fed each frame's embedding and decodes through Sam.
+            let tracker = ObjectTracker()
+            var state = StreamState()
+            let prompt = ObjectPrompt(points: firstPoints, box: b.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) })
+            for (i, image) in images.enumerated() {
+                let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
+                let r = try tracker.step(state: &state, frameIndex: UInt64(i), embedding: emb, add: i == 0 ? [1: prompt] : [:]) {
+                    try sam.predict(emb, $0)
+                }[0]
+                masks.append(r.mask); scores.append(r.score); statuses.append(r.status.rawValue)
+                reporter.advance("frame \(i + 1)")
+            }
         } else {
             var logger = Logger(label: "segflow")
             logger.logLevel = .warning
@@ -78,7 +100,7 @@ struct TrackCommand: AsyncParsableCommand {
             }) { client in
                 try await SegflowClient(client: client, logger: logger).track(
                     streamID: streamId, frames: pngs,
-                    initial: PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)]),
+                    initial: PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: b!.x0, y0: b!.y0, x1: b!.x1, y1: b!.y1)]),
                     model: model, onFrame: { reporter.advance("frame \($0 + 1)") })
             }
             reporter.finish()
@@ -92,7 +114,7 @@ struct TrackCommand: AsyncParsableCommand {
             let name = String(format: "%04d", i)
             try PNG.write(mask.grayImage(), toFile: "\(outDir)/mask_\(name).png")
             if overlays { try PNG.write(try Overlay.render(images[i], masks: [mask]), toFile: "\(outDir)/overlay_\(name).png") }
-            print(String(format: "frame %d: iou %.3f area %d", i, scores[i], mask.area))
+            print(String(format: "frame %d: iou %.3f area %d", i, scores[i], mask.area) + (i < statuses.count ? " \(statuses[i])" : ""))
         }
         try writeJSON(streamID: streamId, masks: masks, scores: scores)
         if masks.count < frames.count { print("object lost after frame \(masks.count - 1) (empty mask); stopped") }

@@ -74,6 +74,12 @@ struct FeatureGrid {
         return out
     }
 
+    func score(_ box: TrackBox, templates: [[Float]], points: Int) -> Float {
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: channels)
+        defer { scratch.deallocate() }
+        return score(box, templates: templates, points: points, scratch: scratch)
+    }
+
     /// Mean cosine similarity between `box`'s samples and each template (averaged).
     func score(_ box: TrackBox, templates: [[Float]], points: Int, scratch: UnsafeMutablePointer<Float>) -> Float {
         var total: Float = 0

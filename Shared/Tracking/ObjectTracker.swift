@@ -110,7 +110,7 @@ public struct ObjectTracker: Sendable {
                 let box = op.box.map { (x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) }
                 prompts.append(SamPrompt(points: op.points, box: box, multimask: box == nil)); owner.append(i)
             case let .track(box, _), let .search(box, _):
-                let b = box.clipped(width: w, height: h).samBox
+                let b = outset(box, objects[i].promptOutsets).clipped(width: w, height: h).samBox
                 prompts.append(SamPrompt(box: b)); owner.append(i)
                 prompts.append(SamPrompt(box: b, multimask: true)); owner.append(i)
             case .lost: break
@@ -196,8 +196,12 @@ public struct ObjectTracker: Sendable {
             let last = o.history.last!.box
             let centers = predicted == last ? [predicted]
                 : [predicted, TrackBox(center: last.centerX, last.centerY, width: predicted.width, height: predicted.height)]
-            let (score, box) = grid.search(around: centers, radius: radius, scales: config.searchScales, templates: tmpl, points: p,
+            var (score, box) = grid.search(around: centers, radius: radius, scales: config.searchScales, templates: tmpl, points: p,
                                            maxSteps: config.searchSteps)
+            // Keep the predicted box unless the search found clearly better evidence: the
+            // search's grid is coarse for large objects, and a still object should keep still.
+            let atPrediction = grid.score(predicted, templates: tmpl, points: p)
+            if atPrediction >= score - config.appearanceTieMargin { (score, box) = (atPrediction, predicted) }
             guard score >= config.minAppearanceScore, box.visibleFraction(width: width, height: height) >= config.minVisibleFraction else {
                 return .lost(box: box, appearance: score)
             }
@@ -259,6 +263,11 @@ public struct ObjectTracker: Sendable {
         return b
     }
 
+    /// The prompt box for a matched (mask) box: the anchor's outsets applied.
+    func outset(_ b: TrackBox, _ o: [Float]) -> TrackBox {
+        TrackBox(x0: b.x0 - o[0] * b.width, y0: b.y0 - o[1] * b.height, x1: b.x1 + o[2] * b.width, y1: b.y1 + o[3] * b.height)
+    }
+
     private func touchesEdge(_ b: TrackBox, width: Int, height: Int) -> Bool {
         b.x0 <= 0 || b.y0 <= 0 || b.x1 >= Float(width) || b.y1 >= Float(height)
     }
@@ -287,6 +296,13 @@ public struct ObjectTracker: Sendable {
         o.history = [Observation(frameIndex: frameIndex, box: box, area: UInt32(MaskOps.area(mask)))]
         o.anchorShape = MaskOps.pack(shape); o.shapes = []
         o.anchorAppearance = t; o.recentAppearance = t
+        o.promptOutsets = [0, 0, 0, 0]
+        if let mb, let user = fallbackBox, mb.width > 0, mb.height > 0 {
+            let r = ObjectState.outsetRange
+            func c(_ v: Float) -> Float { min(max(v, r.lowerBound), r.upperBound) }
+            o.promptOutsets = [c((mb.x0 - user.x0) / mb.width), c((mb.y0 - user.y0) / mb.height),
+                               c((user.x1 - mb.x1) / mb.width), c((user.y1 - mb.y1) / mb.height)]
+        }
         o.isLost = mb == nil
         o.lastGoodFrame = frameIndex
         return o

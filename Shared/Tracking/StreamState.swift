@@ -23,6 +23,13 @@ public struct ObjectState: Sendable, Equatable {
     /// Appearance at the anchor and its running average: `appearancePoints`² × channels, int8.
     public var anchorAppearance: [Int8]
     public var recentAppearance: [Int8]
+    /// How the user's box sat around the anchor mask's box (left, top, right, bottom
+    /// outsets as fractions of that box's width/height): every later prompt box is the
+    /// matched box with these outsets, so a loose user box stays as loose as drawn.
+    public var promptOutsets: [Float] = [0, 0, 0, 0]
+
+    /// Outsets are kept within these bounds (a box drawn far around its object says little more).
+    static let outsetRange: ClosedRange<Float> = -0.45...2
 }
 
 /// Everything the tracker remembers about one stream: the frame size, the last frame
@@ -66,7 +73,7 @@ public struct StreamState: Sendable, Equatable {
 
     static func objectByteCount(_ o: ObjectState, shapeBytes: Int) -> Int {
         4 + 1 + 8 + 1 + o.history.count * 28 + shapeBytes + 1 + o.shapes.count * shapeBytes
-            + 4 + o.anchorAppearance.count + o.recentAppearance.count
+            + 4 + o.anchorAppearance.count + o.recentAppearance.count + 16
     }
 
     /// Versioned little-endian binary: "SGTS", version, frame size, last frame, layout,
@@ -86,6 +93,7 @@ public struct StreamState: Sendable, Equatable {
             w.u8(UInt8(o.shapes.count)); for s in o.shapes { w.bytes(s) }
             w.u32(UInt32(o.anchorAppearance.count))
             w.bytes(o.anchorAppearance.map { UInt8(bitPattern: $0) }); w.bytes(o.recentAppearance.map { UInt8(bitPattern: $0) })
+            for v in o.promptOutsets { w.f32(v) }
         }
         return w.out
     }
@@ -146,8 +154,14 @@ public struct StreamState: Sendable, Equatable {
             guard ac == appearanceCount else { throw .invalidValue(field: "appearance length") }
             let anchorApp = try r.bytes(ac, "anchor appearance").map { Int8(bitPattern: $0) }
             let recentApp = try r.bytes(ac, "recent appearance").map { Int8(bitPattern: $0) }
+            var outsets: [Float] = []
+            for _ in 0..<4 {
+                let v = try r.f32("prompt outset")
+                guard ObjectState.outsetRange.contains(v) else { throw .invalidValue(field: "prompt outset") }
+                outsets.append(v)
+            }
             objects.append(ObjectState(id: id, isLost: lost == 1, lastGoodFrame: lastGood, history: history, anchorShape: anchorShape,
-                                       shapes: shapes, anchorAppearance: anchorApp, recentAppearance: recentApp))
+                                       shapes: shapes, anchorAppearance: anchorApp, recentAppearance: recentApp, promptOutsets: outsets))
         }
         guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
     }

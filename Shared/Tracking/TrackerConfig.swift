@@ -21,6 +21,9 @@ public struct TrackerConfig: Sendable, Equatable {
     public var searchRadiusFraction: Float = 0.6
     /// …and at least this many embedding cells (a small object can still move).
     public var minSearchRadiusCells: Float = 4
+    /// The motion-predicted box is kept when its appearance score is within this of the
+    /// search's best (a still object stays still; the search grid is coarse on large objects).
+    public var appearanceTieMargin: Float = 0.01
     /// Scales (relative to the predicted box) tried by the appearance search.
     public var searchScales: [Float] = [0.84, 0.92, 1.0, 1.09, 1.19]
     /// Below this mean cosine similarity between the best-matching box and the

@@ -108,7 +108,7 @@ let package = Package(
                                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                          .product(name: "Logging", package: "swift-log")],
                 path: "Shared/ServiceCommandLine"),
-        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS",
+        .target(name: "ServiceKit", dependencies: ["Tensor", "COpenBLAS", "Pipeline",
                                                  .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                  .product(name: "Logging", package: "swift-log")], path: "Shared/ServiceKit"),
         // The processes' metrics and health endpoint: Prometheus exposition of what the

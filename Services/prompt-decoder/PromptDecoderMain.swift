@@ -20,8 +20,11 @@ struct PromptDecoderMain: AsyncParsableCommand {
 
     @OptionGroup var common: CommonServiceOptions
     @Option(help: "Embedding cache budget in MiB.") var cacheMb = 256
-    @Option(help: "Milliseconds a prompt waits for its image's embedding before an EMBEDDING_NOT_FOUND result.")
+    @Option(help: "Milliseconds a prompt waits for its image's embedding before an EMBEDDING_NOT_FOUND result, counted from the later of its arrival and the last embedding received (a prompt behind a burst of images waits while the encoders work through it).")
     var maxWaitMs = 30_000
+    @Option(help: "Milliseconds a prompt may wait in all, however long embeddings keep arriving (default: 4 × --max-wait-ms).")
+    var maxParkMs: Int?
+    @Option(help: "Seconds without frames after which a tracked stream ends (state freed).") var streamIdleS = 300
 
     static func main() async { await serviceMain() }
 
@@ -31,6 +34,11 @@ struct PromptDecoderMain: AsyncParsableCommand {
         guard cacheMb > 0, maxWaitMs > 0 else { throw ValidationError("--cache-mb and --max-wait-ms must be positive") }
         options.cacheBytes = cacheMb * 1024 * 1024
         options.maxWaitMs = Double(maxWaitMs)
+        guard (maxParkMs ?? maxWaitMs) >= maxWaitMs, streamIdleS > 0 else {
+            throw ValidationError("--max-park-ms must be at least --max-wait-ms, and --stream-idle-s positive")
+        }
+        options.maxParkMs = Double(maxParkMs ?? 4 * maxWaitMs)
+        options.streamIdleMs = Double(streamIdleS) * 1000
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
         try await common.runService(logger: logger) {
             let backends = try common.loadBackends(parts: [.decoder])

@@ -2,6 +2,7 @@ import ArgumentParser
 import ServiceCommandLine
 import Foundation
 import Pipeline
+import Imaging
 import SAM
 import SegGPT
 import Tensor
@@ -36,6 +37,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "No progress line on stderr (it is shown only when stderr is a terminal).") var quiet = false
     @Flag(help: "Benchmark the Kafka pipeline instead: end-to-end latency via the embedded broker vs in-process, messaging overhead per prompt, the 4 MiB embedding hop, and decoder throughput with 1 vs 2 decoder processes.")
     var pipeline = false
+    @Flag(help: "Benchmark a tracked video stream instead: frames/s and per-frame latency through the embedded broker (encoder working ahead) next to the in-process ceiling, for 1 and 3 objects.")
+    var video = false
+    @Option(help: "--video: the image a synthetic camera pan is cut from (default: a synthetic 1024×768 image).") var image: String?
+    @Option(help: "--video: frames in the stream.") var frames = 24
+    @Option(help: "--video: frames in flight over Kafka.") var window = 8
 
     func run() async throws {
         let precision = try precisionOptions.apply()
@@ -47,6 +53,19 @@ struct BenchCommand: AsyncParsableCommand {
             let binDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             let report = try await PipelineBenchmark.run(model: try SAMBackend.kind(named: model), checkpoint: checkpoint,
                                                          runs: runs, binDir: binDir) { stage in progress.status(stage + "…") }
+            progress.finish()
+            return try show(report, markdown: report.markdown)
+        }
+        if video {
+            guard frames >= 2 else { throw ValidationError("--frames must be at least 2") }
+            let backend = try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))
+            let source = try image.map { try ImageInput.read($0).image }
+                ?? RGBImage(width: 1024, height: 768, pixels: Benchmark.syntheticImage(width: 1024, height: 768))
+            let (w, h) = (source.width * 3 / 4 / 2 * 2, source.height * 3 / 4 / 2 * 2)
+            let pan = try StreamBenchmark.pan(source, count: frames, width: w, height: h)
+            let report = try await StreamBenchmark.run(backend: backend, frames: pan, window: window, precision: "\(precision)") { stage in
+                progress.status(stage + "…")
+            }
             progress.finish()
             return try show(report, markdown: report.markdown)
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ServiceCommandLine
 import ServiceKit
+import Messaging
 import Tensor
 
 @main
@@ -9,6 +10,7 @@ enum Entry {
         // Must run before any BLAS call: may replace the process with one whose
         // OpenBLAS loaded the right core (see BLASRuntime).
         BLASRuntime.selectCoreOrReexec()
+        StartupTrace.mark("main: OpenBLAS core \(BLASRuntime.loadedCoreName)")
         // Reuse freed tensor storage instead of mmap/munmap per op (page faults).
         TensorRuntime.configureAllocator()
         let command: ParsableCommand

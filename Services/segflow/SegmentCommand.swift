@@ -176,6 +176,7 @@ struct SegmentCommand: AsyncParsableCommand {
         let backend = (local || brokers == nil)
             ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config)) : nil
         let loadMs = Timing.nowMs() - t0
+        StartupTrace.mark("segment: model loaded (\(Int(loadMs)) ms)")
         let maskSide = (backend as? SAMBackend)?.maskSide ?? 256
         var maskInputTensor: Tensor?
         if let maskInput {

@@ -83,7 +83,7 @@ struct TrackCommand: AsyncParsableCommand {
             // Object id 1; the tracker is fed each frame's embedding and decodes through Sam.
             let tracker = ObjectTracker()
             var state = StreamState()
-            let prompt = ObjectPrompt(points: firstPoints, box: b.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) })
+            let prompt = TrackerPrompt(points: firstPoints, box: b.map { .init(x0: $0.x0, y0: $0.y0, x1: $0.x1, y1: $0.y1) })
             for (i, image) in images.enumerated() {
                 let emb = try sam.embed(rgb: image.pixels, width: image.width, height: image.height)
                 let r = try tracker.step(state: &state, frameIndex: UInt64(i), embedding: emb, add: i == 0 ? [1: prompt] : [:]) {

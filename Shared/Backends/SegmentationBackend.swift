@@ -71,6 +71,9 @@ public protocol SegmentationBackend: AnyObject, Sendable {
     /// Example-prompt half (nil: none): examples → a conditional embedding, computed in the
     /// image-encoder and forwarded as a prompt; the prompt-decoder answers it (CLIPSeg one-shot).
     var exampleEncoder: (any ExamplePromptEncoder)? { get }
+    /// Stream half (nil: the model does not track): per-frame tracking of objects in a
+    /// stream, driven by the prompt-decoder from each frame's cached embedding.
+    var streamTracker: (any StreamTracker)? { get }
 }
 
 public protocol TextPromptEncoder: Sendable {
@@ -93,6 +96,7 @@ extension SegmentationBackend {
     public var textEncoder: (any TextPromptEncoder)? { nil }
     public var inContext: (any InContextSegmenter)? { nil }
     public var exampleEncoder: (any ExamplePromptEncoder)? { nil }
+    public var streamTracker: (any StreamTracker)? { nil }
     /// Whether the model reads registered prompt pairs (the image-encoder then follows the topic).
     public var takesExamples: Bool { inContext != nil || exampleEncoder != nil }
 

@@ -52,6 +52,141 @@ void   segflow__v1__video_frame__free_unpacked
   assert(message->base.descriptor == &segflow__v1__video_frame__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   segflow__v1__stream_track__init
+                     (Segflow__V1__StreamTrack         *message)
+{
+  static const Segflow__V1__StreamTrack init_value = SEGFLOW__V1__STREAM_TRACK__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__stream_track__get_packed_size
+                     (const Segflow__V1__StreamTrack *message)
+{
+  assert(message->base.descriptor == &segflow__v1__stream_track__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__stream_track__pack
+                     (const Segflow__V1__StreamTrack *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__stream_track__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__stream_track__pack_to_buffer
+                     (const Segflow__V1__StreamTrack *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__stream_track__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__StreamTrack *
+       segflow__v1__stream_track__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__StreamTrack *)
+     protobuf_c_message_unpack (&segflow__v1__stream_track__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__stream_track__free_unpacked
+                     (Segflow__V1__StreamTrack *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__stream_track__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   segflow__v1__object_prompt__init
+                     (Segflow__V1__ObjectPrompt         *message)
+{
+  static const Segflow__V1__ObjectPrompt init_value = SEGFLOW__V1__OBJECT_PROMPT__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__object_prompt__get_packed_size
+                     (const Segflow__V1__ObjectPrompt *message)
+{
+  assert(message->base.descriptor == &segflow__v1__object_prompt__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__object_prompt__pack
+                     (const Segflow__V1__ObjectPrompt *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__object_prompt__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__object_prompt__pack_to_buffer
+                     (const Segflow__V1__ObjectPrompt *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__object_prompt__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__ObjectPrompt *
+       segflow__v1__object_prompt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__ObjectPrompt *)
+     protobuf_c_message_unpack (&segflow__v1__object_prompt__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__object_prompt__free_unpacked
+                     (Segflow__V1__ObjectPrompt *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__object_prompt__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   segflow__v1__stream_snapshot__init
+                     (Segflow__V1__StreamSnapshot         *message)
+{
+  static const Segflow__V1__StreamSnapshot init_value = SEGFLOW__V1__STREAM_SNAPSHOT__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__stream_snapshot__get_packed_size
+                     (const Segflow__V1__StreamSnapshot *message)
+{
+  assert(message->base.descriptor == &segflow__v1__stream_snapshot__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__stream_snapshot__pack
+                     (const Segflow__V1__StreamSnapshot *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__stream_snapshot__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__stream_snapshot__pack_to_buffer
+                     (const Segflow__V1__StreamSnapshot *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__stream_snapshot__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__StreamSnapshot *
+       segflow__v1__stream_snapshot__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__StreamSnapshot *)
+     protobuf_c_message_unpack (&segflow__v1__stream_snapshot__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__stream_snapshot__free_unpacked
+                     (Segflow__V1__StreamSnapshot *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__stream_snapshot__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   segflow__v1__raw_image__init
                      (Segflow__V1__RawImage         *message)
 {
@@ -320,6 +455,51 @@ void   segflow__v1__image_embedding__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &segflow__v1__image_embedding__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   segflow__v1__embedding_location__init
+                     (Segflow__V1__EmbeddingLocation         *message)
+{
+  static const Segflow__V1__EmbeddingLocation init_value = SEGFLOW__V1__EMBEDDING_LOCATION__INIT;
+  *message = init_value;
+}
+size_t segflow__v1__embedding_location__get_packed_size
+                     (const Segflow__V1__EmbeddingLocation *message)
+{
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t segflow__v1__embedding_location__pack
+                     (const Segflow__V1__EmbeddingLocation *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t segflow__v1__embedding_location__pack_to_buffer
+                     (const Segflow__V1__EmbeddingLocation *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Segflow__V1__EmbeddingLocation *
+       segflow__v1__embedding_location__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Segflow__V1__EmbeddingLocation *)
+     protobuf_c_message_unpack (&segflow__v1__embedding_location__descriptor,
+                                allocator, len, data);
+}
+void   segflow__v1__embedding_location__free_unpacked
+                     (Segflow__V1__EmbeddingLocation *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &segflow__v1__embedding_location__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   segflow__v1__point__init
@@ -862,7 +1042,7 @@ void   segflow__v1__error_report__free_unpacked
   assert(message->base.descriptor == &segflow__v1__error_report__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor segflow__v1__video_frame__field_descriptors[2] =
+static const ProtobufCFieldDescriptor segflow__v1__video_frame__field_descriptors[3] =
 {
   {
     "stream_id",
@@ -888,15 +1068,28 @@ static const ProtobufCFieldDescriptor segflow__v1__video_frame__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "track",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__VideoFrame, track),
+    &segflow__v1__stream_track__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__video_frame__field_indices_by_name[] = {
   1,   /* field[1] = frame_index */
   0,   /* field[0] = stream_id */
+  2,   /* field[2] = track */
 };
 static const ProtobufCIntRange segflow__v1__video_frame__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor segflow__v1__video_frame__descriptor =
 {
@@ -906,11 +1099,268 @@ const ProtobufCMessageDescriptor segflow__v1__video_frame__descriptor =
   "Segflow__V1__VideoFrame",
   "segflow.v1",
   sizeof(Segflow__V1__VideoFrame),
-  2,
+  3,
   segflow__v1__video_frame__field_descriptors,
   segflow__v1__video_frame__field_indices_by_name,
   1,  segflow__v1__video_frame__number_ranges,
   (ProtobufCMessageInit) segflow__v1__video_frame__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__stream_track__field_descriptors[5] =
+{
+  {
+    "objects",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Segflow__V1__StreamTrack, n_objects),
+    offsetof(Segflow__V1__StreamTrack, objects),
+    &segflow__v1__object_prompt__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remove_objects",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Segflow__V1__StreamTrack, n_remove_objects),
+    offsetof(Segflow__V1__StreamTrack, remove_objects),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_of_stream",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamTrack, end_of_stream),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reply_topic",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamTrack, reply_topic),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_format",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamTrack, output_format),
+    &segflow__v1__output_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__stream_track__field_indices_by_name[] = {
+  2,   /* field[2] = end_of_stream */
+  0,   /* field[0] = objects */
+  4,   /* field[4] = output_format */
+  1,   /* field[1] = remove_objects */
+  3,   /* field[3] = reply_topic */
+};
+static const ProtobufCIntRange segflow__v1__stream_track__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor segflow__v1__stream_track__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.StreamTrack",
+  "StreamTrack",
+  "Segflow__V1__StreamTrack",
+  "segflow.v1",
+  sizeof(Segflow__V1__StreamTrack),
+  5,
+  segflow__v1__stream_track__field_descriptors,
+  segflow__v1__stream_track__field_indices_by_name,
+  1,  segflow__v1__stream_track__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__stream_track__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__object_prompt__field_descriptors[3] =
+{
+  {
+    "object_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__ObjectPrompt, object_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "points",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Segflow__V1__ObjectPrompt, n_points),
+    offsetof(Segflow__V1__ObjectPrompt, points),
+    &segflow__v1__point__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "box",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__ObjectPrompt, box),
+    &segflow__v1__box__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__object_prompt__field_indices_by_name[] = {
+  2,   /* field[2] = box */
+  0,   /* field[0] = object_id */
+  1,   /* field[1] = points */
+};
+static const ProtobufCIntRange segflow__v1__object_prompt__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor segflow__v1__object_prompt__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.ObjectPrompt",
+  "ObjectPrompt",
+  "Segflow__V1__ObjectPrompt",
+  "segflow.v1",
+  sizeof(Segflow__V1__ObjectPrompt),
+  3,
+  segflow__v1__object_prompt__field_descriptors,
+  segflow__v1__object_prompt__field_indices_by_name,
+  1,  segflow__v1__object_prompt__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__object_prompt__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__stream_snapshot__field_descriptors[6] =
+{
+  {
+    "stream_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, stream_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_frame_index",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, last_frame_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, model),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tracker_state",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, tracker_state),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_at_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, updated_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_request_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, last_request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__stream_snapshot__field_indices_by_name[] = {
+  1,   /* field[1] = last_frame_index */
+  5,   /* field[5] = last_request_id */
+  2,   /* field[2] = model */
+  0,   /* field[0] = stream_id */
+  3,   /* field[3] = tracker_state */
+  4,   /* field[4] = updated_at_ms */
+};
+static const ProtobufCIntRange segflow__v1__stream_snapshot__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor segflow__v1__stream_snapshot__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.StreamSnapshot",
+  "StreamSnapshot",
+  "Segflow__V1__StreamSnapshot",
+  "segflow.v1",
+  sizeof(Segflow__V1__StreamSnapshot),
+  6,
+  segflow__v1__stream_snapshot__field_descriptors,
+  segflow__v1__stream_snapshot__field_indices_by_name,
+  1,  segflow__v1__stream_snapshot__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__stream_snapshot__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor segflow__v1__raw_image__field_descriptors[3] =
@@ -1581,6 +2031,135 @@ const ProtobufCMessageDescriptor segflow__v1__image_embedding__descriptor =
   segflow__v1__image_embedding__field_indices_by_name,
   1,  segflow__v1__image_embedding__number_ranges,
   (ProtobufCMessageInit) segflow__v1__image_embedding__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor segflow__v1__embedding_location__field_descriptors[8] =
+{
+  {
+    "image_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, image_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, model),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partition",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "first_offset",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, first_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_offset",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, last_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunk_count",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, chunk_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "produced_at_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__EmbeddingLocation, produced_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned segflow__v1__embedding_location__field_indices_by_name[] = {
+  6,   /* field[6] = chunk_count */
+  4,   /* field[4] = first_offset */
+  0,   /* field[0] = image_id */
+  5,   /* field[5] = last_offset */
+  2,   /* field[2] = model */
+  3,   /* field[3] = partition */
+  7,   /* field[7] = produced_at_ms */
+  1,   /* field[1] = request_id */
+};
+static const ProtobufCIntRange segflow__v1__embedding_location__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor segflow__v1__embedding_location__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "segflow.v1.EmbeddingLocation",
+  "EmbeddingLocation",
+  "Segflow__V1__EmbeddingLocation",
+  "segflow.v1",
+  sizeof(Segflow__V1__EmbeddingLocation),
+  8,
+  segflow__v1__embedding_location__field_descriptors,
+  segflow__v1__embedding_location__field_indices_by_name,
+  1,  segflow__v1__embedding_location__number_ranges,
+  (ProtobufCMessageInit) segflow__v1__embedding_location__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor segflow__v1__point__field_descriptors[3] =
@@ -2291,7 +2870,7 @@ const ProtobufCMessageDescriptor segflow__v1__bounding_box__descriptor =
   (ProtobufCMessageInit) segflow__v1__bounding_box__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[10] =
+static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[12] =
 {
   {
     "rle",
@@ -2413,6 +2992,30 @@ static const ProtobufCFieldDescriptor segflow__v1__mask__field_descriptors[10] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "object_id",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__Mask, object_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "track_status",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__Mask, track_status),
+    &segflow__v1__track_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__mask__field_indices_by_name[] = {
   5,   /* field[5] = area */
@@ -2420,16 +3023,18 @@ static const unsigned segflow__v1__mask__field_indices_by_name[] = {
   8,   /* field[8] = crop_box */
   9,   /* field[9] = label */
   6,   /* field[6] = low_res_logits */
+  10,   /* field[10] = object_id */
   1,   /* field[1] = png */
   7,   /* field[7] = point_coords */
   2,   /* field[2] = predicted_iou */
   0,   /* field[0] = rle */
   3,   /* field[3] = stability_score */
+  11,   /* field[11] = track_status */
 };
 static const ProtobufCIntRange segflow__v1__mask__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
 {
@@ -2439,7 +3044,7 @@ const ProtobufCMessageDescriptor segflow__v1__mask__descriptor =
   "Segflow__V1__Mask",
   "segflow.v1",
   sizeof(Segflow__V1__Mask),
-  10,
+  12,
   segflow__v1__mask__field_descriptors,
   segflow__v1__mask__field_indices_by_name,
   1,  segflow__v1__mask__number_ranges,
@@ -2884,7 +3489,7 @@ const ProtobufCMessageDescriptor segflow__v1__error_report__descriptor =
   (ProtobufCMessageInit) segflow__v1__error_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue segflow__v1__error_code__enum_values_by_number[13] =
+static const ProtobufCEnumValue segflow__v1__error_code__enum_values_by_number[15] =
 {
   { "ERROR_CODE_UNSPECIFIED", "SEGFLOW__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED", 0 },
   { "INVALID_PROTOBUF", "SEGFLOW__V1__ERROR_CODE__INVALID_PROTOBUF", 1 },
@@ -2899,14 +3504,17 @@ static const ProtobufCEnumValue segflow__v1__error_code__enum_values_by_number[1
   { "UNSUPPORTED", "SEGFLOW__V1__ERROR_CODE__UNSUPPORTED", 10 },
   { "TIMEOUT", "SEGFLOW__V1__ERROR_CODE__TIMEOUT", 11 },
   { "PROMPT_NOT_FOUND", "SEGFLOW__V1__ERROR_CODE__PROMPT_NOT_FOUND", 12 },
+  { "STREAM_NOT_FOUND", "SEGFLOW__V1__ERROR_CODE__STREAM_NOT_FOUND", 13 },
+  { "FRAME_OUT_OF_ORDER", "SEGFLOW__V1__ERROR_CODE__FRAME_OUT_OF_ORDER", 14 },
 };
 static const ProtobufCIntRange segflow__v1__error_code__value_ranges[] = {
-{0, 0},{0, 13}
+{0, 0},{0, 15}
 };
-static const ProtobufCEnumValueIndex segflow__v1__error_code__enum_values_by_name[13] =
+static const ProtobufCEnumValueIndex segflow__v1__error_code__enum_values_by_name[15] =
 {
   { "EMBEDDING_NOT_FOUND", 6 },
   { "ERROR_CODE_UNSPECIFIED", 0 },
+  { "FRAME_OUT_OF_ORDER", 14 },
   { "IMAGE_TOO_LARGE", 3 },
   { "INTERNAL", 8 },
   { "INVALID_EMBEDDING", 9 },
@@ -2915,6 +3523,7 @@ static const ProtobufCEnumValueIndex segflow__v1__error_code__enum_values_by_nam
   { "INVALID_PROTOBUF", 1 },
   { "PROMPT_NOT_FOUND", 12 },
   { "SHAPE_MISMATCH", 7 },
+  { "STREAM_NOT_FOUND", 13 },
   { "TIMEOUT", 11 },
   { "UNKNOWN_MODEL", 4 },
   { "UNSUPPORTED", 10 },
@@ -2926,9 +3535,9 @@ const ProtobufCEnumDescriptor segflow__v1__error_code__descriptor =
   "ErrorCode",
   "Segflow__V1__ErrorCode",
   "segflow.v1",
-  13,
+  15,
   segflow__v1__error_code__enum_values_by_number,
-  13,
+  15,
   segflow__v1__error_code__enum_values_by_name,
   1,
   segflow__v1__error_code__value_ranges,
@@ -2992,5 +3601,39 @@ const ProtobufCEnumDescriptor segflow__v1__output_format__descriptor =
   segflow__v1__output_format__enum_values_by_name,
   1,
   segflow__v1__output_format__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue segflow__v1__track_status__enum_values_by_number[5] =
+{
+  { "TRACK_STATUS_UNSPECIFIED", "SEGFLOW__V1__TRACK_STATUS__TRACK_STATUS_UNSPECIFIED", 0 },
+  { "TRACKED", "SEGFLOW__V1__TRACK_STATUS__TRACKED", 1 },
+  { "STARTED", "SEGFLOW__V1__TRACK_STATUS__STARTED", 2 },
+  { "REACQUIRED", "SEGFLOW__V1__TRACK_STATUS__REACQUIRED", 3 },
+  { "LOST", "SEGFLOW__V1__TRACK_STATUS__LOST", 4 },
+};
+static const ProtobufCIntRange segflow__v1__track_status__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex segflow__v1__track_status__enum_values_by_name[5] =
+{
+  { "LOST", 4 },
+  { "REACQUIRED", 3 },
+  { "STARTED", 2 },
+  { "TRACKED", 1 },
+  { "TRACK_STATUS_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor segflow__v1__track_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "segflow.v1.TrackStatus",
+  "TrackStatus",
+  "Segflow__V1__TrackStatus",
+  "segflow.v1",
+  5,
+  segflow__v1__track_status__enum_values_by_number,
+  5,
+  segflow__v1__track_status__enum_values_by_name,
+  1,
+  segflow__v1__track_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -27,20 +27,16 @@ public final class SegflowClient: Sendable {
         public var duplicatesDropped: Int
     }
 
-    /// Opens the reply consumer and returns once it is positioned: it has its partitions
-    /// AND has read a marker record it wrote to each of them. Assignment alone is not
-    /// enough with "latest": the start offset is resolved a moment later, and a reply
-    /// produced in between would be skipped (seen as a rare hang).
+    /// Opens the reply consumer, positioned: it reads every partition of the reply topic
+    /// from the end offsets queried now (exact offsets, outside any consumer group), so no
+    /// answer to a request sent after this returns can slip past it, and no group join
+    /// (3 s on the embedded broker) stands before the first request.
     public func openReplies(timeout: Duration = .seconds(30)) async throws -> Consumer {
-        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: "segflow-client-\(UUID().uuidString)",
-                                                           autoOffsetReset: .latest, fetchWaitMaxMs: 1), topics: [replyTopic])
-        do {
-            try await Self.waitUntilPositioned(consumer, topic: replyTopic, client: client, timeout: timeout)
-        } catch {
-            await consumer.shutdown()
-            throw error
-        }
-        return consumer
+        let partitions = try await Admin(config: client).waitForTopics([replyTopic], timeout: timeout)[replyTopic] ?? 0
+        guard partitions > 0 else { throw ServingError(.timeout, "reply topic \(replyTopic) has no partitions") }
+        return try await Consumer(config: ConsumerConfig(client: client, groupID: "segflow-client-\(UUID().uuidString)",
+                                                         autoOffsetReset: .latest, fetchWaitMaxMs: 1),
+                                  readingFromEndOf: replyTopic, partitions: partitions)
     }
 
     /// Writes a marker record (key "segflow-marker-…", value "segflow-client-marker", not a
@@ -132,8 +128,9 @@ public final class SegflowClient: Sendable {
     /// Text prompts go to the text topic (`promptTopic: topics… text`), the rest to prompts.
     public func segment(image: ImageRequest.Image, prompts: PromptRequest, promptTopic: String? = nil,
                         timeout: Duration = .seconds(300)) async throws -> MaskResult {
-        let producer = try Producer(config: ProducerConfig(client: client))
+        let producer = try Producer(config: ProducerConfig(client: client), knownTopics: [topics.images, promptTopic ?? topics.prompts])
         let replies = try await openReplies()
+        StartupTrace.mark("client: replies consumer positioned")
         let imageRequestID = "img-" + UUID().uuidString
         let now = Timing.wallMs()
         var prompt = prompts
@@ -144,14 +141,17 @@ public final class SegflowClient: Sendable {
                                                    headers: [.contentType(protobuf: "ImageRequest"), .requestID(imageRequestID)])))
         _ = try await producer.send(ProducerRecord(topic: promptTopic ?? topics.prompts, key: prompt.imageID, value: prompt.encode(),
                                                    headers: [.contentType(protobuf: "PromptRequest"), .requestID(prompt.requestID)]))
+        StartupTrace.mark("client: image and prompt sent")
         logger.debug("sent image and prompt", metadata: [LogKey.imageID: "\(prompt.imageID)", LogKey.requestID: "\(prompt.requestID)"])
         let collected: Result<Outcome, Error>
         do {
             collected = .success(try await collect(replies, requestIDs: [prompt.requestID], failFast: [imageRequestID], timeout: timeout))
         } catch { collected = .failure(error) }
+        StartupTrace.mark("client: answer received")
         // Close before returning so an embedded broker can stop after us without noise.
         await replies.shutdown()
         await producer.close()
+        StartupTrace.mark("client: closed")
         let outcome = try collected.get()
         if let failed = outcome.results[imageRequestID], let e = failed.error {
             throw ServingError(e.code, "image request failed: \(e.message)")
@@ -193,7 +193,7 @@ extension SegflowClient {
     /// `onFrame(i)` runs as frame i's answer arrives (progress).
     public func track(streamID: String, frames: [[UInt8]], initial: PromptRequest, model: String,
                       timeout: Duration = .seconds(300), onFrame: (Int) -> Void = { _ in }) async throws -> [MaskResult] {
-        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0), knownTopics: [topics.images, topics.prompts])
         let replies = try await openReplies()
         var results: [MaskResult] = []
         let outcome: Result<Void, Error>
@@ -269,7 +269,7 @@ extension SegflowClient {
     /// encoder works through them in order), answers returned in the same order.
     public func segmentInContext(_ images: [(image: ImageRequest.Image, imageID: String, frame: VideoFrame?)], model: String,
                                  inContext: (Int) -> InContextRequest, timeout: Duration = .seconds(300)) async throws -> [MaskResult] {
-        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0), knownTopics: [topics.images])
         let replies = try await openReplies()
         let outcome: Result<[MaskResult], Error>
         do {

@@ -15,11 +15,21 @@ public final class EmbeddedStack: Sendable {
 
     public var client: KafkaClientConfig { broker.clientConfig(clientID: "segflow-cli") }
 
+    /// The embedded stack's first-join delay where the mock lets it be set: each group has
+    /// exactly one member (the services and the CLI), so waiting for others only costs time.
+    public static let initialRebalanceDelay: Duration = .milliseconds(0)
+
     /// Starts the broker, creates the topics and launches the services (in this process).
     public static func start(backends: BackendSet, partitions: Int = 4,
                              embeddingDType: Messaging.DType = .f16, logger: Logger) async throws -> EmbeddedStack {
+        StartupTrace.mark("embedded stack: starting broker")
         let broker = try EmbeddedBroker()
+        // One member per group here: nothing to wait for. Only where the library allows it
+        // (librdkafka ≥ 2.6.0); 2.0.2 keeps its 3 s (see EmbeddedBroker).
+        let shortJoin = broker.setGroupInitialRebalanceDelay(Self.initialRebalanceDelay)
+        StartupTrace.mark("embedded stack: broker up at \(broker.bootstrapServers); group initial rebalance delay \(shortJoin ? "\(Self.initialRebalanceDelay)" : "3 s (fixed by this librdkafka)")")
         try await broker.createTopics(SegflowTopics.specs(partitions: partitions))
+        StartupTrace.mark("embedded stack: topics created")
         let client = broker.clientConfig(clientID: "segflow-embedded")
         // In-process services: a crash is the CLI's own, seen by its user; no poison guard.
         var encoderOptions = ImageEncoderService.Options()
@@ -68,7 +78,9 @@ extension EmbeddedStack {
         let stack = try await start(backends: set, logger: logger)
         let outcome: Result<T, Error>
         do { outcome = .success(try await body(stack.client)) } catch { outcome = .failure(error) }
+        StartupTrace.mark("embedded stack: stopping")
         await stack.stop()
+        StartupTrace.mark("embedded stack: stopped")
         return try outcome.get()
     }
 }

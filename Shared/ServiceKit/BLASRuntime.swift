@@ -56,13 +56,14 @@ public enum BLASRuntime {
             avx512 = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
         }
 
-        public static func current() -> CPUFeatures {
+        public static func current() -> CPUFeatures { CPUFeatures(cpuinfoFlags: currentFlags()) }
+
+        /// The `flags` of /proc/cpuinfo's first CPU (empty if unreadable).
+        public static func currentFlags() -> Set<String> {
             guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
                   let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-                  let colon = line.firstIndex(of: ":") else {
-                return CPUFeatures(avx2: false, fma: false, avx512: false)
-            }
-            return CPUFeatures(cpuinfoFlags: Set(line[line.index(after: colon)...].split(separator: " ").map(String.init)))
+                  let colon = line.firstIndex(of: ":") else { return [] }
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
         }
 
         /// The best OpenBLAS 0.3.21 core for these features, or nil if nothing beats generic.
@@ -108,18 +109,41 @@ public enum BLASRuntime {
 
     /// Call first thing in `main` of every executable. Either returns (the current core is
     /// the one to use) or replaces the process with itself, `OPENBLAS_CORETYPE` set.
+    ///
+    /// With no user setting, the core is the one measured fastest on this machine
+    /// (`BLASCoreChoice`: cached, measured on the first start); with measuring off or
+    /// failed, the rule above (replace a generic core, else keep the library's choice).
     public static func selectCoreOrReexec() {
+        BLASCoreChoice.runProbeIfRequested()  // a measuring child: never returns
         let env = ProcessInfo.processInfo.environment
         guard env[reexecMarkerVariable] == nil else { return }  // at most one re-exec
-        let decision = decide(environment: env, detectedCore: loadedCoreName, cpu: .current())
-        let needsTimeout = env[threadTimeoutVariable] == nil
-        var core = "", detected = ""
+        let loaded = loadedCoreName
+        let decision = decide(environment: env, detectedCore: loaded, cpu: .current())
+        var core = "", detected = "", source = ""
         if case let .reexec(c, d) = decision { core = c; detected = d }
-        guard !core.isEmpty || needsTimeout else { return }
+        switch decision {
+        case .keepLibraryChoice, .reexec:
+            if let (chosen, how) = measuredChoice(environment: env, libraryCore: env[pretendDetectedVariable] ?? loaded) {
+                source = how
+                if chosen.lowercased() != loaded.lowercased() || !core.isEmpty {
+                    core = chosen
+                    detected = env[pretendDetectedVariable] ?? loaded
+                }
+            }
+        case .respectUserSetting, .alreadySelected:
+            break
+        }
+        let needsTimeout = env[threadTimeoutVariable] == nil
+        guard !core.isEmpty || needsTimeout else {
+            // The loaded core is the measured one: no re-exec just to say so.
+            if !source.isEmpty { setenv(BLASCoreChoice.sourceVariable, source, 1) }
+            return
+        }
         if !core.isEmpty {
             setenv(coreTypeVariable, core, 1)
             setenv(detectedCoreVariable, detected, 1)
         }
+        if !source.isEmpty { setenv(BLASCoreChoice.sourceVariable, source, 1) }
         if needsTimeout { setenv(threadTimeoutVariable, preferredThreadTimeout, 1) }
         setenv(reexecMarkerVariable, "1", 1)
         fflush(nil)  // flush every C stream: nothing buffered may be lost by exec
@@ -130,13 +154,56 @@ public enum BLASRuntime {
         FileHandle.standardError.write(message.data(using: .utf8)!)
         if !core.isEmpty { unsetenv(coreTypeVariable); unsetenv(detectedCoreVariable) }
         if needsTimeout { unsetenv(threadTimeoutVariable) }
+        unsetenv(BLASCoreChoice.sourceVariable)
         unsetenv(reexecMarkerVariable)
+    }
+
+    /// The cached or freshly measured fastest core and how it was found ("cache",
+    /// "measured"), or nil (measuring off or nothing usable). Warnings go to stderr.
+    static func measuredChoice(environment env: [String: String], libraryCore: String) -> (String, String)? {
+        let flags = CPUFeatures.currentFlags()
+        let candidates = BLASCoreChoice.candidates(flags: flags, libraryCore: libraryCore)
+        let url = BLASCoreChoice.cacheURL(environment: env)
+        let key = BLASCoreChoice.currentKey()
+        let first = BLASCoreChoice.resolve(environment: env, key: key, libraryCore: libraryCore, candidates: candidates,
+                                           cacheURL: url, measure: { _ in [] })
+        let resolution: BLASCoreChoice.Resolution
+        if case .use = first {
+            resolution = first
+        } else if env[BLASCoreChoice.measureVariable] == "0" || candidates.isEmpty {
+            return nil
+        } else {
+            // Another process may be measuring right now: wait for it, then read its result.
+            resolution = BLASCoreChoice.withMeasureLock(url) { _ in
+                if case .hit(let f) = BLASCoreChoice.readCache(at: url, key: key) {
+                    return .use(core: f.chosenCore, source: "cache", warnings: [])
+                }
+                FileHandle.standardError.write("segflow: measuring OpenBLAS cores \(candidates.joined(separator: ", ")) once for this machine (cached in \(url.path); \(BLASCoreChoice.measureVariable)=0 turns this off)…\n".data(using: .utf8)!)
+                return BLASCoreChoice.resolve(environment: env, key: key, libraryCore: libraryCore, candidates: candidates,
+                                              cacheURL: url, measure: { BLASCoreChoice.measure(cores: $0) })
+            }
+        }
+        switch resolution {
+        case let .use(core, source, warnings):
+            for w in warnings { FileHandle.standardError.write("segflow: warning: \(w)\n".data(using: .utf8)!) }
+            return (core, source)
+        case let .fallBack(warnings):
+            for w in warnings { FileHandle.standardError.write("segflow: warning: \(w)\n".data(using: .utf8)!) }
+            return nil
+        }
     }
 
     /// A one-line account of how the core was chosen, for diagnostics and benchmarks.
     public static var selectionSummary: String {
         let env = ProcessInfo.processInfo.environment
         let core = loadedCoreName
+        if let source = env[BLASCoreChoice.sourceVariable] {
+            let library = env[detectedCoreVariable] ?? core
+            let numbers = BLASCoreChoice.cached(environment: env).map { "; " + BLASCoreChoice.summary($0.measurements) } ?? ""
+            let how = source == "cache" ? "measured fastest on this CPU, from \(BLASCoreChoice.cacheURL(environment: env).path)"
+                                        : "measured fastest on this CPU just now"
+            return "\(core) (\(how); OpenBLAS's own pick \(library)\(numbers))"
+        }
         if let detected = env[detectedCoreVariable] {
             return "\(core) (selected by segflow: OpenBLAS detected \(detected), a generic core)"
         }

@@ -19,6 +19,11 @@ public struct DoctorReport: Codable, Sendable {
     public var gemmRuntime: GEMMRuntimeInfo
     /// GFLOP/s per GEMM backend (OpenBLAS f32, oneDNN f32, oneDNN bf16 when native) at gemmSize³.
     public var gemmEngines: [GEMMBenchmark.Row]
+    /// How the core was chosen: "cache" / "measured" (BLASCoreChoice), "user", "library", "generic-replaced".
+    public var coreChoiceSource: String
+    /// The cached measurement for this machine (nil: none yet, or measuring is off).
+    public var coreChoice: BLASCoreChoice.CacheFile?
+    public var coreChoiceCache: String
 
     public static func collect(gemmSize: Int) -> DoctorReport {
         let env = ProcessInfo.processInfo.environment
@@ -37,13 +42,19 @@ public struct DoctorReport: Codable, Sendable {
             gemmChecks: checks,
             gemmChecksPassed: checks.allSatisfy(\.passed),
             gemmRuntime: GEMMRuntimeInfo.current(),
-            gemmEngines: GEMMBenchmark.measure(shapes: [GEMMBenchmark.Shape(m: gemmSize, n: gemmSize, k: gemmSize)]))
+            gemmEngines: GEMMBenchmark.measure(shapes: [GEMMBenchmark.Shape(m: gemmSize, n: gemmSize, k: gemmSize)]),
+            coreChoiceSource: env[BLASCoreChoice.sourceVariable]
+                ?? (env[BLASRuntime.detectedCoreVariable] != nil ? "generic-replaced"
+                    : (env[BLASRuntime.coreTypeVariable].map { !$0.isEmpty } ?? false) ? "user" : "library"),
+            coreChoice: BLASCoreChoice.cached(environment: env),
+            coreChoiceCache: BLASCoreChoice.cacheURL(environment: env).path)
     }
 
     public var text: String {
         let worst = gemmChecks.map(\.relativeError).max() ?? 0
         return """
             OpenBLAS core:   \(blasSelection)
+            core choice:     \(coreChoiceSource)\(coreChoice.map { " — measured \($0.measuredAt): " + BLASCoreChoice.summary($0.measurements) + " at \($0.shape.map(String.init).joined(separator: "×")), chose \($0.chosenCore)" } ?? " (no measurement cached at \(coreChoiceCache))")
             threads:         \(blasThreads) (worker spin timeout 2^\(blasThreadTimeout ?? "28 (OpenBLAS default)") cycles)
             CPU:             AVX2 \(cpuAVX2 ? "yes" : "no"), AVX-512 \(cpuAVX512 ? "yes" : "no")
             SGEMM check:     \(gemmChecksPassed ? "ok" : "FAILED") (\(gemmChecks.count) cases, worst relative error \(String(format: "%.2e", worst)), tolerance \(String(format: "%.0e", BLASDiagnostics.gemmRelativeTolerance)))

@@ -35,7 +35,9 @@ public final class ImageEncoderService: Service, MonitoredService {
 
     /// Runs until the task is cancelled, then drains: stops fetching, commits, flushes.
     public func run() async throws {
-        let producer = try Producer(config: ProducerConfig(client: client))
+        // Every topic it answers on (the first record to a topic librdkafka has not seen waits up to 1 s).
+        let producer = try Producer(config: ProducerConfig(client: client),
+                                    knownTopics: [options.topics.embeddings, options.topics.masks, options.topics.deadLetter, options.topics.prompts])
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs), topics: [options.topics.images])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "image-encoder", logger: logger, metrics: metrics)
         // Example-prompted models need the registered examples: follow the prompt-pairs topic.
@@ -99,18 +101,43 @@ public final class ImageEncoderService: Service, MonitoredService {
         }
     }
 
+    /// The key the image's embedding records travel under (ImageEmbedding.partitionKey).
+    func embeddingKey(_ request: ImageRequest) -> String {
+        if let frame = request.frame, frame.track != nil { return frame.streamID }
+        return request.imageID
+    }
+
     /// Computes the image's embedding once and publishes it keyed by image id.
     func publishEmbedding(of image: RGBImage, _ request: ImageRequest, backend: any SegmentationBackend,
                           record: ConsumedMessage, producer: Producer) async throws {
+        // Progress notice: decoders holding prompts for this image keep them waiting.
+        _ = try await producer.send(ProducerRecord(topic: options.topics.embeddings, key: embeddingKey(request), value: [],
+                                                   headers: [KafkaHeader(name: KafkaHeader.encodingName, string: request.imageID),
+                                                             .requestID(request.requestID)]))
         let t0 = Timing.nowMs()
+        StartupTrace.mark("image-encoder: encoding \(request.imageID)")
         let embedding = try backend.embed(image)
         let wire = try backend.wire(embedding, context: EmbeddingContext(
             requestID: request.requestID, imageID: request.imageID, dtype: options.embeddingDType,
             encoderMs: Timing.nowMs() - t0, frame: request.frame, createdAtMs: request.createdAtMs))
         let t1 = Timing.nowMs()
         metrics.record(.encode, ms: t1 - t0)
-        _ = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
+        let reports = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
+        // Where the chunks are (not for a tracked stream's frames: they are work, not cache).
+        if wire.frame?.track == nil, let first = reports.first, let last = reports.last, reports.allSatisfy({ $0.partition == first.partition }) {
+            let location = EmbeddingLocation(imageID: wire.imageID, requestID: wire.requestID, model: wire.model, partition: first.partition,
+                                             firstOffset: reports.map(\.offset).min()!, lastOffset: max(last.offset, reports.map(\.offset).max()!),
+                                             chunkCount: UInt32(reports.count), producedAtMs: Timing.wallMs())
+            do {
+                _ = try await producer.send(ProducerRecord(topic: options.topics.embeddingIndex, key: wire.imageID, value: location.encode(),
+                                                           headers: [.contentType(protobuf: "EmbeddingLocation")]))
+            } catch {
+                // The embedding is published; only on-demand fetches of it later are lost.
+                logger.warning("could not index embedding \(wire.imageID): \(error)")
+            }
+        }
         metrics.record(.publish, ms: Timing.nowMs() - t1)
+        StartupTrace.mark("image-encoder: embedding published")
         logger.info("encoded", metadata: [LogKey.requestID: "\(request.requestID)", LogKey.imageID: "\(request.imageID)",
                                           LogKey.encoderMs: "\(Int(wire.encoderMs))"])
     }

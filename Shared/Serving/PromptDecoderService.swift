@@ -25,8 +25,12 @@ public final class PromptDecoderService: Service, MonitoredService {
         public var topics = ServingTopics()
         /// Embedding LRU budget: 64 LiteMedSAM/SAM embeddings at f32.
         public var cacheBytes = 256 * 1024 * 1024
-        /// How long a prompt waits for an embedding that has not arrived.
+        /// How long a prompt waits for an embedding that has not arrived — counted from the
+        /// later of its arrival and the last embedding this decoder received, so prompts
+        /// behind a burst of images wait while the encoders work through it
+        /// (PendingPrompts), up to `maxParkMs`.
         public var maxWaitMs: Double = 30_000
+        public var maxParkMs: Double = 120_000
         public var maxParked = 10_000
         /// See ConsumerConfig.fetchWaitMaxMs: the embedded broker holds a fetch this long
         /// even when data arrives, so this bounds the added latency per hop. 1 ms costs an
@@ -37,6 +41,17 @@ public final class PromptDecoderService: Service, MonitoredService {
         /// (a chunk carries at most `ImageEmbedding.defaultMaxChunkBytes` of tensor bytes,
         /// which decode to at least as many cache bytes). Older embeddings are not read:
         /// restart cost follows `--cache-mb`, not the topic's retention.
+        /// A tracked stream with no frame for this long is ended (state freed, tombstoned).
+        public var streamIdleMs: Double = 300_000
+        /// Live streams held in memory; beyond it the least recently active is dropped
+        /// from memory (its snapshot stays on the stream-state topic and is restored if
+        /// it sends again).
+        public var maxLiveStreams = 4096
+        public var streamState = StreamStateStore.Options()
+        /// Image locations kept for on-demand fetches (EmbeddingIndex; ~200 bytes each).
+        public var indexEntries = 200_000
+        /// How long one on-demand fetch of an indexed embedding may take.
+        public var fetchTimeoutMs = 15_000
         public var replayRecords: Int64 {
             Int64((cacheBytes + ImageEmbedding.defaultMaxChunkBytes - 1) / ImageEmbedding.defaultMaxChunkBytes)
         }
@@ -56,7 +71,8 @@ public final class PromptDecoderService: Service, MonitoredService {
 
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
-        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0),
+                                    knownTopics: [options.topics.masks, options.topics.deadLetter, options.topics.prompts])
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs,
                                                            storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
                                     topics: [options.topics.embeddings, options.topics.prompts],
@@ -65,6 +81,22 @@ public final class PromptDecoderService: Service, MonitoredService {
                                  reporter: ErrorReporter(producer: producer, topics: options.topics, service: "prompt-decoder", logger: logger,
                                                          metrics: metrics),
                                  promptPartitions: await promptPartitionCount())
+        let streamStore = StreamStateStore(options: options.streamState)
+        await state.attach(streamStore)
+        let index = EmbeddingIndex(maxEntries: options.indexEntries)
+        await state.attach(index)
+        let indexFollower = Task { [client, logger, options] in
+            do { try await index.follow(client: client, topic: options.topics.embeddingIndex, logger: logger) } catch {
+                logger.error("stopped following \(options.topics.embeddingIndex): \(error); embeddings older than the replay window cannot be fetched")
+            }
+        }
+        defer { indexFollower.cancel() }
+        let follower = Task { [client, logger, options] in
+            do { try await streamStore.follow(client: client, topic: options.topics.streamState, logger: logger) } catch {
+                logger.error("stopped following \(options.topics.streamState): \(error); tracked streams cannot fail over to this decoder")
+            }
+        }
+        defer { follower.cancel() }
         logger.info("prompt-decoder ready", metadata: [LogKey.model: "\(backends.names.joined(separator: ","))"])
         let ticker = Task {
             while !Task.isCancelled {
@@ -120,13 +152,29 @@ actor DecoderState {
 
     let promptPartitions: Int?
 
+    // Tracked streams (DecoderStreams.swift).
+    var streams: [String: LiveStream] = [:]
+    var streamStore: StreamStateStore?
+    /// Per embeddings partition: the high watermark at assignment (records below it are
+    /// replayed, not new) and the position stored for commit (never moved backwards).
+    var replayHigh: [Int32: Int64] = [:]
+    var embeddingStored: [Int32: Int64] = [:]
+
+    func attach(_ store: StreamStateStore) { streamStore = store }
+
+    // On-demand fetches of indexed embeddings.
+    var embeddingIndex: EmbeddingIndex?
+    var fetching: Set<String> = []
+    func attach(_ index: EmbeddingIndex) { embeddingIndex = index }
+
     init(service: PromptDecoderService, producer: Producer, consumer: Consumer, reporter: ErrorReporter, promptPartitions: Int?) {
         self.service = service; self.producer = producer; self.consumer = consumer; self.reporter = reporter
         self.promptPartitions = promptPartitions
         metrics = service.metrics
         cacheMetrics = metrics.cache("embeddings")
         cache = EmbeddingCache(capacityBytes: service.options.cacheBytes, metrics: cacheMetrics)
-        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked, parkedGauge: metrics.parked)
+        pending = PendingPrompts(maxWaitMs: service.options.maxWaitMs, maxItems: service.options.maxParked,
+                                 maxParkMs: service.options.maxParkMs, parkedGauge: metrics.parked)
     }
 
     /// Per embeddings partition being restored: the high watermark at assignment, the
@@ -142,6 +190,7 @@ actor DecoderState {
         guard !revoked.isEmpty else { return }
         let dropped = pending.removeAll { revoked.contains(TopicPartition(topic: $0.record.topic, partition: $0.record.partition)) }
         for tp in revoked { trackers[tp] = nil }
+        dropStreams(revoked: revoked)
         if !dropped.isEmpty {
             service.logger.info("dropped prompts parked for revoked partitions (their new owner answers them)", metadata: ["prompts": "\(dropped.count)"])
         }
@@ -158,16 +207,30 @@ actor DecoderState {
                 LogKey.partition: "\(start.partition.partition)", LogKey.offset: "\(offset)",
                 "skipped": "\(offset - start.lowWatermark)", "high": "\(start.highWatermark)"])
             if offset < start.highWatermark { restoring[start.partition.partition] = (start.highWatermark, 0, Timing.nowMs()) }
+            if let committed = start.committed, committed < start.lowWatermark {
+                service.logger.warning("records of \(start.partition.topic) [\(start.partition.partition)] were deleted (retention) before this group read them: offsets \(committed)..<\(start.lowWatermark) are lost (tracked streams skip those frames)")
+            }
+            if start.partition.topic == service.options.topics.embeddings {
+                replayHigh[start.partition.partition] = start.highWatermark
+                embeddingStored[start.partition.partition] = start.committed
+            }
         }
         if record.topic == service.options.topics.embeddings {
             await handleEmbedding(record)
             finishRestore(record)
+            storeEmbeddingPosition(record)
         } else {
             await handlePrompt(record)
         }
     }
 
     func handleEmbedding(_ record: ConsumedMessage) async {
+        pending.noteProgress(nowMs: Timing.nowMs())
+        if let imageID = record.headers.string(named: KafkaHeader.encodingName) {
+            // An encoder's progress notice (empty value): the image is being encoded.
+            pending.noteEncoding(imageID: imageID, nowMs: Timing.nowMs())
+            return
+        }
         do {
             let chunk = try Messaging.ImageEmbedding(bytes: record.value)
             guard case let .complete(whole) = try assembler.add(chunk, partition: record.partition, offset: record.offset) else { return }
@@ -175,7 +238,14 @@ actor DecoderState {
                 throw ServingError(.unknownModel, "embedding \(whole.imageID) is for '\(whole.model)'; this decoder serves \(service.backends.names.joined(separator: ", "))")
             }
             let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
+            if let frame = whole.frame, let track = frame.track {
+                // A tracked stream's frame is work, not a cache entry (its prompts come with it).
+                noteRestored(record)
+                await trackFrame(whole, entry: entry, frame: frame, track: track, record: record)
+                return
+            }
             cache.insert(entry, imageID: whole.imageID)
+            StartupTrace.mark("prompt-decoder: embedding \(whole.imageID) cached")
             noteEncodeMs(whole.encoderMs, imageID: whole.imageID)
             noteRestored(record)
             metrics.embeddingCached(producedAtMs: record.timestampMs, startedAtMs: startedAtMs)
@@ -240,6 +310,7 @@ actor DecoderState {
             for pushed in pending.park(Parked(record: record, request: request, arrivedMs: now), imageID: request.imageID, nowMs: now) {
                 await fail(pushed, ServingError(.embeddingNotFound, "too many prompts waiting for embeddings; image \(pushed.request.imageID) not seen"))
             }
+            await startFetch(request.imageID)
         }
     }
 
@@ -280,8 +351,9 @@ actor DecoderState {
 
     func expire() async {
         dropRevoked()
+        await expireStreams()
         for p in pending.expire(nowMs: Timing.nowMs()) {
-            await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms; send an ImageRequest for it first"))
+            await fail(p, ServingError(.embeddingNotFound, "no embedding for image '\(p.request.imageID)' arrived within \(Int(service.options.maxWaitMs)) ms of the prompt or of the last embedding received (at most \(Int(service.options.maxParkMs)) ms in all); send an ImageRequest for it first"))
         }
     }
 
@@ -319,6 +391,7 @@ actor DecoderState {
             _ = try await producer.send(ProducerRecord(topic: topic, key: request.imageID, value: encoded,
                                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(request.requestID)] + record.traceHeaders))
             let t2 = Timing.nowMs()
+            StartupTrace.mark("prompt-decoder: answered \(request.requestID) (decode \(Int(t1 - t0)) ms)")
             metrics.record(.decode, ms: t1 - t0)
             metrics.record(.publish, ms: t2 - t1)
             metrics.record(.total, ms: t2 - arrivedMs)
@@ -326,6 +399,43 @@ actor DecoderState {
         } catch {
             let e = (error as? ServingError) ?? ServingError(.internal, "\(error)")
             await fail(Parked(record: record, request: request, arrivedMs: arrivedMs), e)
+        }
+    }
+
+    /// A prompt for an image not in the cache: if the index knows where its embedding is
+    /// (older than the replay window, or evicted), read it there — once per image at a time;
+    /// the prompts wait meanwhile as for an image being encoded.
+    func startFetch(_ imageID: String) async {
+        guard let index = embeddingIndex, !fetching.contains(imageID), let location = await index.location(imageID) else { return }
+        guard !cache.contains(imageID), pending.isWaiting(imageID: imageID) else { return }
+        fetching.insert(imageID)
+        pending.noteEncoding(imageID: imageID, nowMs: Timing.nowMs())
+        let (client, topic, timeout) = (service.client, service.options.topics.embeddings, Duration.milliseconds(service.options.fetchTimeoutMs))
+        service.logger.info("fetching an indexed embedding", metadata: [LogKey.imageID: "\(imageID)", LogKey.partition: "\(location.partition)",
+                                                                       LogKey.offset: "\(location.firstOffset)"])
+        Task {
+            let t0 = Timing.nowMs()
+            let result: Result<Messaging.ImageEmbedding, Error>
+            do { result = .success(try await EmbeddingFetcher.fetch(location, client: client, topic: topic, timeout: timeout)) } catch {
+                result = .failure(error)
+            }
+            await self.fetched(imageID, result, ms: Timing.nowMs() - t0)
+        }
+    }
+
+    func fetched(_ imageID: String, _ result: Result<Messaging.ImageEmbedding, Error>, ms: Double) async {
+        fetching.remove(imageID)
+        do {
+            let whole = try result.get()
+            let entry = try service.backends.resolve(whole.model, role: "decoder").embedding(fromWire: whole)
+            cache.insert(entry, imageID: imageID)
+            noteEncodeMs(whole.encoderMs, imageID: imageID)
+            service.logger.info("fetched an indexed embedding", metadata: [LogKey.imageID: "\(imageID)", "ms": "\(Int(ms))"])
+            for parked in pending.release(imageID: imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
+        } catch {
+            let e = (error as? ServingError) ?? ServingError(.embeddingNotFound, "fetching the embedding of '\(imageID)' failed: \(error)")
+            service.logger.warning("\(e.message)", metadata: [LogKey.imageID: "\(imageID)"])
+            for parked in pending.release(imageID: imageID) { await fail(parked, ServingError(.embeddingNotFound, e.message + "; send an ImageRequest for it again")) }
         }
     }
 

@@ -122,7 +122,7 @@ extension ServingTopics {
         guard legal else {
             throw ServingError(.invalidPrompt, "reply_topic '\(requested)' is not a legal Kafka topic name (letters, digits, '.', '_', '-'; at most 249 bytes)")
         }
-        guard ![images, embeddings, prompts, text, promptPairs, deadLetter].contains(requested) else {
+        guard ![images, embeddings, prompts, text, promptPairs, deadLetter, streamState, embeddingIndex].contains(requested) else {
             throw ServingError(.invalidPrompt, "reply_topic '\(requested)' is one of Segflow's own topics; answers go to \(masks) or a topic of the requester's")
         }
         return requested

@@ -35,7 +35,8 @@ public final class TextEncoderService: Service, MonitoredService {
     }
 
     public func run() async throws {
-        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0))
+        let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0),
+                                    knownTopics: [options.topics.prompts, options.topics.masks, options.topics.deadLetter])
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: 1, storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
                                     topics: [options.topics.text])
         let reporter = ErrorReporter(producer: producer, topics: options.topics, service: "text-encoder", logger: logger, metrics: metrics)

@@ -5,7 +5,7 @@ import SAM
 /// A user's prompt for one object on one frame: a new object, or a correction that
 /// re-anchors an existing one. Coordinates are frame pixels; the box uses SAM's
 /// convention (inclusive corners, as `segflow track --box`).
-public struct ObjectPrompt: Sendable, Equatable {
+public struct TrackerPrompt: Sendable, Equatable {
     public struct Box: Sendable, Equatable {
         public var x0: Float, y0: Float, x1: Float, y1: Float
         public init(x0: Float, y0: Float, x1: Float, y1: Float) { self.x0 = x0; self.y0 = y0; self.x1 = x1; self.y1 = y1 }
@@ -16,7 +16,7 @@ public struct ObjectPrompt: Sendable, Equatable {
 }
 
 /// What happened to an object on a frame.
-public enum TrackStatus: String, Sendable, Equatable, CaseIterable {
+public enum TrackerStatus: String, Sendable, Equatable, CaseIterable {
     /// First frame of a new object (its mask comes from the user's prompt).
     case started
     /// Followed from its memory; the mask passed the checks.
@@ -35,7 +35,7 @@ public struct FrameObjectResult: Sendable, Equatable {
     public var mask: BinaryMask
     /// The decoder's predicted IoU for the chosen mask (0 when nothing was decoded).
     public var score: Float
-    public var status: TrackStatus
+    public var status: TrackerStatus
     /// The box the decoder was prompted with; for a lost object the best appearance match
     /// (not decoded), nil when no search ran.
     public var promptBox: TrackBox?
@@ -66,7 +66,7 @@ public struct ObjectTracker: Sendable {
     public typealias Predict = ([SamPrompt]) throws -> [SamPrediction]
 
     private enum Plan {
-        case anchor(ObjectPrompt, corrected: Bool)
+        case anchor(TrackerPrompt, corrected: Bool)
         case track(box: TrackBox, appearance: Float)
         case search(box: TrackBox, appearance: Float)
         /// Not decoded; the best appearance match (if a search ran) for diagnostics.
@@ -78,7 +78,7 @@ public struct ObjectTracker: Sendable {
     /// judged as described above, with at most one `predict` call. Throws TrackerError on
     /// bad input before anything changes.
     public func step(state: inout StreamState, frameIndex: UInt64, embedding: ImageEmbedding,
-                     add: [UInt32: ObjectPrompt] = [:], correct: [UInt32: ObjectPrompt] = [:],
+                     add: [UInt32: TrackerPrompt] = [:], correct: [UInt32: TrackerPrompt] = [:],
                      predict: Predict) throws -> [FrameObjectResult] {
         let (w, h) = (embedding.originalSize.width, embedding.originalSize.height)
         try validate(state: state, frameIndex: frameIndex, width: w, height: h, add: add, correct: correct)
@@ -330,7 +330,7 @@ public struct ObjectTracker: Sendable {
     // MARK: - Validation
 
     private func validate(state: StreamState, frameIndex: UInt64, width: Int, height: Int,
-                          add: [UInt32: ObjectPrompt], correct: [UInt32: ObjectPrompt]) throws {
+                          add: [UInt32: TrackerPrompt], correct: [UInt32: TrackerPrompt]) throws {
         if state.width != 0, (state.width, state.height) != (width, height) {
             throw TrackerError.frameSizeChanged(expected: (state.width, state.height), actual: (width, height))
         }

@@ -42,11 +42,13 @@ final class KafkaConfigTests: XCTestCase {
         let specs = SegflowTopics.specs(partitions: 6)
         XCTAssertEqual(Set(specs.map(\.name)), [SegflowTopics.images, SegflowTopics.embeddings, SegflowTopics.prompts,
                                                SegflowTopics.text, SegflowTopics.masks, SegflowTopics.deadLetter,
-                                               ServingTopics().promptPairs])
+                                               ServingTopics().promptPairs, SegflowTopics.streamState, SegflowTopics.embeddingIndex])
         XCTAssertEqual(Set(specs.map(\.partitions)), [6])
-        // The prompt-pairs topic is compacted (the latest registration of an id wins); the rest are not.
+        // prompt-pairs and stream-state are compacted (the latest value of a key wins); the rest are not.
         XCTAssertEqual(specs.first { $0.name == ServingTopics().promptPairs }?.config["cleanup.policy"], "compact")
-        XCTAssertEqual(specs.filter { $0.config["cleanup.policy"] != nil }.count, 1)
+        XCTAssertEqual(specs.first { $0.name == SegflowTopics.streamState }?.config["cleanup.policy"], "compact")
+        XCTAssertEqual(specs.first { $0.name == SegflowTopics.embeddingIndex }?.config["cleanup.policy"], "compact")
+        XCTAssertEqual(specs.filter { $0.config["cleanup.policy"] != nil }.count, 3)
         // Every topic follows the prefix.
         XCTAssertTrue(ServingTopics(prefix: "blue").all.allSatisfy { $0.hasPrefix("blue.") })
     }

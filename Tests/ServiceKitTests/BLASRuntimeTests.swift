@@ -54,6 +54,8 @@ final class BLASRuntimeTests: XCTestCase {
 final class DoctorProcessTests: XCTestCase {
     struct Report: Decodable {
         var blasCore: String
+        var blasSelection: String
+        var coreChoiceSource: String
         var detectedCoreBeforeSelection: String?
         var gemmChecksPassed: Bool
         var gemmChecks: [Check]
@@ -67,6 +69,19 @@ final class DoctorProcessTests: XCTestCase {
         return runner.deletingLastPathComponent().appendingPathComponent("segflow")
     }
 
+    /// Measuring 3–4 cores in 2 rounds takes a few seconds; far more means a hang.
+    static let doctorBoundSeconds = 180.0
+
+    final class ManagedAtomicFlag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        func set() { lock.lock(); value = true; lock.unlock() }
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    }
+
+    var cacheFile = FileManager.default.temporaryDirectory.appendingPathComponent("doctor-blas-\(UUID().uuidString).json")
+    override func tearDown() { try? FileManager.default.removeItem(at: cacheFile) }
+
     func runDoctor(environment changes: [String: String?]) throws -> Report {
         let binary = Self.segflowBinary
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
@@ -74,6 +89,7 @@ final class DoctorProcessTests: XCTestCase {
             throw CocoaError(.fileNoSuchFile)
         }
         var env = ProcessInfo.processInfo.environment
+        env["SEGFLOW_BLAS_CACHE"] = cacheFile.path  // never the user's cache
         for (k, v) in changes { env[k] = v }
         let p = Process()
         p.executableURL = binary
@@ -82,8 +98,15 @@ final class DoctorProcessTests: XCTestCase {
         let out = Pipe()
         p.standardOutput = out
         try p.run()
+        // Bounded: a doctor that hangs (a probe child, the measuring lock) is killed and fails the test.
+        let killed = ManagedAtomicFlag()
+        let pid = p.processIdentifier
+        let timer = DispatchWorkItem { killed.set(); kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.doctorBoundSeconds, execute: timer)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        timer.cancel()
+        if killed.isSet { XCTFail("segflow doctor did not finish within \(Self.doctorBoundSeconds) s; killed") }
         XCTAssertEqual(p.terminationStatus, 0, String(decoding: data, as: UTF8.self))
         return try JSONDecoder().decode(Report.self, from: data)
     }
@@ -94,8 +117,9 @@ final class DoctorProcessTests: XCTestCase {
         }
         // This machine's OpenBLAS may recognise the CPU; make it look generic to the
         // selector so the re-exec path itself is exercised end to end.
+        // Measuring off: this is the generic-core rule on its own.
         let r = try runDoctor(environment: ["OPENBLAS_CORETYPE": nil,
-                                            "SEGFLOW_BLAS_DETECTED_CORE": nil,
+                                            "SEGFLOW_BLAS_DETECTED_CORE": nil, "SEGFLOW_BLAS_MEASURE": "0",
                                             "SEGFLOW_BLAS_PRETEND_DETECTED_CORE": "Prescott"])
         XCTAssertEqual(r.blasCore, BLASRuntime.CPUFeatures.current().preferredCore)
         XCTAssertEqual(r.detectedCoreBeforeSelection, "Prescott")
@@ -105,7 +129,7 @@ final class DoctorProcessTests: XCTestCase {
     func testUnsetWithoutPretendNeverEndsOnGenericCore() throws {
         guard BLASRuntime.CPUFeatures.current().preferredCore != nil else { throw XCTSkip("no AVX2 on this CPU") }
         let r = try runDoctor(environment: ["OPENBLAS_CORETYPE": nil, "SEGFLOW_BLAS_DETECTED_CORE": nil,
-                                            "SEGFLOW_BLAS_PRETEND_DETECTED_CORE": nil])
+                                            "SEGFLOW_BLAS_PRETEND_DETECTED_CORE": nil, "SEGFLOW_BLAS_MEASURE": "0"])
         let avx2Class = ["haswell", "zen", "excavator", "skylakex", "cooperlake", "sapphirerapids"]
         XCTAssertTrue(avx2Class.contains(r.blasCore.lowercased()), "ended on generic core \(r.blasCore)")
         XCTAssertTrue(r.gemmChecksPassed)
@@ -117,5 +141,30 @@ final class DoctorProcessTests: XCTestCase {
         XCTAssertEqual(r.blasCore, "Haswell")
         XCTAssertNil(r.detectedCoreBeforeSelection)
         XCTAssertTrue(r.gemmChecksPassed)
+        XCTAssertEqual(r.coreChoiceSource, "user")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cacheFile.path), "a user's core must not trigger measuring")
+    }
+
+    /// First start measures (children, bounded) and caches; the next start reads the cache;
+    /// both end on the chosen core with the SGEMM check passing under it.
+    func testFirstStartMeasuresThenUsesTheCache() throws {
+        let flags = BLASRuntime.CPUFeatures.currentFlags()
+        let library = BLASRuntime.loadedCoreName
+        let candidates = BLASCoreChoice.candidates(flags: flags, libraryCore: library)
+        guard !candidates.isEmpty else { throw XCTSkip("this CPU runs no OpenBLAS core beyond the generic one") }
+        let unset: [String: String?] = ["OPENBLAS_CORETYPE": nil, "SEGFLOW_BLAS_DETECTED_CORE": nil,
+                                        "SEGFLOW_BLAS_PRETEND_DETECTED_CORE": nil, "SEGFLOW_BLAS_MEASURE": nil]
+        let first = try runDoctor(environment: unset)
+        XCTAssertEqual(first.coreChoiceSource, "measured", first.blasSelection)
+        guard case .hit(let file) = BLASCoreChoice.readCache(at: cacheFile, key: BLASCoreChoice.currentKey()) else {
+            return XCTFail("no usable cache at \(cacheFile.path)")
+        }
+        XCTAssertEqual(Set(file.measurements.map(\.core)), Set(candidates))
+        XCTAssertEqual(first.blasCore.lowercased(), file.chosenCore.lowercased())
+        XCTAssertTrue(first.gemmChecksPassed, "SGEMM wrong under the chosen core \(first.blasCore)")
+        let second = try runDoctor(environment: unset)
+        XCTAssertEqual(second.coreChoiceSource, "cache", second.blasSelection)
+        XCTAssertEqual(second.blasCore.lowercased(), file.chosenCore.lowercased())
+        XCTAssertTrue(second.gemmChecksPassed)
     }
 }

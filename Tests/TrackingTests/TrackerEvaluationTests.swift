@@ -75,8 +75,8 @@ final class TrackerEvaluationTests: XCTestCase {
     func testCorrectionReanchorsThatObject() throws {
         let s = Evaluation.coffeeZoom
         let (frames, _) = try Harness.shared.embedded(s)
-        func prompt(_ m: BinaryMask) -> ObjectPrompt {
-            let b = Evaluation.tightBox(m); return ObjectPrompt(box: .init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1))
+        func prompt(_ m: BinaryMask) -> TrackerPrompt {
+            let b = Evaluation.tightBox(m); return TrackerPrompt(box: .init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1))
         }
         let k = 3
         let r = try Runs.tracker(s, start: [1: prompt(frames[0].truth[0]), 2: prompt(frames[0].truth[0])],

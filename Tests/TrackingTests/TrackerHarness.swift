@@ -46,7 +46,7 @@ final class Harness: @unchecked Sendable {
 /// Per-object, per-frame outcome of a run.
 struct RunResult {
     var iou: [[Float]]              // [object][frame]
-    var status: [[TrackStatus]]     // [object][frame] (the baseline has none: .tracked, or .lost once stopped)
+    var status: [[TrackerStatus]]     // [object][frame] (the baseline has none: .tracked, or .lost once stopped)
     var results: [[FrameObjectResult]] = []  // [frame][object] (new tracker only)
     var stateBytes: [UInt8] = []
 }
@@ -62,7 +62,7 @@ enum Runs {
         var out = RunResult(iou: [], status: [])
         for k in s.objects.indices {
             var prompt: SamPrompt? = SamPrompt(box: Evaluation.tightBox(frames[0].truth[k]))
-            var ious: [Float] = [], st: [TrackStatus] = []
+            var ious: [Float] = [], st: [TrackerStatus] = []
             for (f, emb) in zip(frames, embs) {
                 guard let p = prompt else {
                     ious.append(Evaluation.iou(try BinaryMask(width: f.image.width, height: f.image.height), f.truth[k])); st.append(.lost); continue
@@ -83,7 +83,7 @@ enum Runs {
     /// from the ground truth's tight boxes on frame 0 (or `start`), with `corrections`
     /// per frame index.
     static func tracker(_ s: Evaluation.Sequence, config: TrackerConfig = .init(), frameRange: Range<Int>? = nil,
-                        start: [UInt32: ObjectPrompt]? = nil, corrections: [Int: [UInt32: ObjectPrompt]] = [:],
+                        start: [UInt32: TrackerPrompt]? = nil, corrections: [Int: [UInt32: TrackerPrompt]] = [:],
                         state initial: StreamState = StreamState(), predictCalls: ((Int) -> Void)? = nil) throws -> RunResult {
         let sam = try Harness.shared.model()
         let (frames, embs) = try Harness.shared.embedded(s)
@@ -92,11 +92,11 @@ enum Runs {
         let range = frameRange ?? frames.indices
         var out = RunResult(iou: Array(repeating: [], count: s.objects.count), status: Array(repeating: [], count: s.objects.count))
         for i in range {
-            var add: [UInt32: ObjectPrompt] = [:]
+            var add: [UInt32: TrackerPrompt] = [:]
             if i == range.lowerBound, state.objects.isEmpty {
                 add = start ?? Dictionary(uniqueKeysWithValues: s.objects.indices.map { k in
                     let b = Evaluation.tightBox(frames[i].truth[k])
-                    return (UInt32(k + 1), ObjectPrompt(box: .init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)))
+                    return (UInt32(k + 1), TrackerPrompt(box: .init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)))
                 })
             }
             let emb = embs[i]

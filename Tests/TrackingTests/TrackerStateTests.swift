@@ -29,7 +29,7 @@ final class TrackerStateTests: XCTestCase {
         }
     }
 
-    static let box = ObjectPrompt(box: .init(x0: 30, y0: 20, x1: 69, y1: 59))
+    static let box = TrackerPrompt(box: .init(x0: 30, y0: 20, x1: 69, y1: 59))
 
     /// A stream with two objects after `frames` frames (the same embedding every frame).
     func stream(frames: Int, seed: UInt64 = 1) throws -> StreamState {
@@ -37,7 +37,7 @@ final class TrackerStateTests: XCTestCase {
         let tracker = ObjectTracker()
         let emb = Self.embedding(seed: seed)
         for i in 0..<frames {
-            let add: [UInt32: ObjectPrompt] = i == 0 ? [7: Self.box, 9: ObjectPrompt(box: .init(x0: 5, y0: 5, x1: 24, y1: 30))] : [:]
+            let add: [UInt32: TrackerPrompt] = i == 0 ? [7: Self.box, 9: TrackerPrompt(box: .init(x0: 5, y0: 5, x1: 24, y1: 30))] : [:]
             _ = try tracker.step(state: &state, frameIndex: UInt64(i), embedding: emb, add: add, predict: Self.boxDecoder)
         }
         return state
@@ -105,20 +105,20 @@ final class TrackerStateTests: XCTestCase {
         var state = try stream(frames: 2)
         let before = state
         let t = ObjectTracker(), emb = Self.embedding(seed: 1)
-        func expect(_ e: TrackerError, frame: UInt64 = 2, embedding: ImageEmbedding? = nil, add: [UInt32: ObjectPrompt] = [:],
-                    correct: [UInt32: ObjectPrompt] = [:], line: UInt = #line) {
+        func expect(_ e: TrackerError, frame: UInt64 = 2, embedding: ImageEmbedding? = nil, add: [UInt32: TrackerPrompt] = [:],
+                    correct: [UInt32: TrackerPrompt] = [:], line: UInt = #line) {
             XCTAssertThrowsError(try t.step(state: &state, frameIndex: frame, embedding: embedding ?? emb, add: add, correct: correct,
                                             predict: Self.boxDecoder), line: line) { XCTAssertEqual($0 as? TrackerError, e, "\($0)", line: line) }
             XCTAssertEqual(state, before, "a rejected frame changes nothing", line: line)
         }
         expect(.unknownObject(3), correct: [3: Self.box])
         expect(.objectExists(7), add: [7: Self.box])
-        expect(.emptyBox(objectID: 8, x0: 10, y0: 10, x1: 10, y1: 20), add: [8: ObjectPrompt(box: .init(x0: 10, y0: 10, x1: 10, y1: 20))])
-        expect(.emptyPrompt(objectID: 8), add: [8: ObjectPrompt()])
-        expect(.promptOutsideFrame(objectID: 7, what: "box.x1", value: 500, limit: 120), correct: [7: ObjectPrompt(box: .init(x0: 1, y0: 1, x1: 500, y1: 20))])
+        expect(.emptyBox(objectID: 8, x0: 10, y0: 10, x1: 10, y1: 20), add: [8: TrackerPrompt(box: .init(x0: 10, y0: 10, x1: 10, y1: 20))])
+        expect(.emptyPrompt(objectID: 8), add: [8: TrackerPrompt()])
+        expect(.promptOutsideFrame(objectID: 7, what: "box.x1", value: 500, limit: 120), correct: [7: TrackerPrompt(box: .init(x0: 1, y0: 1, x1: 500, y1: 20))])
         expect(.promptOutsideFrame(objectID: 8, what: "point[0].x", value: .nan, limit: 120),
-               add: [8: ObjectPrompt(points: [.init(x: .nan, y: 3, label: 1)])])
-        expect(.invalidLabel(objectID: 8, label: 2), add: [8: ObjectPrompt(points: [.init(x: 3, y: 3, label: 2)])])
+               add: [8: TrackerPrompt(points: [.init(x: .nan, y: 3, label: 1)])])
+        expect(.invalidLabel(objectID: 8, label: 2), add: [8: TrackerPrompt(points: [.init(x: 3, y: 3, label: 2)])])
         expect(.frameOutOfOrder(last: 1, got: 1), frame: 1)
         let other = ImageEmbedding(model: .liteMedSAM, embedding: emb.embedding, originalSize: (100, 120), inputSize: (213, 256))
         expect(.frameSizeChanged(expected: (120, 90), actual: (120, 100)), embedding: other)
@@ -132,7 +132,7 @@ final class TrackerStateTests: XCTestCase {
     /// A correction for a known object on a later frame re-anchors it (and only it).
     func testCorrectionMovesTheObject() throws {
         var state = try stream(frames: 3)
-        let moved = ObjectPrompt(box: .init(x0: 70, y0: 40, x1: 109, y1: 79))
+        let moved = TrackerPrompt(box: .init(x0: 70, y0: 40, x1: 109, y1: 79))
         let r = try ObjectTracker().step(state: &state, frameIndex: 3, embedding: Self.embedding(seed: 1), correct: [7: moved],
                                          predict: Self.boxDecoder)
         XCTAssertEqual(r.map(\.status), [.corrected, .tracked])

@@ -16,12 +16,16 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Segflow__V1__VideoFrame Segflow__V1__VideoFrame;
+typedef struct Segflow__V1__StreamTrack Segflow__V1__StreamTrack;
+typedef struct Segflow__V1__ObjectPrompt Segflow__V1__ObjectPrompt;
+typedef struct Segflow__V1__StreamSnapshot Segflow__V1__StreamSnapshot;
 typedef struct Segflow__V1__RawImage Segflow__V1__RawImage;
 typedef struct Segflow__V1__FloatTensor Segflow__V1__FloatTensor;
 typedef struct Segflow__V1__ImageRequest Segflow__V1__ImageRequest;
 typedef struct Segflow__V1__InContextRequest Segflow__V1__InContextRequest;
 typedef struct Segflow__V1__PromptPair Segflow__V1__PromptPair;
 typedef struct Segflow__V1__ImageEmbedding Segflow__V1__ImageEmbedding;
+typedef struct Segflow__V1__EmbeddingLocation Segflow__V1__EmbeddingLocation;
 typedef struct Segflow__V1__Point Segflow__V1__Point;
 typedef struct Segflow__V1__Box Segflow__V1__Box;
 typedef struct Segflow__V1__PromptRequest Segflow__V1__PromptRequest;
@@ -90,7 +94,15 @@ typedef enum _Segflow__V1__ErrorCode {
   /*
    * an in-context request names a prompt pair never registered
    */
-  SEGFLOW__V1__ERROR_CODE__PROMPT_NOT_FOUND = 12
+  SEGFLOW__V1__ERROR_CODE__PROMPT_NOT_FOUND = 12,
+  /*
+   * a tracked stream's frame arrived with no state (never started, ended, or expired idle)
+   */
+  SEGFLOW__V1__ERROR_CODE__STREAM_NOT_FOUND = 13,
+  /*
+   * a tracked stream's frame index is not after the last frame answered
+   */
+  SEGFLOW__V1__ERROR_CODE__FRAME_OUT_OF_ORDER = 14
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SEGFLOW__V1__ERROR_CODE)
 } Segflow__V1__ErrorCode;
 typedef enum _Segflow__V1__DType {
@@ -120,6 +132,29 @@ typedef enum _Segflow__V1__OutputFormat {
   SEGFLOW__V1__OUTPUT_FORMAT__OUTPUT_FORMAT_PNG = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SEGFLOW__V1__OUTPUT_FORMAT)
 } Segflow__V1__OutputFormat;
+typedef enum _Segflow__V1__TrackStatus {
+  /*
+   * not a tracked stream
+   */
+  SEGFLOW__V1__TRACK_STATUS__TRACK_STATUS_UNSPECIFIED = 0,
+  /*
+   * followed from the previous frames
+   */
+  SEGFLOW__V1__TRACK_STATUS__TRACKED = 1,
+  /*
+   * prompted on this frame (new object or a correction)
+   */
+  SEGFLOW__V1__TRACK_STATUS__STARTED = 2,
+  /*
+   * lost or degenerate, then recovered from the last good state
+   */
+  SEGFLOW__V1__TRACK_STATUS__REACQUIRED = 3,
+  /*
+   * not found on this frame (the mask is empty)
+   */
+  SEGFLOW__V1__TRACK_STATUS__LOST = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SEGFLOW__V1__TRACK_STATUS)
+} Segflow__V1__TrackStatus;
 
 /* --- messages --- */
 
@@ -131,10 +166,95 @@ struct  Segflow__V1__VideoFrame
   ProtobufCMessage base;
   char *stream_id;
   uint64_t frame_index;
+  /*
+   * Present = the stream is tracked by the prompt-decoder (README, Streams): the frame's
+   * embedding is keyed by stream_id, and the decoder that owns that partition answers the
+   * frame with one mask per object, keeping the stream's state (snapshotted to
+   * segflow.stream-state). Absent = an ordinary image that happens to be a frame.
+   */
+  Segflow__V1__StreamTrack *track;
 };
 #define SEGFLOW__V1__VIDEO_FRAME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__video_frame__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, NULL }
+
+
+/*
+ * Decoder-side tracking of one frame of a stream. Frames must carry increasing
+ * frame_index values (gaps allowed); a frame at or before the last answered one is
+ * FRAME_OUT_OF_ORDER, except redeliveries, which are dropped.
+ */
+struct  Segflow__V1__StreamTrack
+{
+  ProtobufCMessage base;
+  /*
+   * objects starting on this frame, or corrections (re-anchor an id)
+   */
+  size_t n_objects;
+  Segflow__V1__ObjectPrompt **objects;
+  /*
+   * ids to stop tracking from this frame
+   */
+  size_t n_remove_objects;
+  uint32_t *remove_objects;
+  /*
+   * the last frame: state freed after it is answered
+   */
+  protobuf_c_boolean end_of_stream;
+  /*
+   * empty = segflow.masks
+   */
+  char *reply_topic;
+  Segflow__V1__OutputFormat output_format;
+};
+#define SEGFLOW__V1__STREAM_TRACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__stream_track__descriptor) \
+    , 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, SEGFLOW__V1__OUTPUT_FORMAT__OUTPUT_FORMAT_UNSPECIFIED }
+
+
+/*
+ * One object's prompt on a frame (SAM-family: points and/or a box).
+ */
+struct  Segflow__V1__ObjectPrompt
+{
+  ProtobufCMessage base;
+  /*
+   * >= 1; also the palette index in indexed PNG outputs
+   */
+  uint32_t object_id;
+  size_t n_points;
+  Segflow__V1__Point **points;
+  Segflow__V1__Box *box;
+};
+#define SEGFLOW__V1__OBJECT_PROMPT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__object_prompt__descriptor) \
+    , 0, 0,NULL, NULL }
+
+
+/*
+ * prompt-decoder -> segflow.stream-state (compacted, key = stream_id): the state a decoder
+ * needs to continue a tracked stream after its last answered frame (Kafka Streams'
+ * changelog). A null value (tombstone) = the stream ended or expired.
+ */
+struct  Segflow__V1__StreamSnapshot
+{
+  ProtobufCMessage base;
+  char *stream_id;
+  uint64_t last_frame_index;
+  char *model;
+  /*
+   * the model's tracker state (versioned by the backend)
+   */
+  ProtobufCBinaryData tracker_state;
+  int64_t updated_at_ms;
+  /*
+   * of the frame answered last (redeliveries are dropped)
+   */
+  char *last_request_id;
+};
+#define SEGFLOW__V1__STREAM_SNAPSHOT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__stream_snapshot__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, {0,NULL}, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -345,6 +465,40 @@ struct  Segflow__V1__ImageEmbedding
 
 
 /*
+ * image-encoder -> segflow.embedding-index (compacted, key = image_id): where an image's
+ * embedding records are, so a decoder can fetch an embedding older than what it replayed
+ * (after a restart, or one its cache evicted) instead of asking for re-encoding.
+ */
+struct  Segflow__V1__EmbeddingLocation
+{
+  ProtobufCMessage base;
+  char *image_id;
+  /*
+   * of the ImageEmbedding chunks
+   */
+  char *request_id;
+  char *model;
+  /*
+   * of segflow.embeddings
+   */
+  int32_t partition;
+  /*
+   * first chunk's offset
+   */
+  int64_t first_offset;
+  /*
+   * last chunk's offset (chunks may interleave with other records)
+   */
+  int64_t last_offset;
+  uint32_t chunk_count;
+  int64_t produced_at_ms;
+};
+#define SEGFLOW__V1__EMBEDDING_LOCATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__embedding_location__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+/*
  * SAM point prompt in original-image pixel coordinates.
  * label: 1 foreground, 0 background (SAM's convention; other values are rejected by the decoder).
  */
@@ -529,6 +683,11 @@ struct  Segflow__V1__Mask
    * Class-map answers (in-context semantic): the class index this mask is (0 = binary).
    */
   uint32_t label;
+  /*
+   * Tracked streams: the object this mask is, and how the tracker got it.
+   */
+  uint32_t object_id;
+  Segflow__V1__TrackStatus track_status;
   Segflow__V1__Mask__EncodingCase encoding_case;
   union {
     Segflow__V1__RLE *rle;
@@ -537,7 +696,7 @@ struct  Segflow__V1__Mask
 };
 #define SEGFLOW__V1__MASK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__mask__descriptor) \
-    , 0, 0, NULL, 0, NULL, 0,NULL, NULL, 0, SEGFLOW__V1__MASK__ENCODING__NOT_SET, {0} }
+    , 0, 0, NULL, 0, NULL, 0,NULL, NULL, 0, 0, SEGFLOW__V1__TRACK_STATUS__TRACK_STATUS_UNSPECIFIED, SEGFLOW__V1__MASK__ENCODING__NOT_SET, {0} }
 
 
 struct  Segflow__V1__Timings
@@ -655,6 +814,63 @@ Segflow__V1__VideoFrame *
 void   segflow__v1__video_frame__free_unpacked
                      (Segflow__V1__VideoFrame *message,
                       ProtobufCAllocator *allocator);
+/* Segflow__V1__StreamTrack methods */
+void   segflow__v1__stream_track__init
+                     (Segflow__V1__StreamTrack         *message);
+size_t segflow__v1__stream_track__get_packed_size
+                     (const Segflow__V1__StreamTrack   *message);
+size_t segflow__v1__stream_track__pack
+                     (const Segflow__V1__StreamTrack   *message,
+                      uint8_t             *out);
+size_t segflow__v1__stream_track__pack_to_buffer
+                     (const Segflow__V1__StreamTrack   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__StreamTrack *
+       segflow__v1__stream_track__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__stream_track__free_unpacked
+                     (Segflow__V1__StreamTrack *message,
+                      ProtobufCAllocator *allocator);
+/* Segflow__V1__ObjectPrompt methods */
+void   segflow__v1__object_prompt__init
+                     (Segflow__V1__ObjectPrompt         *message);
+size_t segflow__v1__object_prompt__get_packed_size
+                     (const Segflow__V1__ObjectPrompt   *message);
+size_t segflow__v1__object_prompt__pack
+                     (const Segflow__V1__ObjectPrompt   *message,
+                      uint8_t             *out);
+size_t segflow__v1__object_prompt__pack_to_buffer
+                     (const Segflow__V1__ObjectPrompt   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__ObjectPrompt *
+       segflow__v1__object_prompt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__object_prompt__free_unpacked
+                     (Segflow__V1__ObjectPrompt *message,
+                      ProtobufCAllocator *allocator);
+/* Segflow__V1__StreamSnapshot methods */
+void   segflow__v1__stream_snapshot__init
+                     (Segflow__V1__StreamSnapshot         *message);
+size_t segflow__v1__stream_snapshot__get_packed_size
+                     (const Segflow__V1__StreamSnapshot   *message);
+size_t segflow__v1__stream_snapshot__pack
+                     (const Segflow__V1__StreamSnapshot   *message,
+                      uint8_t             *out);
+size_t segflow__v1__stream_snapshot__pack_to_buffer
+                     (const Segflow__V1__StreamSnapshot   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__StreamSnapshot *
+       segflow__v1__stream_snapshot__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__stream_snapshot__free_unpacked
+                     (Segflow__V1__StreamSnapshot *message,
+                      ProtobufCAllocator *allocator);
 /* Segflow__V1__RawImage methods */
 void   segflow__v1__raw_image__init
                      (Segflow__V1__RawImage         *message);
@@ -768,6 +984,25 @@ Segflow__V1__ImageEmbedding *
                       const uint8_t       *data);
 void   segflow__v1__image_embedding__free_unpacked
                      (Segflow__V1__ImageEmbedding *message,
+                      ProtobufCAllocator *allocator);
+/* Segflow__V1__EmbeddingLocation methods */
+void   segflow__v1__embedding_location__init
+                     (Segflow__V1__EmbeddingLocation         *message);
+size_t segflow__v1__embedding_location__get_packed_size
+                     (const Segflow__V1__EmbeddingLocation   *message);
+size_t segflow__v1__embedding_location__pack
+                     (const Segflow__V1__EmbeddingLocation   *message,
+                      uint8_t             *out);
+size_t segflow__v1__embedding_location__pack_to_buffer
+                     (const Segflow__V1__EmbeddingLocation   *message,
+                      ProtobufCBuffer     *buffer);
+Segflow__V1__EmbeddingLocation *
+       segflow__v1__embedding_location__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   segflow__v1__embedding_location__free_unpacked
+                     (Segflow__V1__EmbeddingLocation *message,
                       ProtobufCAllocator *allocator);
 /* Segflow__V1__Point methods */
 void   segflow__v1__point__init
@@ -1002,6 +1237,15 @@ void   segflow__v1__error_report__free_unpacked
 typedef void (*Segflow__V1__VideoFrame_Closure)
                  (const Segflow__V1__VideoFrame *message,
                   void *closure_data);
+typedef void (*Segflow__V1__StreamTrack_Closure)
+                 (const Segflow__V1__StreamTrack *message,
+                  void *closure_data);
+typedef void (*Segflow__V1__ObjectPrompt_Closure)
+                 (const Segflow__V1__ObjectPrompt *message,
+                  void *closure_data);
+typedef void (*Segflow__V1__StreamSnapshot_Closure)
+                 (const Segflow__V1__StreamSnapshot *message,
+                  void *closure_data);
 typedef void (*Segflow__V1__RawImage_Closure)
                  (const Segflow__V1__RawImage *message,
                   void *closure_data);
@@ -1019,6 +1263,9 @@ typedef void (*Segflow__V1__PromptPair_Closure)
                   void *closure_data);
 typedef void (*Segflow__V1__ImageEmbedding_Closure)
                  (const Segflow__V1__ImageEmbedding *message,
+                  void *closure_data);
+typedef void (*Segflow__V1__EmbeddingLocation_Closure)
+                 (const Segflow__V1__EmbeddingLocation *message,
                   void *closure_data);
 typedef void (*Segflow__V1__Point_Closure)
                  (const Segflow__V1__Point *message,
@@ -1065,13 +1312,18 @@ typedef void (*Segflow__V1__ErrorReport_Closure)
 extern const ProtobufCEnumDescriptor    segflow__v1__error_code__descriptor;
 extern const ProtobufCEnumDescriptor    segflow__v1__dtype__descriptor;
 extern const ProtobufCEnumDescriptor    segflow__v1__output_format__descriptor;
+extern const ProtobufCEnumDescriptor    segflow__v1__track_status__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__video_frame__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__stream_track__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__object_prompt__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__stream_snapshot__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__raw_image__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__float_tensor__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__image_request__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__in_context_request__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__prompt_pair__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__image_embedding__descriptor;
+extern const ProtobufCMessageDescriptor segflow__v1__embedding_location__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__point__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__box__descriptor;
 extern const ProtobufCMessageDescriptor segflow__v1__prompt_request__descriptor;

@@ -71,3 +71,15 @@ extension Consumer {
         }
     }
 }
+
+extension Consumer {
+    /// Asks the partition's leader for its low and high watermarks (bounded by `timeoutMs`).
+    public func queryWatermarks(_ partition: TopicPartition, timeoutMs: Int32 = 5000) async throws -> (low: Int64, high: Int64) {
+        try await core.perform("watermarks of \(partition.topic) [\(partition.partition)]") { rk in
+            var low: Int64 = 0, high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(rk, partition.topic, partition.partition, &low, &high, timeoutMs)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "watermarks of \(partition.topic) [\(partition.partition)]") }
+            return (low, high)
+        }
+    }
+}

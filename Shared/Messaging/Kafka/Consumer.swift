@@ -182,6 +182,8 @@ final class ConsumerCore: @unchecked Sendable {
 
     private func pollLoop() {
         let rk = handle.pointer
+        var tracedAssignment = !StartupTrace.enabled, tracedMessage = !StartupTrace.enabled
+        let traceName = StartupTrace.enabled ? String(cString: rd_kafka_name(rk)) : ""
         while true {
             condition.lock()
             while jobs.isEmpty && !stopRequested && buffer.count >= capacity {
@@ -200,11 +202,16 @@ final class ConsumerCore: @unchecked Sendable {
             condition.unlock()
             if !hasRoom { continue }
 
+            if !tracedAssignment { tracedAssignment = Self.traceAssignment(rk, name: traceName) }
             guard let raw = rd_kafka_consumer_poll(rk, 100) else { continue }
             let outcome = Self.convert(raw)
             rd_kafka_message_destroy(raw)
             switch outcome {
             case .message(let message):
+                if !tracedMessage {
+                    tracedMessage = true
+                    StartupTrace.mark("consumer \(traceName): first record \(message.topic) [\(message.partition)] @ \(message.offset)")
+                }
                 deliver(message)
             case .error(let error):
                 if let fatal = handle.fatalError() {
@@ -220,6 +227,16 @@ final class ConsumerCore: @unchecked Sendable {
             if handle.fatalError() != nil { break }
         }
         shutDownOnPollThread(rk)
+    }
+
+    /// SEGFLOW_TRACE: marks the first non-empty assignment; true once seen.
+    private static func traceAssignment(_ rk: OpaquePointer, name: String) -> Bool {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return false }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        guard list.pointee.cnt > 0 else { return false }
+        StartupTrace.mark("consumer \(name): assigned \(list.pointee.cnt) partition(s)")
+        return true
     }
 
     private func deliver(_ message: ConsumedMessage) {
@@ -378,7 +395,46 @@ public final class Consumer: Sendable {
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
         let err = rd_kafka_subscribe(handle.pointer, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "subscribe to \(topics)") }
+        StartupTrace.mark("consumer \(String(cString: rd_kafka_name(handle.pointer))): subscribed group \(config.groupID) to \(topics.joined(separator: ","))")
         core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+    }
+
+    /// A reader outside any consumer group: every partition of `topic` from its end as of
+    /// now. The high watermarks are queried first and assigned as exact offsets, so every
+    /// record produced after this returns is read — no group join (the mock broker's first
+    /// join takes 3 s) and no race with "latest", which librdkafka resolves only after the
+    /// assignment. Nothing is ever committed. For request/reply clients (SegflowClient).
+    public init(config: ConsumerConfig, readingFromEndOf topic: String, partitions: Int,
+                onError: (@Sendable (KafkaError) -> Void)? = nil) async throws {
+        precondition(partitions > 0, "readingFromEndOf needs at least one partition")
+        self.topics = [topic]
+        self.groupID = config.groupID
+        rebalance = RebalanceHandler(windows: [])
+        var properties = config.librdkafkaProperties()
+        properties["enable.auto.commit"] = "false"
+        let handle = try RDKafkaHandle(type: RD_KAFKA_CONSUMER, properties: properties)
+        let redirect = rd_kafka_poll_set_consumer(handle.pointer)
+        if redirect != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(redirect, "rd_kafka_poll_set_consumer") }
+        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+        let timeoutMs = RebalanceHandler.watermarkTimeoutMs
+        do {
+            try await core.perform("assign \(topic) from its end") { rk in
+                let list = rd_kafka_topic_partition_list_new(Int32(partitions))
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                for p in 0..<Int32(partitions) {
+                    var low: Int64 = 0, high: Int64 = 0
+                    let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, timeoutMs)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "end offset of \(topic) [\(p)]") }
+                    rd_kafka_topic_partition_list_add(list, topic, p)?.pointee.offset = high
+                }
+                let err = rd_kafka_assign(rk, list)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "assign \(topic)") }
+            }
+        } catch {
+            await shutdown()
+            throw error
+        }
+        StartupTrace.mark("consumer \(String(cString: rd_kafka_name(handle.pointer))): assigned \(topic) (\(partitions) partitions) from its end")
     }
 
     deinit {
@@ -386,6 +442,28 @@ public final class Consumer: Sendable {
     }
 
     public var messages: ConsumerMessages { ConsumerMessages(core: core) }
+
+    /// A reader outside any consumer group of exact positions (`start`: partition → first
+    /// offset to read). Nothing is committed. For reading records the caller located
+    /// itself (the prompt-decoder fetching an embedding by its indexed offsets).
+    public init(config: ConsumerConfig, reading start: [TopicPartition: Int64],
+                onError: (@Sendable (KafkaError) -> Void)? = nil) throws {
+        precondition(!start.isEmpty, "a positioned reader needs at least one partition")
+        self.topics = Array(Set(start.keys.map(\.topic))).sorted()
+        self.groupID = config.groupID
+        rebalance = RebalanceHandler(windows: [])
+        var properties = config.librdkafkaProperties()
+        properties["enable.auto.commit"] = "false"
+        let handle = try RDKafkaHandle(type: RD_KAFKA_CONSUMER, properties: properties)
+        let redirect = rd_kafka_poll_set_consumer(handle.pointer)
+        if redirect != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(redirect, "rd_kafka_poll_set_consumer") }
+        let list = rd_kafka_topic_partition_list_new(Int32(start.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (tp, offset) in start { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)?.pointee.offset = offset }
+        let err = rd_kafka_assign(handle.pointer, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "assign \(start)") }
+        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+    }
 
     /// Commits `message.offset + 1` for its partition (Kafka's committed offset is the
     /// next one to read), synchronously with the group coordinator.
@@ -491,7 +569,9 @@ public final class Consumer: Sendable {
 }
 
 /// A topic a consumer replays only the tail of: on assignment each partition starts at
-/// `max(low watermark, high watermark − records)`. The prompt-decoder uses it for the
+/// `max(low watermark, min(committed, high watermark − records))` — the tail, or earlier
+/// when the group's committed offset is older (work the previous owner never finished,
+/// e.g. a tracked stream's frames, is never skipped). The prompt-decoder uses it for the
 /// embeddings topic, sized from its cache (`--cache-mb`): a restart or a new assignment
 /// costs what the cache can hold, however long the topic's retention.
 public struct ReplayWindow: Sendable, Hashable {
@@ -510,6 +590,8 @@ public struct AssignedStart: Sendable, Hashable {
     public var offset: Int64?
     public var lowWatermark: Int64
     public var highWatermark: Int64
+    /// The group's committed offset when the partition was assigned (nil: none).
+    public var committed: Int64? = nil
 }
 
 /// State for the C rebalance callback (runs on the consumer's poll thread, inside
@@ -548,12 +630,25 @@ final class RebalanceHandler: @unchecked Sendable {
                 decided.append(AssignedStart(partition: tp, offset: nil, lowWatermark: -1, highWatermark: -1))
                 continue
             }
-            let start = max(low, high - window)
+            var start = max(low, high - window)
+            let committed = Self.committed(rk, tp)
+            if let committed, committed >= low, committed < start { start = committed }
             entry.pointee.offset = start
-            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high))
+            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high, committed: committed))
         }
         starts.withLock { $0.append(contentsOf: decided) }
         rd_kafka_assign(rk, list)
+    }
+
+    /// The group's committed offset for one partition (nil: none, or the query failed).
+    static func committed(_ rk: OpaquePointer, _ tp: TopicPartition) -> Int64? {
+        guard let list = rd_kafka_topic_partition_list_new(1) else { return nil }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)
+        guard rd_kafka_committed(rk, list, watermarkTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR,
+              list.pointee.elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        let offset = list.pointee.elems[0].offset
+        return offset >= 0 ? offset : nil
     }
 }
 

@@ -1,5 +1,8 @@
 import CRdKafka
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An in-process Kafka cluster: librdkafka's mock cluster, which serves the real Kafka
 /// protocol on loopback TCP, so clients use exactly the code path they use against a
@@ -36,6 +39,26 @@ public final class EmbeddedBroker: TopicProvisioner {
 
     deinit {
         stop()
+    }
+
+    /// Sets the mock's group.initial.rebalance.delay.ms (how long a new group's first
+    /// JoinGroup waits for more members). librdkafka 2.6.0 added
+    /// `rd_kafka_mock_group_initial_rebalance_delay_ms`; 2.0.2 (Debian 12) hard-codes 3000 ms
+    /// (rdkafka_mock_cgrp.c, rd_kafka_mock_cgrp_rebalance: "First join, low timeout"). The
+    /// function is looked up at run time, so one binary uses it where the library has it.
+    /// Returns false (nothing changed) when the loaded library lacks it.
+    @discardableResult
+    public func setGroupInitialRebalanceDelay(_ delay: Duration) -> Bool {
+        typealias SetDelay = @convention(c) (OpaquePointer?, Int32) -> Void
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "rd_kafka_mock_group_initial_rebalance_delay_ms") else { return false }
+        let set = unsafeBitCast(symbol, to: SetDelay.self)
+        let ms = Int32(clamping: milliseconds(delay))
+        return (try? withCluster("rebalance delay") { set($0, ms) }) != nil
+    }
+
+    /// Whether the loaded librdkafka lets `setGroupInitialRebalanceDelay` work (≥ 2.6.0).
+    public static var canSetGroupInitialRebalanceDelay: Bool {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "rd_kafka_mock_group_initial_rebalance_delay_ms") != nil
     }
 
     /// Client settings pointing at this cluster.

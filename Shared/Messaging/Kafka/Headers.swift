@@ -21,6 +21,9 @@ public struct KafkaHeader: Sendable, Hashable {
     public static let contentTypeName = "content-type"
     public static let requestIDName = "request-id"
     public static let traceIDName = "trace-id"
+    /// On an empty record of the embeddings topic: an encoder started encoding this image id
+    /// (a progress notice; decoders let the image's parked prompts wait on).
+    public static let encodingName = "segflow-encoding"
 
     /// content-type for a segflow.v1 protobuf message, e.g. "application/x-protobuf; messageType=segflow.v1.ImageRequest".
     public static func contentType(protobuf messageName: String) -> KafkaHeader {
@@ -35,5 +38,14 @@ extension Array where Element == KafkaHeader {
     /// The last value for `name` as a string (Kafka convention: later headers win).
     public func string(named name: String) -> String? {
         last { $0.name == name }?.stringValue
+    }
+}
+
+extension RequestIDs {
+    /// Empty ids filled from the record: the request-id header and the key. (Here, not
+    /// with the Proto code, which builds without Kafka — the fuzz harnesses compile it alone.)
+    public func filling(from record: ConsumedMessage) -> RequestIDs {
+        RequestIDs(requestID: requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : requestID,
+                   imageID: imageID.isEmpty ? record.keyString ?? "" : imageID, replyTopic: replyTopic)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings shared by every client. Renders to librdkafka properties.
 ///
 /// Typed fields cover what Segflow tunes; `properties` passes anything else straight to
@@ -26,9 +28,15 @@ public struct KafkaClientConfig: Sendable, Hashable {
     func render() -> [String: String] {
         // Segflow's records are latency-bound requests and replies, not bulk streams:
         // send small frames at once instead of letting Nagle's algorithm hold them.
-        ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID,
-         "socket.nagle.disable": "true"]
+        var p = ["bootstrap.servers": bootstrapServers.joined(separator: ","), "client.id": clientID,
+                 "socket.nagle.disable": "true"]
+        // SEGFLOW_KAFKA_DEBUG=cgrp,topic,…: librdkafka's `debug` contexts, printed with
+        // SEGFLOW_TRACE=1 (KafkaLog) — for finding where a run waits.
+        if let debug = ProcessInfo.processInfo.environment[Self.debugVariable], !debug.isEmpty { p["debug"] = debug }
+        return p
     }
+
+    public static let debugVariable = "SEGFLOW_KAFKA_DEBUG"
 }
 
 public struct ProducerConfig: Sendable, Hashable {
@@ -186,6 +194,8 @@ public enum SegflowTopics {
     public static let text = ServingTopics().text
     public static let masks = ServingTopics().masks
     public static let deadLetter = ServingTopics().deadLetter
+    public static let streamState = ServingTopics().streamState
+    public static let embeddingIndex = ServingTopics().embeddingIndex
 
     /// All topics with one partition count. embeddings and prompts MUST share it: both
     /// are keyed by image id, so equal counts put both halves of the join on the same
@@ -206,19 +216,26 @@ public struct ServingTopics: Sendable, Hashable {
     public var deadLetter: String
     /// In-context examples, keyed by prompt id; compacted (the latest registration of an id wins).
     public var promptPairs: String
+    /// Tracked streams' state, keyed by stream id; compacted (README, Streams).
+    public var streamState: String
+    /// Where each image's embedding records are, keyed by image id; compacted.
+    public var embeddingIndex: String
 
     public init(prefix: String = SegflowTopics.defaultPrefix) {
         images = "\(prefix).images"; embeddings = "\(prefix).embeddings"; prompts = "\(prefix).prompts"
         text = "\(prefix).text"; masks = "\(prefix).masks"; deadLetter = "\(prefix).dead-letter"
-        promptPairs = "\(prefix).prompt-pairs"
+        promptPairs = "\(prefix).prompt-pairs"; streamState = "\(prefix).stream-state"
+        embeddingIndex = "\(prefix).embedding-index"
     }
 
-    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs] }
+    public var all: [String] { [images, embeddings, prompts, text, masks, deadLetter, promptPairs, streamState, embeddingIndex] }
+    /// Topics holding the latest value per key (a deleted key is a tombstone).
+    public var compacted: Set<String> { [promptPairs, streamState, embeddingIndex] }
 
     public func specs(partitions: Int, replicationFactor: Int = 1) -> [TopicSpec] {
         all.map {
             TopicSpec(name: $0, partitions: partitions, replicationFactor: replicationFactor,
-                      config: $0 == promptPairs ? ["cleanup.policy": "compact"] : [:])
+                      config: compacted.contains($0) ? ["cleanup.policy": "compact"] : [:])
         }
     }
 }

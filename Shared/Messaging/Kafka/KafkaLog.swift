@@ -31,6 +31,7 @@ public enum KafkaLog {
     }
 
     static func forward(level syslog: Int32, facility: String, message: String, client: String) {
+        if StartupTrace.enabled && syslog >= 7 { StartupTrace.mark("librdkafka \(client) \(facility): \(message)"); return }
         let level = isDisconnect(facility: facility, message: message) ? .debug : level(syslog: syslog)
         logger.log(level: level, "\(message)", metadata: ["client": "\(client)", "facility": "\(facility)"])
     }

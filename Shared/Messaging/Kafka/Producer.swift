@@ -10,6 +10,15 @@ public struct ProducerRecord: Sendable, Hashable {
     public var headers: [KafkaHeader]
     /// nil lets the configured partitioner hash the key.
     public var partition: Int32?
+    /// A null value (compacted topics: deletes the key). `value` must be empty.
+    public var tombstone = false
+
+    /// A tombstone for `key` on a compacted topic.
+    public static func tombstone(topic: String, key: String) -> ProducerRecord {
+        var r = ProducerRecord(topic: topic, key: key, value: [])
+        r.tombstone = true
+        return r
+    }
 
     public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil) {
         self.topic = topic
@@ -114,12 +123,40 @@ public final class Producer: Sendable {
     /// stopped the poll thread (its report would never be served).
     private let closed = Locked(false)
 
-    public init(config: ProducerConfig) throws {
+    /// - Parameter knownTopics: topics this producer will write to. Their metadata is
+    ///   fetched now, in the background: librdkafka 2.0.2 learns a topic it has not seen
+    ///   from its 1 s topic scan (rdkafka_topic.c, rd_kafka_topic_scan_all), so the first
+    ///   record to each new topic waited up to a second (measured with SEGFLOW_TRACE=1 and
+    ///   SEGFLOW_KAFKA_DEBUG=topic,metadata: "New local topic" … 0.7–1.0 s … "refresh
+    ///   unavailable topics"). Records to other topics work as before.
+    public init(config: ProducerConfig, knownTopics: [String] = []) throws {
         self.config = config
         handle = try RDKafkaHandle(type: RD_KAFKA_PRODUCER, properties: config.librdkafkaProperties()) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
         }
         poller = ProducerPollThread(handle: handle, name: "segflow.producer.poll")
+        if !knownTopics.isEmpty { Self.warmUp(handle, topics: Array(Set(knownTopics)).sorted()) }
+    }
+
+    /// How long the background metadata warm-up may wait for the cluster; past it the
+    /// topics are learnt as before (by the first record).
+    static let warmUpTimeoutMs: Int32 = 5000
+
+    /// Creates the topic objects and asks for their metadata on a thread of its own (a
+    /// metadata request blocks). The thread holds the handle until it is done.
+    private static func warmUp(_ handle: RDKafkaHandle, topics: [String]) {
+        let thread = Thread {
+            for topic in topics {
+                guard let rkt = rd_kafka_topic_new(handle.pointer, topic, nil) else { continue }
+                var metadata: UnsafePointer<rd_kafka_metadata>?
+                let err = rd_kafka_metadata(handle.pointer, 0, rkt, &metadata, warmUpTimeoutMs)
+                if let metadata { rd_kafka_metadata_destroy(metadata) }
+                StartupTrace.mark("producer \(String(cString: rd_kafka_name(handle.pointer))): metadata for \(topic): \(err == RD_KAFKA_RESP_ERR_NO_ERROR ? "ok" : String(cString: rd_kafka_err2str(err)))")
+                rd_kafka_topic_destroy(rkt)
+            }
+        }
+        thread.name = "segflow.producer.warmup"
+        thread.start()
     }
 
     deinit {
@@ -213,8 +250,8 @@ public final class Producer: Sendable {
                     }
                     add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
                     add(RD_KAFKA_VTYPE_VALUE) {
-                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                        $0.u.mem.size = value.count
+                        $0.u.mem.ptr = record.tombstone ? nil : UnsafeMutableRawPointer(mutating: value.baseAddress)
+                        $0.u.mem.size = record.tombstone ? 0 : value.count
                     }
                     if record.key != nil {
                         add(RD_KAFKA_VTYPE_KEY) {

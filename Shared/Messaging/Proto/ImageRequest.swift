@@ -132,12 +132,6 @@ public struct RequestIDs: Sendable, Hashable {
         pointer.flatMap { String(validatingCString: $0) } ?? ""
     }
 
-    /// Empty ids filled from the record: the request-id header and the key.
-    public func filling(from record: ConsumedMessage) -> RequestIDs {
-        RequestIDs(requestID: requestID.isEmpty ? record.headers.string(named: KafkaHeader.requestIDName) ?? "" : requestID,
-                   imageID: imageID.isEmpty ? record.keyString ?? "" : imageID, replyTopic: replyTopic)
-    }
-
     /// Ids of an `ImageRequest`'s bytes (empty strings where unreadable).
     public static func ofImageRequest(_ bytes: [UInt8]) -> RequestIDs {
         (try? unpackMessage(bytes, name: "ImageRequest", unpack: segflow__v1__image_request__unpack,

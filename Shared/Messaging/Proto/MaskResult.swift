@@ -37,6 +37,9 @@ public struct MaskResult: Sendable, Hashable {
         public var cropBox: BoundingBox?
         /// Class-map answers: the class index this mask is (0 = binary).
         public var label: UInt32
+        /// Tracked streams: the object (0 = not a tracked stream) and how it was found.
+        public var objectID: UInt32 = 0
+        public var trackStatus: TrackStatus = .none
 
         public init(encoding: Encoding, predictedIoU: Float, stabilityScore: Float, bbox: BoundingBox,
                     area: UInt64, lowResLogits: FloatTensor? = nil, pointCoords: [Double] = [], cropBox: BoundingBox? = nil,
@@ -129,6 +132,8 @@ public struct MaskResult: Sendable, Hashable {
             c.pointee.area = mask.area
             c.pointee.low_res_logits = mask.lowResLogits?.c(arena)
             c.pointee.label = mask.label
+            c.pointee.object_id = mask.objectID
+            c.pointee.track_status = Segflow__V1__TrackStatus(rawValue: numericCast(mask.trackStatus.rawValue))
             c.pointee.n_point_coords = mask.pointCoords.count
             c.pointee.point_coords = arena.array(mask.pointCoords)
             if let crop = mask.cropBox {
@@ -187,13 +192,17 @@ public struct MaskResult: Sendable, Hashable {
                     throw reader.invalid("masks[\(index)].point_coords", "\(points.count) values", "x, y pairs of finite numbers",
                                          code: .invalidProtobuf)
                 }
-                return Mask(encoding: encoding, predictedIoU: c.predicted_iou, stabilityScore: c.stability_score,
+                var mask = Mask(encoding: encoding, predictedIoU: c.predicted_iou, stabilityScore: c.stability_score,
                             bbox: BoundingBox(x: box?.x ?? 0, y: box?.y ?? 0, w: box?.w ?? 0, h: box?.h ?? 0),
                             area: c.area,
                             lowResLogits: try FloatTensor.read(c.low_res_logits, reader, field: "masks[\(index)].low_res_logits"),
                             pointCoords: points,
                             cropBox: c.crop_box.map { BoundingBox(x: $0.pointee.x, y: $0.pointee.y, w: $0.pointee.w, h: $0.pointee.h) },
                             label: c.label)
+                mask.objectID = c.object_id
+                // A status from a newer peer reads as .none (still a valid mask).
+                mask.trackStatus = TrackStatus(rawValue: Int32(truncatingIfNeeded: Int64(c.track_status.rawValue))) ?? .none
+                return mask
             }
             var failure: Failure?
             if let e = m.error?.pointee {

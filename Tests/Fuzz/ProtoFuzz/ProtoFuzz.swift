@@ -33,6 +33,8 @@ public func protoFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CIn
     check("PromptRequest", bytes, PromptRequest.init(bytes:), { $0.encode() })
     check("MaskResult", bytes, MaskResult.init(bytes:), { $0.encode() })
     check("ErrorReport", bytes, ErrorReport.init(bytes:), { $0.encode() })
+    check("StreamSnapshot", bytes, StreamSnapshot.init(bytes:), { $0.encode() })
+    check("EmbeddingLocation", bytes, EmbeddingLocation.init(bytes:), { $0.encode() })
     // Chunk reassembly with whatever decodes as an embedding chunk.
     if let chunk = try? ImageEmbedding(bytes: bytes), !chunk.isComplete {
         var assembler = EmbeddingAssembler(maxPendingBytes: 1 << 16, maxPendingEmbeddings: 4)

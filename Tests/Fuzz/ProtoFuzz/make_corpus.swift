@@ -8,10 +8,18 @@ enum MakeCorpus {
         let dir = URL(fileURLWithPath: CommandLine.arguments[1])
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let frame = VideoFrame(streamID: "cam", frameIndex: 3)
+        let tracked = VideoFrame(streamID: "cam", frameIndex: 4, track: StreamTrack(
+            objects: [ObjectPrompt(objectID: 1, points: [.init(x: 1, y: 2, label: 1)], box: .init(x0: 0, y0: 0, x1: 3, y1: 3))],
+            removeObjects: [2], endOfStream: true, replyTopic: "t", outputFormat: .png))
         let embedding = ImageEmbedding(requestID: "r", imageID: "i", model: "m", originalHeight: 4, originalWidth: 4,
                                        inputHeight: 4, inputWidth: 4, dtype: .f16, shape: [2, 2, 2],
                                        data: Array(0..<16), encoderMs: 1, frame: frame, createdAtMs: 5)
         let seeds: [String: [UInt8]] = [
+            "image_tracked": ImageRequest(requestID: "r", imageID: "i", image: .png([0x89, 0x50]), frame: tracked).encode(),
+            "stream_snapshot": StreamSnapshot(streamID: "cam", lastFrameIndex: 7, model: "m", trackerState: [1, 2, 3],
+                                              updatedAtMs: 9, lastRequestID: "r").encode(),
+            "embedding_location": EmbeddingLocation(imageID: "i", requestID: "r", model: "m", partition: 1, firstOffset: 10,
+                                                    lastOffset: 14, chunkCount: 4, producedAtMs: 2).encode(),
             "image_png": ImageRequest(requestID: "r", imageID: "i", image: .png([0x89, 0x50, 0x4E, 0x47]), frame: frame,
                                       model: "m", replyTopic: "t", createdAtMs: 1).encode(),
             "image_raw": ImageRequest(requestID: "r", imageID: "i",

@@ -10,18 +10,25 @@ DTYPE_F32: DType
 DTYPE_UNSPECIFIED: DType
 EMBEDDING_NOT_FOUND: ErrorCode
 ERROR_CODE_UNSPECIFIED: ErrorCode
+FRAME_OUT_OF_ORDER: ErrorCode
 IMAGE_TOO_LARGE: ErrorCode
 INTERNAL: ErrorCode
 INVALID_EMBEDDING: ErrorCode
 INVALID_IMAGE: ErrorCode
 INVALID_PROMPT: ErrorCode
 INVALID_PROTOBUF: ErrorCode
+LOST: TrackStatus
 OUTPUT_FORMAT_PNG: OutputFormat
 OUTPUT_FORMAT_RLE: OutputFormat
 OUTPUT_FORMAT_UNSPECIFIED: OutputFormat
 PROMPT_NOT_FOUND: ErrorCode
+REACQUIRED: TrackStatus
 SHAPE_MISMATCH: ErrorCode
+STARTED: TrackStatus
+STREAM_NOT_FOUND: ErrorCode
 TIMEOUT: ErrorCode
+TRACKED: TrackStatus
+TRACK_STATUS_UNSPECIFIED: TrackStatus
 UNKNOWN_MODEL: ErrorCode
 UNSUPPORTED: ErrorCode
 
@@ -74,6 +81,26 @@ class Box(_message.Message):
     y0: float
     y1: float
     def __init__(self, x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ...) -> None: ...
+
+class EmbeddingLocation(_message.Message):
+    __slots__ = ["chunk_count", "first_offset", "image_id", "last_offset", "model", "partition", "produced_at_ms", "request_id"]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    PRODUCED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    chunk_count: int
+    first_offset: int
+    image_id: str
+    last_offset: int
+    model: str
+    partition: int
+    produced_at_ms: int
+    request_id: str
+    def __init__(self, image_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., partition: _Optional[int] = ..., first_offset: _Optional[int] = ..., last_offset: _Optional[int] = ..., chunk_count: _Optional[int] = ..., produced_at_ms: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ["code", "message"]
@@ -192,28 +219,32 @@ class InContextRequest(_message.Message):
     def __init__(self, prompt_ids: _Optional[_Iterable[str]] = ..., task: _Optional[str] = ..., num_labels: _Optional[int] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., return_raw: bool = ...) -> None: ...
 
 class Mask(_message.Message):
-    __slots__ = ["area", "bbox", "crop_box", "label", "low_res_logits", "png", "point_coords", "predicted_iou", "rle", "stability_score"]
+    __slots__ = ["area", "bbox", "crop_box", "label", "low_res_logits", "object_id", "png", "point_coords", "predicted_iou", "rle", "stability_score", "track_status"]
     AREA_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     CROP_BOX_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     LOW_RES_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PNG_FIELD_NUMBER: _ClassVar[int]
     POINT_COORDS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_IOU_FIELD_NUMBER: _ClassVar[int]
     RLE_FIELD_NUMBER: _ClassVar[int]
     STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    TRACK_STATUS_FIELD_NUMBER: _ClassVar[int]
     area: int
     bbox: BoundingBox
     crop_box: BoundingBox
     label: int
     low_res_logits: FloatTensor
+    object_id: int
     png: bytes
     point_coords: _containers.RepeatedScalarFieldContainer[float]
     predicted_iou: float
     rle: RLE
     stability_score: float
-    def __init__(self, rle: _Optional[_Union[RLE, _Mapping]] = ..., png: _Optional[bytes] = ..., predicted_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., area: _Optional[int] = ..., low_res_logits: _Optional[_Union[FloatTensor, _Mapping]] = ..., point_coords: _Optional[_Iterable[float]] = ..., crop_box: _Optional[_Union[BoundingBox, _Mapping]] = ..., label: _Optional[int] = ...) -> None: ...
+    track_status: TrackStatus
+    def __init__(self, rle: _Optional[_Union[RLE, _Mapping]] = ..., png: _Optional[bytes] = ..., predicted_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., area: _Optional[int] = ..., low_res_logits: _Optional[_Union[FloatTensor, _Mapping]] = ..., point_coords: _Optional[_Iterable[float]] = ..., crop_box: _Optional[_Union[BoundingBox, _Mapping]] = ..., label: _Optional[int] = ..., object_id: _Optional[int] = ..., track_status: _Optional[_Union[TrackStatus, str]] = ...) -> None: ...
 
 class MaskResult(_message.Message):
     __slots__ = ["error", "frame", "image_id", "masks", "model", "raw_output", "request_id", "timings"]
@@ -234,6 +265,16 @@ class MaskResult(_message.Message):
     request_id: str
     timings: Timings
     def __init__(self, request_id: _Optional[str] = ..., image_id: _Optional[str] = ..., masks: _Optional[_Iterable[_Union[Mask, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., model: _Optional[str] = ..., frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., raw_output: _Optional[_Union[FloatTensor, _Mapping]] = ...) -> None: ...
+
+class ObjectPrompt(_message.Message):
+    __slots__ = ["box", "object_id", "points"]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    box: Box
+    object_id: int
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, object_id: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ["label", "x", "y"]
@@ -313,6 +354,36 @@ class RawImage(_message.Message):
     width: int
     def __init__(self, rgb8: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
+class StreamSnapshot(_message.Message):
+    __slots__ = ["last_frame_index", "last_request_id", "model", "stream_id", "tracker_state", "updated_at_ms"]
+    LAST_FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LAST_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    last_frame_index: int
+    last_request_id: str
+    model: str
+    stream_id: str
+    tracker_state: bytes
+    updated_at_ms: int
+    def __init__(self, stream_id: _Optional[str] = ..., last_frame_index: _Optional[int] = ..., model: _Optional[str] = ..., tracker_state: _Optional[bytes] = ..., updated_at_ms: _Optional[int] = ..., last_request_id: _Optional[str] = ...) -> None: ...
+
+class StreamTrack(_message.Message):
+    __slots__ = ["end_of_stream", "objects", "output_format", "remove_objects", "reply_topic"]
+    END_OF_STREAM_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    end_of_stream: bool
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectPrompt]
+    output_format: OutputFormat
+    remove_objects: _containers.RepeatedScalarFieldContainer[int]
+    reply_topic: str
+    def __init__(self, objects: _Optional[_Iterable[_Union[ObjectPrompt, _Mapping]]] = ..., remove_objects: _Optional[_Iterable[int]] = ..., end_of_stream: bool = ..., reply_topic: _Optional[str] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ...) -> None: ...
+
 class Threshold(_message.Message):
     __slots__ = ["value"]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -332,12 +403,14 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., decode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
-    __slots__ = ["frame_index", "stream_id"]
+    __slots__ = ["frame_index", "stream_id", "track"]
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     stream_id: str
-    def __init__(self, stream_id: _Optional[str] = ..., frame_index: _Optional[int] = ...) -> None: ...
+    track: StreamTrack
+    def __init__(self, stream_id: _Optional[str] = ..., frame_index: _Optional[int] = ..., track: _Optional[_Union[StreamTrack, _Mapping]] = ...) -> None: ...
 
 class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
@@ -346,4 +419,7 @@ class DType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class OutputFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class TrackStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -93,8 +93,11 @@ let package = Package(
         // Pipeline's InputSet). Only the segflow command line links it: the services never
         // parse video.
         .target(name: "Video", dependencies: ["CFFmpeg", "Imaging", "Pipeline"], path: "Shared/Video"),
+        // Multi-object video tracking over a SAM-family decoder, driven by a predict closure and
+        // the frame's embedding (the prompt-decoder runs it from a cached embedding).
+        .target(name: "Tracking", dependencies: ["SAM", "Imaging", "Tensor"], path: "Shared/Tracking"),
         // Model families behind one protocol and one registry (the only code that knows model names).
-        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Imaging", "Tensor", "Messaging", "Checkpoint"],
+        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Tracking", "Imaging", "Tensor", "Messaging", "Checkpoint"],
                 path: "Shared/Backends"),
         // The three service loops (image-encoder, prompt-decoder, text-encoder).
         .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
@@ -135,7 +138,7 @@ let package = Package(
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
             "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
-            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT", "Video",
+            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT", "Video", "Tracking",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -169,6 +172,8 @@ let package = Package(
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/TrackingTests",
+                    exclude: ["Fixtures"]),  // read by path (#filePath), like IntegrationTests' photographs
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor",
                                                        .product(name: "MetricsTestKit", package: "swift-metrics")], path: "Tests/ServingTests"),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability",

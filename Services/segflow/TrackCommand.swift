@@ -14,7 +14,7 @@ import Video
 struct TrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "track",
-        abstract: "Track an object through a video file or a sequence of frames from a box on the first frame.",
+        abstract: "Track objects through a video file or a sequence of frames from boxes on the first frame.",
         discussion: """
             INPUT is one video file (MP4/H.264, MKV, WebM, AVI, MOV, … — whatever Debian's \
             libavformat and libavcodec read), a directory of frame images (PNG, JPEG, WebP; \
@@ -23,10 +23,15 @@ struct TrackCommand: AsyncParsableCommand {
             told apart by content: a single file that is not an image is read as a video. \
             Frames are decoded one at a time; a video is never held in memory.
 
-            Each frame after the first is prompted with the previous frame's low-res mask logits \
-            (SAM's mask input) and the previous mask's bounding box. Over Kafka (default) the \
-            frames go out keyed by the stream id, up to --send-ahead frames ahead of the answers, \
-            so the encoder works ahead while the decoder follows.
+            SAM-family models run the object tracker (README, Video tracking): each object's box \
+            is predicted from its recent boxes and refined by matching its appearance in the \
+            frame's embedding; a decoded mask is kept only if it is consistent with the object's \
+            remembered shape, else the object is reported lost (empty mask) and searched for on \
+            later frames. --box is repeatable (objects 1, 2, …); --correct FRAME:ID:BOX \
+            re-anchors an object on a later frame. Over Kafka (default) the frames go out as a \
+            tracked stream keyed by the stream id, up to --send-ahead frames ahead of the \
+            answers; the prompt-decoder that owns the stream runs the same tracker and \
+            snapshots its state, so a decoder failover continues the stream (README, Streams).
 
             Outputs (at least one): --out-dir DIR writes DIR/mask_NNNN.png (and overlay_NNNN.png \
             with --overlays); --palette-dir DIR writes one indexed-colour PNG per frame in the \
@@ -42,7 +47,12 @@ struct TrackCommand: AsyncParsableCommand {
 
     @OptionGroup var precisionOptions: PrecisionOptions
     @Argument(help: "A video file, a directory of frames, a glob or image files in order.") var frames: [String]
-    @Option(help: "Box on the first frame: x0,y0,x1,y1 (SAM-family models).") var box: String?
+    @Option(name: .customLong("box"), help: "Box on the first frame: x0,y0,x1,y1 (SAM-family models); repeatable: one object per box, ids 1, 2, … (the palette indices).")
+    var boxes: [String] = []
+    @Option(name: .customLong("point"), help: "Point of object 1 on the first frame: x,y[,label] (1 foreground, 0 background); repeatable. LiteMedSAM needs a box.")
+    var points: [String] = []
+    @Option(name: .customLong("correct"), help: "A correction: FRAME:ID:x0,y0,x1,y1 re-anchors object ID with a box on frame FRAME (0-based), or starts it there if it is new; repeatable.")
+    var corrects: [String] = []
     @Option(help: "Model: \(ModelRegistry.models.filter { $0.promptKinds.contains(.tracking) || $0.promptKinds.contains(.examples) }.map(\.name).joined(separator: ", ")).")
     var model = ModelRegistry.defaultModel
     @Option(name: .customLong("prompt-image"), help: "In-context models: the example image (e.g. frame 0); repeatable with --prompt-mask.")
@@ -85,6 +95,34 @@ struct TrackCommand: AsyncParsableCommand {
     }
 
     /// Opening errors (no such file, not a video, unsupported codec, …) are usage errors.
+    /// Object 1… from the boxes (object 1 also takes the points).
+    func initialObjects(points: [SamPrompt.Point]) throws -> [ObjectPrompt] {
+        guard boxes.count <= StreamTrack.maxObjects else { throw ValidationError("at most \(StreamTrack.maxObjects) objects (--box) per stream") }
+        var objects = try boxes.enumerated().map { i, b in
+            let box = try PromptParsing.box(b)
+            return ObjectPrompt(objectID: UInt32(i + 1), box: .init(x0: box.x0, y0: box.y0, x1: box.x1, y1: box.y1))
+        }
+        let wirePoints = points.map { PromptRequest.Point(x: $0.x, y: $0.y, label: Int32($0.label)) }
+        if objects.isEmpty { objects = [ObjectPrompt(objectID: 1, points: wirePoints)] } else { objects[0].points = wirePoints }
+        return objects
+    }
+
+    /// `--correct FRAME:ID:x0,y0,x1,y1`, by frame.
+    func parsedCorrections() throws -> [Int: [ObjectPrompt]] {
+        var out: [Int: [ObjectPrompt]] = [:]
+        for c in corrects {
+            let parts = c.split(separator: ":", maxSplits: 2).map(String.init)
+            guard parts.count == 3, let frame = Int(parts[0]), frame >= 0, let id = UInt32(parts[1]), id >= 1, id <= UInt32(StreamTrack.maxObjects) else {
+                throw ValidationError("--correct '\(c)': expected FRAME:ID:x0,y0,x1,y1 with FRAME ≥ 0 and ID in 1…\(StreamTrack.maxObjects)")
+            }
+            let b = try PromptParsing.box(parts[2])
+            if frame == 0 { throw ValidationError("--correct '\(c)': frame 0 is prompted by --box/--point") }
+            guard out[frame]?.contains(where: { $0.objectID == id }) != true else { throw ValidationError("--correct '\(c)': object \(id) corrected twice on frame \(frame)") }
+            out[frame, default: []].append(ObjectPrompt(objectID: id, box: .init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)))
+        }
+        return out
+    }
+
     func openSource() throws -> FrameSource {
         let source: FrameSource
         do {
@@ -117,27 +155,43 @@ struct TrackCommand: AsyncParsableCommand {
             return try await trackInContext(streamID: streamId)
         }
         do { try ModelRegistry.require(.tracking, model: model) } catch { throw ValidationError("\(error)") }
-        guard let box else { throw ValidationError("--model \(model) tracks from --box x0,y0,x1,y1 on the first frame") }
-        let b = try PromptParsing.box(box)
+        let firstPoints = try points.map { try PromptParsing.point($0) }
+        guard !boxes.isEmpty || !firstPoints.isEmpty else {
+            throw ValidationError("--model \(model) tracks from --box x0,y0,x1,y1 (repeatable: one object per box) or --point x,y on the first frame")
+        }
+        let initial = try initialObjects(points: firstPoints)
+        let corrections = try parsedCorrections()
+        func prompts(_ i: Int) -> [ObjectPrompt] { (i == 0 ? initial : []) + (corrections[i] ?? []) }
         let source = try openSource()
         let outputs = try makeOutputs(source, streamID: streamId)
         let reporter = ProgressReporter(total: source.estimatedCount ?? 0, label: "track", quiet: quiet)
         defer { reporter.finish() }
         let brokers = self.brokers ?? ProcessInfo.processInfo.environment["SEGFLOW_BROKERS"]
-        var lastMask: BinaryMask?
-        func emit(_ frame: SourceFrame, mask: BinaryMask, score: Float) throws {
-            try outputs.add(frame, objects: [TrackedObject(id: 1, mask: mask, score: score)])
-            reporter.finish()
-            print(String(format: "frame %d: iou %.3f area %d", frame.index, score, mask.area))
-            reporter.advance("frame \(frame.index + 1)")
-            lastMask = mask
-        }
-        if inProcess {
-            guard let sam = (try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint)) as? SAMBackend)?.sam else {
-                throw ValidationError("model \(model) cannot track in-process")
+        func emit(_ frame: SourceFrame, masks: [MaskResult.Mask]) throws {
+            var objects: [TrackedObject] = []
+            var line = "frame \(frame.index):"
+            for m in masks {
+                let mask = try WireMask.decode(m)
+                objects.append(TrackedObject(id: Int(m.objectID), mask: mask, score: m.predictedIoU))
+                line += String(format: " object %d %@ iou %.3f area %d;", m.objectID, "\(m.trackStatus)", m.predictedIoU, mask.area)
             }
-            try VideoTracker.track(sam, initial: SamPrompt(box: b), next: { try source.next() }, image: \.image,
-                                   onFrame: { frame, r in try emit(frame, mask: r.mask, score: r.predictedIoU) })
+            try outputs.add(frame, objects: objects)
+            reporter.finish()
+            print(String(line.dropLast()))
+            reporter.advance("frame \(frame.index + 1)")
+        }
+        // One tracker on both paths: the backend's StreamTracker, in this process or in the
+        // prompt-decoder that owns the stream (README, Streams).
+        if inProcess {
+            var stream: InProcessStream
+            do { stream = try InProcessStream(backend: try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))) } catch let e as ServingError {
+                throw ValidationError(e.message)
+            }
+            var i = 0
+            while let frame = try source.next() {
+                try emit(frame, masks: try stream.frame(frame.image, index: UInt64(i), objects: prompts(i)))
+                i += 1
+            }
         } else {
             var logger = Logger(label: "segflow")
             logger.logLevel = .warning
@@ -147,19 +201,17 @@ struct TrackCommand: AsyncParsableCommand {
             try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: {
                 BackendSet([try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))])
             }) { client in
-                _ = try await SegflowClient(client: client, logger: logger).track(
-                    streamID: streamId,
-                    nextFrame: { () -> [UInt8]? in
+                try await SegflowClient(client: client, logger: logger).trackStream(
+                    streamID: streamId, model: model, window: sendAhead, timeout: .seconds(timeout),
+                    next: {
                         guard let f = try source.next() else { return nil }
                         pending[sent] = f
-                        sent += 1
-                        return try f.fileBytes ?? PNG.encode(f.image)
+                        defer { sent += 1 }
+                        return StreamFrame(image: .png(try f.fileBytes ?? PNG.encode(f.image)), objects: prompts(sent))
                     },
-                    initial: PromptRequest(requestID: "", imageID: "", boxes: [.init(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)]),
-                    model: model, sendAhead: sendAhead, timeout: .seconds(timeout),
                     onResult: { i, r in
-                        guard let frame = pending.removeValue(forKey: i), let m = r.masks.first else { return }
-                        try emit(frame, mask: try WireMask.decode(m), score: m.predictedIoU)
+                        guard let frame = pending.removeValue(forKey: i) else { return }
+                        try emit(frame, masks: r.masks)
                     })
             }
         }
@@ -167,13 +219,9 @@ struct TrackCommand: AsyncParsableCommand {
         for w in source.decodeWarnings { FileHandle.standardError.write(Data((w + "\n").utf8)) }
         let tracked = outputs.records.count
         guard tracked > 0 else { throw PipelineError.unreadableFile(path: frames.joined(separator: " "), reason: "no frame could be decoded") }
-        // Tracking stops at an empty mask; it stopped early if a frame follows (one more is
-        // decoded to tell, as a video's frame count may be unknown).
-        var stoppedEarly = false
-        if lastMask.map({ $0.area == 0 }) == true { stoppedEarly = try source.next() != nil }
-        try outputs.finish(lostAfterFrame: stoppedEarly ? tracked - 1 : nil)
+        // Objects may be lost and re-acquired; the stream always runs to its last frame.
+        try outputs.finish(lostAfterFrame: nil)
         if let json { print("wrote json: \(json)") }
-        if stoppedEarly { print("object lost after frame \(tracked - 1) (empty mask); stopped") }
         try printSummary(tracked: tracked, outputs: outputs)
     }
 
@@ -191,7 +239,7 @@ struct TrackCommand: AsyncParsableCommand {
         guard !promptImages.isEmpty, promptImages.count == promptMasks.count else {
             throw ValidationError("--model \(model) tracks from --prompt-image F0 --prompt-mask M0 (one mask per image)")
         }
-        guard box == nil else { throw ValidationError("--box is for SAM-family models; \(model) takes --prompt-image/--prompt-mask") }
+        guard boxes.isEmpty, points.isEmpty, corrects.isEmpty else { throw ValidationError("--box, --point and --correct are for SAM-family models; \(model) takes --prompt-image/--prompt-mask") }
         let source = try openSource()
         let outputs = try makeOutputs(source, streamID: streamID)
         var logger = Logger(label: "segflow")

@@ -2,9 +2,11 @@ import Imaging
 import SAM
 import Tensor
 
-/// Frame-by-frame tracking with SAM (README, Video): the first frame uses the user's
-/// prompt; every later frame is prompted with the previous frame's best low-res mask
-/// logits (SAM's mask input) plus the bounding box of the previous mask.
+/// The legacy frame-by-frame rule: the first frame uses the user's prompt; every later
+/// frame is prompted with the previous frame's best low-res mask logits (SAM's mask input)
+/// plus the bounding box of the previous mask. It drifts (README, Video tracking: the
+/// measured table); kept as the Kafka client's rule until the prompt-decoder runs
+/// `ObjectTracker` (the Tracking library), and as the evaluation's baseline.
 public enum VideoTracker {
     /// The prompt for the frame after one whose best mask is `mask` with low-res `logits`
     /// ([side, side]). Nil when the object was lost (empty mask): the caller decides.

@@ -111,6 +111,10 @@ public struct SamPrediction: Sendable {
 
     public var maskCount: Int { iouPredictions.count }
 
+    public init(lowResLogits: Tensor, iouPredictions: [Float], logits: Tensor) {
+        self.lowResLogits = lowResLogits; self.iouPredictions = iouPredictions; self.logits = logits
+    }
+
     /// Binary mask `i` (0 or 1 per pixel, row-major H×W).
     public func mask(_ i: Int) -> [UInt8] {
         let n = logits.shape[1] * logits.shape[2]

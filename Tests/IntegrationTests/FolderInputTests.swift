@@ -239,9 +239,12 @@ extension CommandLineTests {
         }
         let a = (docs[0]["frames"] as? [[String: Any]] ?? []).map { try? COCORLE(height: 300, width: 451, compressedCounts: (($0["segmentation"] as? [String: Any])?["counts"] as? String) ?? "").decode() }
         let b = (docs[1]["frames"] as? [[String: Any]] ?? []).map { try? COCORLE(height: 300, width: 451, compressedCounts: (($0["segmentation"] as? [String: Any])?["counts"] as? String) ?? "").decode() }
-        for (x, y) in zip(a, b) {
-            guard let x, let y else { XCTFail("undecodable track mask"); continue }
-            XCTAssertGreaterThanOrEqual(maskIoU(x, y), Self.wireVersusInProcessIoU)
+        // Frame 0 is the user's box on both paths. Later frames differ by design until the
+        // prompt-decoder runs ObjectTracker too: --in-process tracks with ObjectTracker, the
+        // Kafka path still sends the legacy previous-logits-and-box prompt (README, Video).
+        XCTAssert(a.allSatisfy { $0 != nil } && b.allSatisfy { $0 != nil }, "undecodable track mask")
+        if let x = a.first ?? nil, let y = b.first ?? nil {
+            XCTAssertGreaterThanOrEqual(maskIoU(x, y), Self.wireVersusInProcessIoU, "frame 0")
         }
     }
 }

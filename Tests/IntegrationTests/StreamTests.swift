@@ -205,4 +205,35 @@ final class StreamTests: XCTestCase {
         }
         XCTAssertTrue(cluster.log("decoder-2").contains("restored stream state"), "decoder-2 continued from the snapshot:\n\(cluster.log("decoder-2").suffix(3000))")
     }
+
+    /// An idle stream ends: after --stream-idle-s without frames its state is freed and
+    /// tombstoned, and a later frame without object prompts is STREAM_NOT_FOUND.
+    func testAnIdleStreamIsFreed() async throws {
+        try Fixtures.requireCheckpoint()
+        let images = try Self.frames(2).map { try PNG.encode($0) }
+        let cluster = try await TestCluster(partitions: 2)
+        defer { cluster.stop() }
+        try cluster.start("segflow-image-encoder", name: "encoder")
+        try cluster.start("segflow-prompt-decoder", name: "decoder", extra: ["--stream-idle-s", "2"])
+        func frame(_ id: String, _ index: UInt64, objects: [ObjectPrompt]) -> ProducerRecord {
+            let req = ImageRequest(requestID: id, imageID: "idle-\(index)", image: .png(images[Int(index)]),
+                                   frame: VideoFrame(streamID: "idle-cam", frameIndex: index, track: StreamTrack(objects: objects)), model: "litemedsam")
+            return record(SegflowTopics.images, key: "idle-cam", req.encode(), requestID: id)
+        }
+        try await cluster.send([frame("f0", 0, objects: Self.prompts(0))])
+        let first = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(120)) { results($0).contains { $0.requestID == "f0" } }
+        XCTAssertNil(results(first).first { $0.requestID == "f0" }?.error)
+        // Idle past the bound (the decoder checks every 200 ms).
+        let deadline = Date().addingTimeInterval(60)
+        while !cluster.log("decoder").contains("stream expired idle") && Date() < deadline { try await Task.sleep(for: .milliseconds(250)) }
+        XCTAssertTrue(cluster.log("decoder").contains("stream expired idle"), cluster.log("decoder").suffix(2000).description)
+        try await cluster.send([frame("f1", 1, objects: [])])
+        let second = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(120)) { results($0).contains { $0.requestID == "f1" } }
+        let r = results(second).first { $0.requestID == "f1" }
+        XCTAssertEqual(r?.error?.code, .streamNotFound, "\(r?.error?.message ?? "no answer")")
+        let state = try await cluster.collect(topic: SegflowTopics.streamState, timeout: .seconds(30)) { seen in
+            seen.contains { $0.keyString == "idle-cam" && $0.value.isEmpty }
+        }
+        XCTAssertTrue(state.contains { $0.keyString == "idle-cam" && $0.value.isEmpty }, "the expired stream is tombstoned")
+    }
 }

@@ -16,6 +16,11 @@ final class OneDNN: @unchecked Sendable {
     let engine: OpaquePointer
     private let streams = Mutex<[StreamHandle]>([])
     private let primitives = Mutex<[MatmulKey: MatmulPrimitive]>([:])
+    /// One matmul executes at a time. Concurrent executions from Segflow's own parallel
+    /// loops (each with its own OpenMP team) gave wrong results about once in 12 runs of
+    /// GEMMEngineTests.testOpsRunInBF16WhenSelected (relative error 0.24–0.48); model GEMMs
+    /// come from one thread, so serialising costs them nothing.
+    private let executing = Mutex<Void>(())
     /// Bound on cached primitives. A model has a few dozen distinct GEMM shapes; the bound
     /// only matters for workloads with unbounded shape variety (then the cache restarts).
     static let primitiveCacheCapacity = 4096
@@ -166,10 +171,12 @@ final class OneDNN: @unchecked Sendable {
         defer { dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md) }
         let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: ms), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: mw),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: md)]
-        var status = dnnl_primitive_execute(p.primitive, stream.stream, Int32(args.count), args)
-        precondition(status == dnnl_success, "oneDNN: matmul execution failed (status \(status.rawValue))")
-        status = dnnl_stream_wait(stream.stream)
-        precondition(status == dnnl_success, "oneDNN: stream wait failed (status \(status.rawValue))")
+        executing.withLock { _ in
+            var status = dnnl_primitive_execute(p.primitive, stream.stream, Int32(args.count), args)
+            precondition(status == dnnl_success, "oneDNN: matmul execution failed (status \(status.rawValue))")
+            status = dnnl_stream_wait(stream.stream)
+            precondition(status == dnnl_success, "oneDNN: stream wait failed (status \(status.rawValue))")
+        }
     }
 
     private func makeStream() -> StreamHandle {

@@ -151,20 +151,19 @@ enum Quantized {
     /// Dequantised and renormalised per vector of `channels`.
     static func decode(_ q: [Int8], channels: Int) -> [Float] {
         var out = q.map { Float($0) / 127 }
-        var i = 0
-        while i + channels <= out.count {
-            var n: Float = 0
-            for k in i..<(i + channels) { n += out[k] * out[k] }
-            let inv = n > 0 ? 1 / n.squareRoot() : 0
-            for k in i..<(i + channels) { out[k] *= inv }
-            i += channels
-        }
+        normalizePerVector(&out, channels: channels)
         return out
     }
 
     /// Running template: normalise(a·(1−r) + b·r) per vector.
     static func blend(_ a: [Float], _ b: [Float], rate: Float, channels: Int) -> [Float] {
         var out = zip(a, b).map { $0 * (1 - rate) + $1 * rate }
+        normalizePerVector(&out, channels: channels)
+        return out
+    }
+
+    /// Scales each consecutive vector of `channels` values to unit length (zero stays zero).
+    static func normalizePerVector(_ out: inout [Float], channels: Int) {
         var i = 0
         while i + channels <= out.count {
             var n: Float = 0
@@ -173,6 +172,5 @@ enum Quantized {
             for k in i..<(i + channels) { out[k] *= inv }
             i += channels
         }
-        return out
     }
 }

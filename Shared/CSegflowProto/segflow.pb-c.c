@@ -1260,7 +1260,7 @@ const ProtobufCMessageDescriptor segflow__v1__object_prompt__descriptor =
   (ProtobufCMessageInit) segflow__v1__object_prompt__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor segflow__v1__stream_snapshot__field_descriptors[6] =
+static const ProtobufCFieldDescriptor segflow__v1__stream_snapshot__field_descriptors[7] =
 {
   {
     "stream_id",
@@ -1334,10 +1334,23 @@ static const ProtobufCFieldDescriptor segflow__v1__stream_snapshot__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "last_result",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Segflow__V1__StreamSnapshot, last_result),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned segflow__v1__stream_snapshot__field_indices_by_name[] = {
   1,   /* field[1] = last_frame_index */
   5,   /* field[5] = last_request_id */
+  6,   /* field[6] = last_result */
   2,   /* field[2] = model */
   0,   /* field[0] = stream_id */
   3,   /* field[3] = tracker_state */
@@ -1346,7 +1359,7 @@ static const unsigned segflow__v1__stream_snapshot__field_indices_by_name[] = {
 static const ProtobufCIntRange segflow__v1__stream_snapshot__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor segflow__v1__stream_snapshot__descriptor =
 {
@@ -1356,7 +1369,7 @@ const ProtobufCMessageDescriptor segflow__v1__stream_snapshot__descriptor =
   "Segflow__V1__StreamSnapshot",
   "segflow.v1",
   sizeof(Segflow__V1__StreamSnapshot),
-  6,
+  7,
   segflow__v1__stream_snapshot__field_descriptors,
   segflow__v1__stream_snapshot__field_indices_by_name,
   1,  segflow__v1__stream_snapshot__number_ranges,

@@ -20,13 +20,18 @@ struct LiveStream: Sendable {
 /// state. After answering a frame it snapshots the state to the compacted stream-state
 /// topic (key = stream id); a decoder that gets the partition later (failover, rebalance)
 /// catches up on that topic and continues at the next frame. Order of effects per frame:
-/// answer delivered, then snapshot delivered, then the embedding's offset stored — so a
-/// crash at any point either re-answers the frame identically from the previous snapshot
-/// or skips it as already answered.
+/// snapshot delivered (holding the frame's encoded answer; an answer too large for that
+/// goes first instead, as before), then the answer delivered, then
+/// the embedding's offset stored. So an answer a client has seen always has its state on
+/// the topic — a new owner never needs the embeddings of answered frames, which retention
+/// may already have deleted — and a crash at any point either re-processes the frame from
+/// the previous snapshot (crash before the snapshot) or re-sends the stored answer when
+/// the frame is redelivered (crash after it): at-least-once, identical answers.
 ///
-/// Rules: frame indices increase (gaps allowed). A frame at or before the last answered
-/// one is dropped when it is a redelivery (a replayed record, or a request id answered
-/// recently) and answered FRAME_OUT_OF_ORDER otherwise. A frame of a stream with no
+/// Rules: frame indices increase (gaps allowed). A redelivery (a replayed record, or a
+/// request id answered recently) of the last snapshotted frame is answered again from the
+/// snapshot; of an earlier frame, dropped. Any other frame at or before the last one is
+/// answered FRAME_OUT_OF_ORDER. A frame of a stream with no
 /// state and no object prompts is STREAM_NOT_FOUND. `end_of_stream` frees the state
 /// (tombstone); so does `streamIdleMs` without frames.
 extension DecoderState {
@@ -54,8 +59,16 @@ extension DecoderState {
             }
             if let l = live, index <= l.snapshot.lastFrameIndex {
                 if replayed || l.recentRequestIDs.contains(whole.requestID) {
-                    log.debug("dropping a redelivered frame (already answered)")
                     streams[id] = l
+                    if index == l.snapshot.lastFrameIndex, !l.snapshot.lastResult.isEmpty {
+                        // Its answer may never have been sent (the previous owner died after the snapshot).
+                        log.info("re-sending the answer of a redelivered frame from its snapshot")
+                        let replyTopic = try service.options.topics.reply(to: track.replyTopic)
+                        _ = try await producer.send(ProducerRecord(topic: replyTopic, key: id, value: l.snapshot.lastResult,
+                                                                   headers: [.contentType(protobuf: "MaskResult"), .requestID(l.snapshot.lastRequestID)] + record.traceHeaders))
+                    } else {
+                        log.debug("dropping a redelivered frame (already answered)")
+                    }
                     return
                 }
                 throw ServingError(.frameOutOfOrder, "stream \(id): frame \(index) arrived after frame \(l.snapshot.lastFrameIndex) was answered; frame indices must increase")
@@ -85,21 +98,36 @@ extension DecoderState {
             guard encoded.count <= RequestLimits.maxResultBytes else {
                 throw ServingError(.invalidPrompt, "the answer to frame \(index) of stream \(id) is \(encoded.count) bytes, over the \(RequestLimits.maxResultBytes)-byte bound: use RLE or fewer objects")
             }
-            _ = try await producer.send(ProducerRecord(topic: replyTopic, key: id, value: encoded,
-                                                       headers: [.contentType(protobuf: "MaskResult"), .requestID(whole.requestID)] + record.traceHeaders))
-            let snapshot = StreamSnapshot(streamID: id, lastFrameIndex: index, model: backend.modelName, trackerState: out.state,
-                                          updatedAtMs: nowWall, lastRequestID: whole.requestID)
+            let answer = ProducerRecord(topic: replyTopic, key: id, value: encoded,
+                                        headers: [.contentType(protobuf: "MaskResult"), .requestID(whole.requestID)] + record.traceHeaders)
             if track.endOfStream {
+                // Answer, then tombstone: a crash between re-processes the frame from the
+                // previous snapshot on redelivery (a tombstone first would lose the answer).
+                _ = try await producer.send(answer)
                 _ = try await producer.send(.tombstone(topic: service.options.topics.streamState, key: id))
                 streams[id] = nil
                 log.info("stream ended", metadata: ["frames_to": "\(index)"])
             } else {
-                _ = try await producer.send(ProducerRecord(topic: service.options.topics.streamState, key: id, value: snapshot.encode(),
+                var snapshot = StreamSnapshot(streamID: id, lastFrameIndex: index, model: backend.modelName, trackerState: out.state,
+                                              updatedAtMs: nowWall, lastRequestID: whole.requestID, lastResult: encoded)
+                var value = snapshot.encode()
+                // An answer too large to ride along (near the record bound) is not stored:
+                // then the answer goes first, and a crash before the snapshot re-processes
+                // the frame from the previous one (its embedding is redelivered with it).
+                let answerStored = value.count <= RequestLimits.maxResultBytes
+                if !answerStored {
+                    snapshot.lastResult = []
+                    value = snapshot.encode()
+                    _ = try await producer.send(answer)
+                }
+                _ = try await producer.send(ProducerRecord(topic: service.options.topics.streamState, key: id, value: value,
                                                            headers: [.contentType(protobuf: "StreamSnapshot")]))
+                // The state is durable: this decoder continues from it whatever happens to the answer.
                 var recent = (live?.recentRequestIDs ?? []) + [whole.requestID]
                 if recent.count > LiveStream.recentKept { recent.removeFirst(recent.count - LiveStream.recentKept) }
                 streams[id] = LiveStream(snapshot: snapshot, partition: record.partition, lastActivityMs: Timing.nowMs(), recentRequestIDs: recent)
                 evictLiveStreams()
+                if answerStored { _ = try await producer.send(answer) }
             }
             metrics.record(.decode, ms: t1 - t0)
             metrics.record(.total, ms: Timing.nowMs() - arrivedMs)

@@ -132,6 +132,44 @@ final class StreamTests: XCTestCase {
         await stack.stop()
     }
 
+    /// A decoder that died after a frame's snapshot and before its answer: the snapshot
+    /// holds the answer, and the new owner re-sends it when the frame is redelivered
+    /// (here: the same request id again), instead of dropping it as answered.
+    func testARedeliveredFrameIsAnsweredFromItsSnapshot() async throws {
+        try Fixtures.requireCheckpoint()
+        let backend = SAMBackend(try Sam.load(.liteMedSAM, checkpoint: Fixtures.liteMedSAM))
+        let image = try PNG.encode(try Self.frames(1)[0])
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let stack = try await EmbeddedStack.start(backends: BackendSet([backend]), embeddingDType: .f32, logger: logger)
+        do {
+            let sc = SegflowClient(client: stack.client, logger: logger)
+            let replies = try await sc.openReplies()
+            let producer = try Producer(config: ProducerConfig(client: stack.client, lingerMs: 0))
+            // What the dead decoder left: frame 3 snapshotted with its answer, never sent.
+            var mask = MaskResult.Mask(encoding: .rle(counts: "32", height: 2, width: 4), predictedIoU: 0.75, stabilityScore: 0,
+                                       bbox: .init(x: 1, y: 0, w: 2, h: 2), area: 3)
+            mask.objectID = 1
+            mask.trackStatus = .tracked
+            let stored = MaskResult(requestID: "crash-3", imageID: "crash-cam-3", masks: [mask],
+                                    model: "litemedsam", frame: VideoFrame(streamID: "crash-cam", frameIndex: 3))
+            let snap = StreamSnapshot(streamID: "crash-cam", lastFrameIndex: 3, model: "litemedsam", trackerState: [1, 2, 3],
+                                      updatedAtMs: 1, lastRequestID: "crash-3", lastResult: stored.encode())
+            _ = try await producer.send(ProducerRecord(topic: SegflowTopics.streamState, key: "crash-cam", value: snap.encode()))
+            let req = ImageRequest(requestID: "crash-3", imageID: "crash-cam-3", image: .png(image),
+                                   frame: VideoFrame(streamID: "crash-cam", frameIndex: 3, track: StreamTrack()), model: "litemedsam")
+            _ = try await producer.send(ProducerRecord(topic: SegflowTopics.images, key: "crash-cam", value: req.encode()))
+            let got = try await sc.collect(replies, requestIDs: ["crash-3"], timeout: .seconds(120))
+            await replies.shutdown()
+            await producer.close()
+            XCTAssertEqual(got.results["crash-3"], stored, "the stored answer, re-sent as it was")
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+
     func readAll(_ client: KafkaClientConfig, topic: String) async throws -> [ConsumedMessage] {
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: "test-\(UUID().uuidString)", autoOffsetReset: .earliest), topics: [topic])
         var seen: [ConsumedMessage] = []

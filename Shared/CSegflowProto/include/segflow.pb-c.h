@@ -255,10 +255,16 @@ struct  Segflow__V1__StreamSnapshot
    * of the frame answered last (redeliveries are dropped)
    */
   char *last_request_id;
+  /*
+   * The encoded MaskResult of frame last_frame_index. A snapshot is written before its
+   * frame's answer, so a decoder that dies between the two leaves the answer here: the
+   * new owner re-sends it when that frame is redelivered (at-least-once, identical bytes).
+   */
+  ProtobufCBinaryData last_result;
 };
 #define SEGFLOW__V1__STREAM_SNAPSHOT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&segflow__v1__stream_snapshot__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, {0,NULL}, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, {0,NULL}, 0, (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 /*

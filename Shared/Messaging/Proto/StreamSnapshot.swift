@@ -12,10 +12,16 @@ public struct StreamSnapshot: Sendable, Hashable {
     public var trackerState: [UInt8]
     public var updatedAtMs: Int64
     public var lastRequestID: String
+    /// The encoded `MaskResult` answering `lastFrameIndex` (empty in snapshots written
+    /// before this field existed). The snapshot is durable before that answer is sent, so
+    /// a failover decoder can re-send an answer its predecessor died before sending.
+    public var lastResult: [UInt8]
 
-    public init(streamID: String, lastFrameIndex: UInt64, model: String, trackerState: [UInt8], updatedAtMs: Int64, lastRequestID: String) {
+    public init(streamID: String, lastFrameIndex: UInt64, model: String, trackerState: [UInt8], updatedAtMs: Int64, lastRequestID: String,
+                lastResult: [UInt8] = []) {
         self.streamID = streamID; self.lastFrameIndex = lastFrameIndex; self.model = model
         self.trackerState = trackerState; self.updatedAtMs = updatedAtMs; self.lastRequestID = lastRequestID
+        self.lastResult = lastResult
     }
 
     public func encode() -> [UInt8] {
@@ -27,6 +33,7 @@ public struct StreamSnapshot: Sendable, Hashable {
         m.pointee.tracker_state = arena.bytes(trackerState)
         m.pointee.updated_at_ms = updatedAtMs
         m.pointee.last_request_id = arena.string(lastRequestID)
+        m.pointee.last_result = arena.bytes(lastResult)
         return packMessage(m, size: segflow__v1__stream_snapshot__get_packed_size, pack: segflow__v1__stream_snapshot__pack)
     }
 
@@ -36,7 +43,8 @@ public struct StreamSnapshot: Sendable, Hashable {
                                  free: segflow__v1__stream_snapshot__free_unpacked) { m in
             StreamSnapshot(streamID: try reader.requiredString(m.stream_id, "stream_id"), lastFrameIndex: m.last_frame_index,
                            model: try reader.requiredString(m.model, "model"), trackerState: reader.bytes(m.tracker_state),
-                           updatedAtMs: m.updated_at_ms, lastRequestID: try reader.string(m.last_request_id, "last_request_id"))
+                           updatedAtMs: m.updated_at_ms, lastRequestID: try reader.string(m.last_request_id, "last_request_id"),
+                           lastResult: reader.bytes(m.last_result))
         }
     }
 }

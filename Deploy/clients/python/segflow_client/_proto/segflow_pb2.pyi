@@ -356,20 +356,22 @@ class RawImage(_message.Message):
     def __init__(self, rgb8: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class StreamSnapshot(_message.Message):
-    __slots__ = ["last_frame_index", "last_request_id", "model", "stream_id", "tracker_state", "updated_at_ms"]
+    __slots__ = ["last_frame_index", "last_request_id", "last_result", "model", "stream_id", "tracker_state", "updated_at_ms"]
     LAST_FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     LAST_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESULT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     TRACKER_STATE_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     last_frame_index: int
     last_request_id: str
+    last_result: bytes
     model: str
     stream_id: str
     tracker_state: bytes
     updated_at_ms: int
-    def __init__(self, stream_id: _Optional[str] = ..., last_frame_index: _Optional[int] = ..., model: _Optional[str] = ..., tracker_state: _Optional[bytes] = ..., updated_at_ms: _Optional[int] = ..., last_request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, stream_id: _Optional[str] = ..., last_frame_index: _Optional[int] = ..., model: _Optional[str] = ..., tracker_state: _Optional[bytes] = ..., updated_at_ms: _Optional[int] = ..., last_request_id: _Optional[str] = ..., last_result: _Optional[bytes] = ...) -> None: ...
 
 class StreamTrack(_message.Message):
     __slots__ = ["end_of_stream", "objects", "output_format", "remove_objects", "reply_topic"]

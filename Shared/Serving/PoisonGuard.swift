@@ -20,8 +20,24 @@ public final class PoisonGuard: @unchecked Sendable {
     let statePath: String
     public var statePathForTests: String { statePath }
     private let lockFD: Int32
+
+    /// A record's coordinates.
+    public struct Coordinates: Hashable, Sendable {
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+    }
+
     /// The record in hand when earlier processes in this slot died, and how many times.
-    public private(set) var suspect: (topic: String, partition: Int32, offset: Int64, crashes: Int)?
+    public private(set) var suspects: [Coordinates: Int] = [:]
+    public var suspect: (topic: String, partition: Int32, offset: Int64, crashes: Int)? {
+        suspects.first.map { ($0.key.topic, $0.key.partition, $0.key.offset, $0.value) }
+    }
+    /// Records in hand now, the latest begun last (several when a decoder answers parked
+    /// prompts while handling the embedding they waited for), with their crash counts.
+    /// The file names the latest: a crash while answering a parked prompt is the prompt's,
+    /// not the embedding's.
+    private var inHand: [(key: Coordinates, crashes: Int)] = []
 
     /// Claims a free slot; nil (guard off, logged by the caller) when the directory is unusable.
     public init?(directory: String, service: String) {
@@ -38,9 +54,11 @@ public final class PoisonGuard: @unchecked Sendable {
         lockFD = fd
         statePath = path
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let f = text.split(separator: "\t").map(String.init)
-            if f.count == 4, let p = Int32(f[1]), let o = Int64(f[2]), let c = Int(f[3].trimmingCharacters(in: .whitespacesAndNewlines)) {
-                suspect = (f[0], p, o, c + 1)
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: "\t").map(String.init)
+                if f.count == 4, let p = Int32(f[1]), let o = Int64(f[2]), let c = Int(f[3].trimmingCharacters(in: .whitespaces)) {
+                    suspects[Coordinates(topic: f[0], partition: p, offset: o)] = c + 1
+                }
             }
         }
     }
@@ -48,25 +66,33 @@ public final class PoisonGuard: @unchecked Sendable {
     deinit { close(lockFD) }
 
     /// Before handling `record`: false when it already crashed this slot's processes
-    /// `maxCrashes` times (dead-letter it; do not handle it), else records it as in hand.
+    /// `maxCrashes` times (dead-letter it; do not handle it), else records it as in hand
+    /// (beside any other record in hand) until `end(record)`.
     public func begin(_ record: ConsumedMessage) -> Bool {
-        var crashes = 0
-        if let s = suspect, s.topic == record.topic, s.partition == record.partition, s.offset == record.offset {
-            crashes = s.crashes
-            if crashes >= Self.maxCrashes {
-                suspect = nil
-                end()
-                return false
-            }
+        let key = Coordinates(topic: record.topic, partition: record.partition, offset: record.offset)
+        let crashes = suspects[key] ?? 0
+        if crashes >= Self.maxCrashes {
+            suspects[key] = nil
+            end(record)
+            return false
         }
-        let line = "\(record.topic)\t\(record.partition)\t\(record.offset)\t\(crashes)\n"
-        try? line.write(toFile: statePath, atomically: false, encoding: .utf8)
+        inHand.removeAll { $0.key == key }
+        inHand.append((key, crashes))
+        write()
         return true
     }
 
-    /// After handling: nothing in hand.
-    public func end() {
-        truncate(statePath, 0)
+    /// After handling `record`: no longer in hand.
+    public func end(_ record: ConsumedMessage) {
+        let key = Coordinates(topic: record.topic, partition: record.partition, offset: record.offset)
+        guard let i = inHand.lastIndex(where: { $0.key == key }) else { return }
+        inHand.remove(at: i)
+        write()
+    }
+
+    private func write() {
+        guard let (k, crashes) = inHand.last else { truncate(statePath, 0); return }
+        try? "\(k.topic)\t\(k.partition)\t\(k.offset)\t\(crashes)\n".write(toFile: statePath, atomically: false, encoding: .utf8)
     }
 
     /// `$SEGFLOW_HOME/state` (default `~/.cache/segflow/state`).

@@ -106,9 +106,11 @@ public final class PromptDecoderService: Service, MonitoredService {
         }
         // Commits are the state's business: never past a prompt that is still waiting.
         defer { ticker.cancel() }
+        let poison = options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "prompt-decoder") }
+        await state.attach(poison)
         try await ServiceLoop.run(name: "prompt-decoder", consumer: consumer, producer: producer, logger: logger, commitEach: false,
                                   metrics: metrics, health: health,
-                                  poison: options.stateDirectory.flatMap { PoisonGuard(directory: $0, service: "prompt-decoder") },
+                                  poison: poison,
                                   reject: { record, error in await state.reject(record, error) }) { record in
             await state.handle(record)
         }
@@ -161,6 +163,24 @@ actor DecoderState {
     var embeddingStored: [Int32: Int64] = [:]
 
     func attach(_ store: StreamStateStore) { streamStore = store }
+
+    /// The poison-record guard (ServiceLoop guards each record it hands over; a parked
+    /// prompt answered later, when its embedding arrives, is guarded here).
+    var poison: PoisonGuard?
+    func attach(_ guardian: PoisonGuard?) { poison = guardian }
+
+    /// A parked prompt answered now: it is the record in hand (a crash in its decoding is
+    /// the prompt's, not the embedding's), refused when it crashed the decoder twice.
+    func answerParked(_ parked: Parked) async {
+        if let poison, !poison.begin(parked.record) {
+            service.logger.error("dead-lettering a prompt that crashed prompt-decoder \(PoisonGuard.maxCrashes) times",
+                                 metadata: [LogKey.partition: "\(parked.record.partition)", LogKey.offset: "\(parked.record.offset)"])
+            await fail(parked, ServingError(.internal, "this record crashed prompt-decoder \(PoisonGuard.maxCrashes) times; dead-lettered instead of retried"))
+            return
+        }
+        await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs)
+        poison?.end(parked.record)
+    }
 
     // On-demand fetches of indexed embeddings.
     var embeddingIndex: EmbeddingIndex?
@@ -249,7 +269,7 @@ actor DecoderState {
             noteEncodeMs(whole.encoderMs, imageID: whole.imageID)
             noteRestored(record)
             metrics.embeddingCached(producedAtMs: record.timestampMs, startedAtMs: startedAtMs)
-            for parked in pending.release(imageID: whole.imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
+            for parked in pending.release(imageID: whole.imageID) { await answerParked(parked) }
         } catch {
             // A bad embedding record cannot be answered to a requester (prompts carry the
             // reply topic); it goes to the dead-letter topic and prompts for the image
@@ -431,7 +451,7 @@ actor DecoderState {
             cache.insert(entry, imageID: imageID)
             noteEncodeMs(whole.encoderMs, imageID: imageID)
             service.logger.info("fetched an indexed embedding", metadata: [LogKey.imageID: "\(imageID)", "ms": "\(Int(ms))"])
-            for parked in pending.release(imageID: imageID) { await answer(parked.record, parked.request, arrivedMs: parked.arrivedMs) }
+            for parked in pending.release(imageID: imageID) { await answerParked(parked) }
         } catch {
             let e = (error as? ServingError) ?? ServingError(.embeddingNotFound, "fetching the embedding of '\(imageID)' failed: \(error)")
             service.logger.warning("\(e.message)", metadata: [LogKey.imageID: "\(imageID)"])

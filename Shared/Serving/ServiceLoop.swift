@@ -27,7 +27,7 @@ enum ServiceLoop {
                 return
             }
             await handle(record)
-            poison?.end()
+            poison?.end(record)
         }
         let monitor = Task { await ConsumerMonitor.run(consumer: consumer, metrics: metrics, health: health) }
         defer { monitor.cancel() }

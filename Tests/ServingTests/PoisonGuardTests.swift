@@ -21,15 +21,41 @@ final class PoisonGuardTests: XCTestCase {
         let g = try XCTUnwrap(PoisonGuard(directory: dir, service: "enc"))
         XCTAssertEqual(g.suspect?.crashes, 2)
         XCTAssertTrue(g.begin(record(6)), "other records are handled")
-        g.end()
+        g.end(record(6))
         XCTAssertFalse(g.begin(record(7)), "two crashes: dead-lettered")
         XCTAssertTrue(g.begin(record(8)))
-        g.end()
+        g.end(record(8))
+    }
+
+    /// A decoder answers parked prompts while the embedding they waited for is in hand:
+    /// a crash then is the prompt's (the latest record in hand), not the embedding's.
+    func testACrashIsBlamedOnTheLatestRecordInHand() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("poison-\(UUID().uuidString)").path
+        let embedding = record(10)
+        let prompt = ConsumedMessage(topic: "segflow.prompts", partition: 1, offset: 4, key: nil, value: [], headers: [], timestampMs: nil)
+        for _ in 1...2 {
+            let g = try XCTUnwrap(PoisonGuard(directory: dir, service: "dec"))
+            XCTAssertTrue(g.begin(embedding))
+            XCTAssertTrue(g.begin(prompt))
+            // dies answering the prompt
+        }
+        let g = try XCTUnwrap(PoisonGuard(directory: dir, service: "dec"))
+        XCTAssertEqual(g.suspect?.topic, "segflow.prompts")
+        XCTAssertEqual(g.suspect?.crashes, 2)
+        XCTAssertTrue(g.begin(embedding), "the embedding is not blamed")
+        XCTAssertFalse(g.begin(prompt), "the prompt crashed the decoder twice: dead-lettered")
+        g.end(embedding)
+        // A prompt answered cleanly while the embedding is in hand hands the blame back.
+        let other = ConsumedMessage(topic: "segflow.prompts", partition: 1, offset: 5, key: nil, value: [], headers: [], timestampMs: nil)
+        XCTAssertTrue(g.begin(embedding)); XCTAssertTrue(g.begin(other)); g.end(other)
+        XCTAssertEqual(try String(contentsOfFile: g.statePathForTests, encoding: .utf8), "segflow.images\t3\t10\t0\n")
+        g.end(embedding)
+        XCTAssertEqual(try String(contentsOfFile: g.statePathForTests, encoding: .utf8), "", "nothing in hand")
     }
 
     func testHandledRecordsLeaveNothingAndLiveProcessesGetTheirOwnSlots() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("poison-\(UUID().uuidString)").path
-        do { let g = try XCTUnwrap(PoisonGuard(directory: dir, service: "dec")); XCTAssertTrue(g.begin(record(1))); g.end() }
+        do { let g = try XCTUnwrap(PoisonGuard(directory: dir, service: "dec")); XCTAssertTrue(g.begin(record(1))); g.end(record(1)) }
         let a = try XCTUnwrap(PoisonGuard(directory: dir, service: "dec"))
         XCTAssertNil(a.suspect, "a clean exit leaves no suspect")
         // A second live process (slot 0 locked) takes slot 1 and inherits nothing.

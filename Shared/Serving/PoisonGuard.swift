@@ -22,17 +22,14 @@ public final class PoisonGuard: @unchecked Sendable {
     private let lockFD: Int32
 
     /// A record's coordinates.
-    public struct Coordinates: Hashable, Sendable {
-        public var topic: String
-        public var partition: Int32
-        public var offset: Int64
+    struct Coordinates: Hashable, Sendable {
+        var topic: String
+        var partition: Int32
+        var offset: Int64
     }
 
     /// The record in hand when earlier processes in this slot died, and how many times.
-    public private(set) var suspects: [Coordinates: Int] = [:]
-    public var suspect: (topic: String, partition: Int32, offset: Int64, crashes: Int)? {
-        suspects.first.map { ($0.key.topic, $0.key.partition, $0.key.offset, $0.value) }
-    }
+    public private(set) var suspect: (topic: String, partition: Int32, offset: Int64, crashes: Int)?
     /// Records in hand now, the latest begun last (several when a decoder answers parked
     /// prompts while handling the embedding they waited for), with their crash counts.
     /// The file names the latest: a crash while answering a parked prompt is the prompt's,
@@ -54,11 +51,9 @@ public final class PoisonGuard: @unchecked Sendable {
         lockFD = fd
         statePath = path
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: "\t").map(String.init)
-                if f.count == 4, let p = Int32(f[1]), let o = Int64(f[2]), let c = Int(f[3].trimmingCharacters(in: .whitespaces)) {
-                    suspects[Coordinates(topic: f[0], partition: p, offset: o)] = c + 1
-                }
+            let f = text.split(separator: "\t").map(String.init)
+            if f.count == 4, let p = Int32(f[1]), let o = Int64(f[2]), let c = Int(f[3].trimmingCharacters(in: .whitespacesAndNewlines)) {
+                suspect = (f[0], p, o, c + 1)
             }
         }
     }
@@ -70,11 +65,14 @@ public final class PoisonGuard: @unchecked Sendable {
     /// (beside any other record in hand) until `end(record)`.
     public func begin(_ record: ConsumedMessage) -> Bool {
         let key = Coordinates(topic: record.topic, partition: record.partition, offset: record.offset)
-        let crashes = suspects[key] ?? 0
-        if crashes >= Self.maxCrashes {
-            suspects[key] = nil
-            end(record)
-            return false
+        var crashes = 0
+        if let s = suspect, s.topic == key.topic, s.partition == key.partition, s.offset == key.offset {
+            crashes = s.crashes
+            if crashes >= Self.maxCrashes {
+                suspect = nil
+                write()  // the dead process's line goes (or the latest record still in hand is named)
+                return false
+            }
         }
         inHand.removeAll { $0.key == key }
         inHand.append((key, crashes))

@@ -97,13 +97,7 @@ final class StreamTests: XCTestCase {
         try Fixtures.requireCheckpoint()
         let backend = SAMBackend(try Sam.load(.liteMedSAM, checkpoint: Fixtures.liteMedSAM))
         let images = try Self.frames(3).map { try PNG.encode($0) }
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        let stack = try await EmbeddedStack.start(backends: BackendSet([backend]), embeddingDType: .f32, logger: logger)
-        do {
-            let sc = SegflowClient(client: stack.client, logger: logger)
-            let replies = try await sc.openReplies()
-            let producer = try Producer(config: ProducerConfig(client: stack.client, lingerMs: 0))
+        try await withEmbeddedStack(backend) { sc, replies, producer in
             func send(_ id: String, stream: String, index: UInt64, image: Int, objects: [ObjectPrompt] = []) async throws {
                 let req = ImageRequest(requestID: id, imageID: "\(stream)-\(index)", image: .png(images[image]),
                                        frame: VideoFrame(streamID: stream, frameIndex: index, track: StreamTrack(objects: objects)),
@@ -117,14 +111,29 @@ final class StreamTests: XCTestCase {
             try await send("s2", stream: "s", index: 2, image: 2)   // the same frame again: dropped
             try await send("s3", stream: "s", index: 3, image: 1)
             let got = try await sc.collect(replies, requestIDs: ["orphan", "s0", "s2", "s1-late", "s3"], timeout: .seconds(120))
-            await replies.shutdown()
-            await producer.close()
             XCTAssertEqual(got.results["orphan"]?.error?.code, .streamNotFound, "\(got.results["orphan"]?.error?.message ?? "")")
             XCTAssertNil(got.results["s0"]?.error)
             XCTAssertNil(got.results["s2"]?.error)
             XCTAssertEqual(got.results["s1-late"]?.error?.code, .frameOutOfOrder, "\(got.results["s1-late"]?.error?.message ?? "")")
             XCTAssertNil(got.results["s3"]?.error, "the stream goes on after a late frame")
             XCTAssertEqual(got.results["s3"]?.masks.map(\.objectID), [1, 2])
+        }
+    }
+
+    /// Runs `body` against an embedded stack with `backend` (f32 embeddings), a reply
+    /// reader and a producer; the stack stops whatever `body` does.
+    func withEmbeddedStack(_ backend: SAMBackend,
+                           _ body: (SegflowClient, Consumer, Producer) async throws -> Void) async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let stack = try await EmbeddedStack.start(backends: BackendSet([backend]), embeddingDType: .f32, logger: logger)
+        do {
+            let sc = SegflowClient(client: stack.client, logger: logger)
+            let replies = try await sc.openReplies()
+            let producer = try Producer(config: ProducerConfig(client: stack.client, lingerMs: 0))
+            try await body(sc, replies, producer)
+            await replies.shutdown()
+            await producer.close()
         } catch {
             await stack.stop()
             throw error
@@ -139,13 +148,7 @@ final class StreamTests: XCTestCase {
         try Fixtures.requireCheckpoint()
         let backend = SAMBackend(try Sam.load(.liteMedSAM, checkpoint: Fixtures.liteMedSAM))
         let image = try PNG.encode(try Self.frames(1)[0])
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        let stack = try await EmbeddedStack.start(backends: BackendSet([backend]), embeddingDType: .f32, logger: logger)
-        do {
-            let sc = SegflowClient(client: stack.client, logger: logger)
-            let replies = try await sc.openReplies()
-            let producer = try Producer(config: ProducerConfig(client: stack.client, lingerMs: 0))
+        try await withEmbeddedStack(backend) { sc, replies, producer in
             // What the dead decoder left: frame 3 snapshotted with its answer, never sent.
             var mask = MaskResult.Mask(encoding: .rle(counts: "32", height: 2, width: 4), predictedIoU: 0.75, stabilityScore: 0,
                                        bbox: .init(x: 1, y: 0, w: 2, h: 2), area: 3)
@@ -160,14 +163,8 @@ final class StreamTests: XCTestCase {
                                    frame: VideoFrame(streamID: "crash-cam", frameIndex: 3, track: StreamTrack()), model: "litemedsam")
             _ = try await producer.send(ProducerRecord(topic: SegflowTopics.images, key: "crash-cam", value: req.encode()))
             let got = try await sc.collect(replies, requestIDs: ["crash-3"], timeout: .seconds(120))
-            await replies.shutdown()
-            await producer.close()
             XCTAssertEqual(got.results["crash-3"], stored, "the stored answer, re-sent as it was")
-        } catch {
-            await stack.stop()
-            throw error
         }
-        await stack.stop()
     }
 
     func readAll(_ client: KafkaClientConfig, topic: String) async throws -> [ConsumedMessage] {

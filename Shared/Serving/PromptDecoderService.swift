@@ -223,7 +223,7 @@ actor DecoderState {
                 service.logger.warning("no watermarks for \(start.partition.topic) [\(start.partition.partition)]; replaying from the committed offset")
                 continue
             }
-            service.logger.info("restoring embeddings", metadata: [
+            service.logger.info(start.resumed ? "resuming embeddings where this decoder was before the rebalance" : "restoring embeddings", metadata: [
                 LogKey.partition: "\(start.partition.partition)", LogKey.offset: "\(offset)",
                 "skipped": "\(offset - start.lowWatermark)", "high": "\(start.highWatermark)"])
             if offset < start.highWatermark { restoring[start.partition.partition] = (start.highWatermark, 0, Timing.nowMs()) }

@@ -279,15 +279,29 @@ final class ServicesIntegrationTests: XCTestCase {
     /// drains and exits cleanly within the bound, its partitions move to the survivor, and
     /// every prompt is answered without an error (duplicates identical). Reports how long
     /// the group change delayed answers.
-    func testGracefulLeaveHandsPromptsOverWithoutErrors() async throws {
+    /// How much a group change may delay the last of 200 prompts beyond the same load
+    /// with no change (issue 15's target: 5 s). On the embedded (mock) broker the group
+    /// change itself costs session.timeout.ms − 1 s = 5 s with TestCluster's 6 s session
+    /// (rd_kafka_mock_cgrp_rebalance holds a changed group's JoinGroup that long; a real
+    /// broker answers once every member has rejoined), so the hand-over on top of it must
+    /// be near zero; +3 s allows for the 2 shared cores (the old hand-over added ~20 s).
+    static let groupChangeDelayBound: Double = 8
+
+    enum GroupChange { case gracefulLeave, join }
+
+    /// One encoder and two decoders (or one, then a second joining): 200 prompts for images
+    /// on every partition, first with no group change (baseline), then with one. Every
+    /// prompt answered, no error answer, duplicates identical; returns the delay the change
+    /// added to the last answer (answer time from the record's CreateTime).
+    func measureGroupChange(_ change: GroupChange) async throws -> Double {
         try Fixtures.requireCheckpoint()
         let cluster = try await TestCluster()
         defer { cluster.stop() }
         try cluster.start("segflow-image-encoder", name: "encoder")
         try cluster.start("segflow-prompt-decoder", name: "decoder-1")
-        try cluster.start("segflow-prompt-decoder", name: "decoder-2")
-        // Images on partitions of both decoders (8 partitions, range assignor: 0-3 and 4-7).
-        let imageIDs = (0..<100).map { "leave-\($0)" }.reduce(into: [Int32: String]()) { byPartition, id in
+        if change == .gracefulLeave { try cluster.start("segflow-prompt-decoder", name: "decoder-2") }
+        // One image per partition (8 partitions, range assignor: 0-3 and 4-7).
+        let imageIDs = (0..<100).map { "change-\($0)" }.reduce(into: [Int32: String]()) { byPartition, id in
             byPartition[KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: 8)] = byPartition[KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: 8)] ?? id
         }.sorted { $0.key < $1.key }.map(\.value)
         let png = try Fixtures.png("chelsea_crop")
@@ -302,28 +316,55 @@ final class ServicesIntegrationTests: XCTestCase {
         // Warm-up: every image encoded and cached by its decoder.
         try await cluster.send(prompts("warm", count: imageIDs.count))
         _ = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(240)) { Set(results($0).map(\.requestID)).count >= imageIDs.count }
-        try await cluster.send(prompts("load", count: 200))
-        let signalled = ContinuousClock.now
-        cluster.processes["decoder-1"]!.terminate()
-        let wanted = Set((0..<200).map { "load-\($0)" })
-        let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(180)) { seen in
-            Set(results(seen).map(\.requestID)).isSuperset(of: wanted)
+        /// Sends 200 prompts, runs `during` right after, and returns the seconds from the
+        /// send to the last answer's CreateTime.
+        func load(_ tag: String, during: () throws -> Void) async throws -> (seconds: Double, answers: [MaskResult]) {
+            let wanted = Set((0..<200).map { "\(tag)-\($0)" })
+            let sentMs = Date().timeIntervalSince1970 * 1000
+            try await cluster.send(prompts(tag, count: 200))
+            try during()
+            let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(180)) { seen in
+                Set(results(seen).map(\.requestID)).isSuperset(of: wanted)
+            }
+            let mine = got.filter { (try? MaskResult(bytes: $0.value)).map { wanted.contains($0.requestID) } ?? false }
+            let answers = results(mine)
+            XCTAssertEqual(Set(answers.map(\.requestID)), wanted, "decoder-2: \(cluster.log("decoder-2").suffix(2000))")
+            XCTAssertEqual(answers.compactMap(\.error).map(\.code), [], "no error answer for a valid request during a group change")
+            for (id, copies) in Dictionary(grouping: answers, by: \.requestID) where copies.count > 1 {
+                XCTAssertTrue(copies.allSatisfy { counts($0) == counts(copies[0]) }, "duplicate answers for \(id) differ")
+            }
+            let lastMs = Double(mine.compactMap(\.timestampMs).max() ?? 0)
+            return ((lastMs - sentMs) / 1000, answers)
         }
-        let elapsed = ContinuousClock.now - signalled
-        let answers = results(got).filter { wanted.contains($0.requestID) }
-        XCTAssertEqual(Set(answers.map(\.requestID)), wanted, "decoder-2: \(cluster.log("decoder-2").suffix(2000))")
-        XCTAssertEqual(answers.compactMap(\.error).map(\.code), [], "no error answer for a valid request during a drain")
-        for (id, copies) in Dictionary(grouping: answers, by: \.requestID) where copies.count > 1 {
-            XCTAssertTrue(copies.allSatisfy { counts($0) == counts(copies[0]) }, "duplicate answers for \(id) differ")
+        let baseline = try await load("base") {}
+        let changed = try await load("load") {
+            switch change {
+            case .gracefulLeave: cluster.processes["decoder-1"]!.terminate()
+            case .join: try cluster.start("segflow-prompt-decoder", name: "decoder-2")
+            }
         }
-        let leaver = cluster.processes["decoder-1"]!
-        let deadline = ContinuousClock.now + TestCluster.exitBound
-        while leaver.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        XCTAssertFalse(leaver.isRunning, "decoder-1 still running after SIGTERM")
-        if !leaver.isRunning { XCTAssertEqual(leaver.terminationStatus, 0, cluster.log("decoder-1").suffix(2000).description) }
-        XCTAssertFalse(cluster.log("decoder-1").contains("crashed"), cluster.log("decoder-1").suffix(3000).description)
-        let duplicates = answers.count - wanted.count
-        print("graceful leave: 200 prompts answered \(elapsed) after SIGTERM, \(duplicates) duplicates")
+        if change == .gracefulLeave {
+            let leaver = cluster.processes["decoder-1"]!
+            let deadline = ContinuousClock.now + TestCluster.exitBound
+            while leaver.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            XCTAssertFalse(leaver.isRunning, "decoder-1 still running after SIGTERM")
+            if !leaver.isRunning { XCTAssertEqual(leaver.terminationStatus, 0, cluster.log("decoder-1").suffix(2000).description) }
+            XCTAssertFalse(cluster.log("decoder-1").contains("crashed"), cluster.log("decoder-1").suffix(3000).description)
+        }
+        let added = changed.seconds - baseline.seconds
+        print(String(format: "group change (%@): last of 200 prompts answered %.1f s after the change, %.1f s with no change: %.1f s added; %d duplicates",
+                     "\(change)", changed.seconds, baseline.seconds, added, changed.answers.count - 200))
+        return added
+    }
+
+    func testGracefulLeaveHandsPromptsOverWithoutErrors() async throws {
+        let added = try await measureGroupChange(.gracefulLeave)
+        XCTAssertLessThanOrEqual(added, Self.groupChangeDelayBound, "a graceful leave delayed answers by \(added) s")
+    }
+
+    func testAJoiningDecoderTakesOverWithoutStallingAnswers() async throws {
+        let added = try await measureGroupChange(.join)
+        XCTAssertLessThanOrEqual(added, Self.groupChangeDelayBound, "a join delayed answers by \(added) s")
     }
 }
 

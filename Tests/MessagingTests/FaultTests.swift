@@ -92,4 +92,46 @@ final class ReplayWindowTests: XCTestCase {
         await consumer.shutdown()
         XCTAssertEqual(all.map(\.offset), [0, 1, 2, 3, 4])
     }
+
+    /// The eager protocol revokes every partition on a group change; a windowed partition
+    /// that comes straight back to the same member resumes at its position instead of
+    /// replaying the window again (the survivor of a graceful leave re-read its own
+    /// partitions for ~20 s before this).
+    func testAPartitionKeptThroughARebalanceResumesWhereItWas() async throws {
+        let broker = try EmbeddedBroker()
+        defer { broker.stop() }
+        try await broker.createTopics([TopicSpec(name: "kept", partitions: 2)])
+        let producer = try Producer(config: ProducerConfig(client: broker.clientConfig()))
+        defer { Task { await producer.close() } }
+        func send(_ range: Range<Int>, partition: Int32) async throws {
+            _ = try await producer.send(range.map { ProducerRecord(topic: "kept", key: "k", value: Array("\($0)".utf8), partition: partition) })
+        }
+        try await send(0..<10, partition: 0)
+        try await send(0..<10, partition: 1)
+        let config = ConsumerConfig(client: broker.clientConfig(), groupID: "g-kept", sessionTimeoutMs: 6000)
+        let a = try Consumer(config: config, topics: ["kept"], replay: [ReplayWindow(topic: "kept", records: 100)])
+        _ = try await take(20, from: a)
+        XCTAssertEqual(a.takeAssignedStarts().map(\.offset), [0, 0])
+        // A second member joins: range gives partition 0 back to a, partition 1 to b.
+        let b = try Consumer(config: config, topics: ["kept"], replay: [ReplayWindow(topic: "kept", records: 100)])
+        let deadline = ContinuousClock.now + .seconds(60)
+        var again: [AssignedStart] = []
+        while again.isEmpty && ContinuousClock.now < deadline {
+            again = a.takeAssignedStarts()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertEqual(Set(a.takeRevoked().map(\.partition)), [0, 1])
+        XCTAssertEqual(again.map(\.partition.partition), [0], "\(again)")
+        XCTAssertEqual(again.first?.offset, 10, "kept partition resumes at its position, not the window start")
+        XCTAssertEqual(again.first?.resumed, true)
+        try await send(10..<11, partition: 0)
+        let next = try await take(1, from: a)
+        XCTAssertEqual(next.map(\.offset), [10])
+        // b never held partition 1: it replays its window.
+        let bRead = try await take(10, from: b)
+        XCTAssertEqual(bRead.map(\.offset), Array(0..<10))
+        XCTAssertEqual(b.takeAssignedStarts().map(\.resumed), [false])
+        await a.shutdown()
+        await b.shutdown()
+    }
 }

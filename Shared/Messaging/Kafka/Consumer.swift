@@ -592,6 +592,9 @@ public struct AssignedStart: Sendable, Hashable {
     public var highWatermark: Int64
     /// The group's committed offset when the partition was assigned (nil: none).
     public var committed: Int64? = nil
+    /// This member held the partition until the rebalance and resumes where it was
+    /// (RebalanceHandler.heldAtRevoke) rather than replaying the window.
+    public var resumed = false
 }
 
 /// State for the C rebalance callback (runs on the consumer's poll thread, inside
@@ -608,11 +611,31 @@ final class RebalanceHandler: @unchecked Sendable {
     }
 
     let revokedPartitions = Locked<[TopicPartition]>([])
+    /// Windowed partitions taken away by the last revocation, with this member's position
+    /// in each (the offset after the last record handed to the application). The eager
+    /// protocol revokes every partition on every group change; one that comes straight
+    /// back resumes there instead of replaying its whole window again — the application
+    /// still holds what it read (measured: a survivor of a graceful leave re-read its own
+    /// partitions' windows for ~20 s before it answered the moved prompts).
+    private var heldAtRevoke: [TopicPartition: Int64] = [:]  // poll thread only
 
-    func revoked(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+    func revoked(_ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         let partitions = (0..<Int(list.pointee.cnt)).map { i -> TopicPartition in
             let e = list.pointee.elems[i]
             return TopicPartition(topic: String(cString: e.topic), partition: e.partition)
+        }
+        // ref: rdkafka.h, rd_kafka_position(): the offset of the last message returned by
+        // poll + 1, or RD_KAFKA_OFFSET_INVALID; it is the application's position, since
+        // every polled record reaches it (ConsumerCore never drops its buffer).
+        heldAtRevoke = [:]
+        if rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            for i in 0..<Int(list.pointee.cnt) {
+                let e = list.pointee.elems[i]
+                let topic = String(cString: e.topic)
+                if windows[topic] != nil, e.err == RD_KAFKA_RESP_ERR_NO_ERROR, e.offset >= 0 {
+                    heldAtRevoke[TopicPartition(topic: topic, partition: e.partition)] = e.offset
+                }
+            }
         }
         revokedPartitions.withLock { $0.append(contentsOf: partitions) }
     }
@@ -631,11 +654,15 @@ final class RebalanceHandler: @unchecked Sendable {
                 continue
             }
             var start = max(low, high - window)
+            let resumed = heldAtRevoke[tp].map { min(max($0, low), high) }
+            if let resumed { start = max(start, resumed) }
             let committed = Self.committed(rk, tp)
             if let committed, committed >= low, committed < start { start = committed }
             entry.pointee.offset = start
-            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high, committed: committed))
+            decided.append(AssignedStart(partition: tp, offset: start, lowWatermark: low, highWatermark: high,
+                                         committed: committed, resumed: resumed != nil))
         }
+        heldAtRevoke = [:]
         starts.withLock { $0.append(contentsOf: decided) }
         rd_kafka_assign(rk, list)
     }
@@ -658,7 +685,7 @@ let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, Unsa
     if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, let list, let opaque {
         Unmanaged<RebalanceHandler>.fromOpaque(opaque).takeUnretainedValue().assign(rk, list)
     } else {
-        if let list, let opaque { Unmanaged<RebalanceHandler>.fromOpaque(opaque).takeUnretainedValue().revoked(list) }
+        if let list, let opaque { Unmanaged<RebalanceHandler>.fromOpaque(opaque).takeUnretainedValue().revoked(rk, list) }
         rd_kafka_assign(rk, nil)
     }
 }

@@ -101,6 +101,12 @@ public struct ConsumerConfig: Sendable, Hashable {
     /// before the first decoder joined is skipped.
     public var autoOffsetReset: OffsetReset
     public var sessionTimeoutMs: Int
+    /// How often the member heartbeats to the coordinator. A group change reaches the
+    /// other members with their next heartbeat (REBALANCE_IN_PROGRESS), so this bounds how
+    /// long a graceful leave or a join waits before the rebalance starts; 1 s (librdkafka's
+    /// default is 3 s) costs one small request per second per member. Keep it at most a
+    /// third of `sessionTimeoutMs`.
+    public var heartbeatIntervalMs: Int
     /// Longest time between two `next()` calls before the member is evicted; must
     /// exceed the slowest processing of one message (a ViT-H encode on CPU).
     public var maxPollIntervalMs: Int
@@ -129,7 +135,7 @@ public struct ConsumerConfig: Sendable, Hashable {
     public var properties: [String: String]
 
     public init(client: KafkaClientConfig, groupID: String, autoOffsetReset: OffsetReset = .earliest,
-                sessionTimeoutMs: Int = 10_000, maxPollIntervalMs: Int = 300_000,
+                sessionTimeoutMs: Int = 10_000, heartbeatIntervalMs: Int = 1000, maxPollIntervalMs: Int = 300_000,
                 fetchMaxBytes: Int? = nil, maxPartitionFetchBytes: Int? = nil, prefetchCount: Int = 2,
                 fetchWaitMaxMs: Int = 10, storedOffsetCommitIntervalMs: Int? = nil, properties: [String: String] = [:]) {
         self.fetchWaitMaxMs = fetchWaitMaxMs
@@ -138,6 +144,7 @@ public struct ConsumerConfig: Sendable, Hashable {
         self.groupID = groupID
         self.autoOffsetReset = autoOffsetReset
         self.sessionTimeoutMs = sessionTimeoutMs
+        self.heartbeatIntervalMs = heartbeatIntervalMs
         self.maxPollIntervalMs = maxPollIntervalMs
         self.fetchMaxBytes = fetchMaxBytes
         self.maxPartitionFetchBytes = maxPartitionFetchBytes
@@ -150,6 +157,7 @@ public struct ConsumerConfig: Sendable, Hashable {
         p["group.id"] = groupID
         p["auto.offset.reset"] = autoOffsetReset.rawValue
         p["session.timeout.ms"] = String(sessionTimeoutMs)
+        p["heartbeat.interval.ms"] = String(min(heartbeatIntervalMs, max(1, sessionTimeoutMs / 3)))
         p["max.poll.interval.ms"] = String(maxPollIntervalMs)
         if let fetchMaxBytes { p["fetch.max.bytes"] = String(fetchMaxBytes) }
         if let maxPartitionFetchBytes { p["max.partition.fetch.bytes"] = String(maxPartitionFetchBytes) }

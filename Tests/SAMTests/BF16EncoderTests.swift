@@ -13,6 +13,9 @@ final class BF16EncoderTests: XCTestCase {
     /// encoder accounts for nearly all of it (bf16 encoder + f32 decoder: min 0.981).
     /// Budget 0.97: lower would mean bf16 rounding is amplified somewhere it should not be.
     static let minimumMaskIoU = 0.97
+    /// The issue's fidelity target for a precision users may pick (bf16 vs f32 IoU ≥ 0.99
+    /// on the real fixtures), over the 9 masks: measured 0.9955.
+    static let minimumMeanMaskIoU = 0.99
 
     override func tearDown() { try? TensorRuntime.setPrecision(.f32) }
 
@@ -52,6 +55,7 @@ final class BF16EncoderTests: XCTestCase {
         }
         print("bf16 vs f32 LiteMedSAM over \(ious.count) masks: encoder+decoder bf16 IoU \(stats(ious)); encoder bf16, decoder f32 IoU \(stats(encoderOnlyIoUs)); embedding relative max error \(embeddingErrors.map { String(format: "%.2e", $0) })")
         XCTAssertGreaterThanOrEqual(worst, Self.minimumMaskIoU)
+        XCTAssertGreaterThanOrEqual(ious.reduce(0, +) / Double(max(1, ious.count)), Self.minimumMeanMaskIoU)
         XCTAssertGreaterThanOrEqual(encoderOnlyIoUs.min() ?? 0, Self.minimumMaskIoU)
         // It really ran in bf16 (an f32 run would reproduce the embedding to ~1e-6).
         XCTAssertGreaterThan(embeddingErrors.min() ?? 0, 1e-4, "bf16 embedding as exact as f32: bf16 did not run")

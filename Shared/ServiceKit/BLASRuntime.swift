@@ -30,6 +30,14 @@ public enum BLASRuntime {
     /// like the core type, so it is set on the same re-exec, and never overrides a value.
     public static let threadTimeoutVariable = "OPENBLAS_THREAD_TIMEOUT"
     public static let preferredThreadTimeout = "4"
+    /// The same for oneDNN's OpenMP team (Debian's libdnnl uses libgomp): after each
+    /// parallel region its threads spin for GOMP_SPINCOUNT iterations before sleeping, and
+    /// on 2 cores that spinning was 22 % of the CPU samples of a LiteMedSAM bf16 encode
+    /// (perf), taking the core from the GELU/norm loops between GEMMs. PASSIVE lets them
+    /// sleep at once. Read by libgomp at load time: set on the same re-exec, never
+    /// overriding a value the user set.
+    public static let ompWaitPolicyVariable = "OMP_WAIT_POLICY"
+    public static let preferredOMPWaitPolicy = "PASSIVE"
     /// Set by Segflow on its one re-exec.
     public static let reexecMarkerVariable = "SEGFLOW_BLAS_REEXEC"
 
@@ -134,7 +142,8 @@ public enum BLASRuntime {
             break
         }
         let needsTimeout = env[threadTimeoutVariable] == nil
-        guard !core.isEmpty || needsTimeout else {
+        let needsWaitPolicy = env[ompWaitPolicyVariable] == nil
+        guard !core.isEmpty || needsTimeout || needsWaitPolicy else {
             // The loaded core is the measured one: no re-exec just to say so.
             if !source.isEmpty { setenv(BLASCoreChoice.sourceVariable, source, 1) }
             return
@@ -145,6 +154,7 @@ public enum BLASRuntime {
         }
         if !source.isEmpty { setenv(BLASCoreChoice.sourceVariable, source, 1) }
         if needsTimeout { setenv(threadTimeoutVariable, preferredThreadTimeout, 1) }
+        if needsWaitPolicy { setenv(ompWaitPolicyVariable, preferredOMPWaitPolicy, 1) }
         setenv(reexecMarkerVariable, "1", 1)
         fflush(nil)  // flush every C stream: nothing buffered may be lost by exec
         // /proc/self/exe is the running binary even if argv[0] is relative or was renamed.
@@ -154,6 +164,7 @@ public enum BLASRuntime {
         FileHandle.standardError.write(message.data(using: .utf8)!)
         if !core.isEmpty { unsetenv(coreTypeVariable); unsetenv(detectedCoreVariable) }
         if needsTimeout { unsetenv(threadTimeoutVariable) }
+        if needsWaitPolicy { unsetenv(ompWaitPolicyVariable) }
         unsetenv(BLASCoreChoice.sourceVariable)
         unsetenv(reexecMarkerVariable)
     }

@@ -42,6 +42,19 @@ def synthetic_image(w=1024, h=768):
     return np.stack([(x * 255) // w, (y * 255) // h, (x ^ y) & 0xFF], -1).astype(np.uint8)
 
 
+def predict(pred, point_coords=None, point_labels=None, box=None, multimask_output=False):
+    """SamPredictor.predict, with outputs converted through float32 (under bf16 autocast the
+    decoder returns bfloat16 tensors, which .numpy() refuses); the same work otherwise."""
+    coords = labels = box_t = None
+    if point_coords is not None:
+        coords = torch.as_tensor(pred.transform.apply_coords(point_coords, pred.original_size), dtype=torch.float)[None]
+        labels = torch.as_tensor(point_labels, dtype=torch.int)[None]
+    if box is not None:
+        box_t = torch.as_tensor(pred.transform.apply_boxes(box, pred.original_size), dtype=torch.float)[None]
+    masks, iou, low = pred.predict_torch(coords, labels, box_t, None, multimask_output)
+    return masks[0].float().numpy(), iou[0].float().numpy(), low[0].float().numpy()
+
+
 def measure(fn, runs, warmup):
     for _ in range(warmup):
         fn()
@@ -82,15 +95,15 @@ def main():
         rows.append(("image encoder", measure(lambda: sam.image_encoder(xt), args.runs, args.warmup)))
         pred.set_image(img)
         pt = (np.array([[500.0, 400.0]]), np.array([1]))
-        rows.append(("decode 1 point", measure(lambda: pred.predict(*pt, multimask_output=False), args.decoder_runs, args.warmup)))
+        rows.append(("decode 1 point", measure(lambda: predict(pred, *pt, multimask_output=False), args.decoder_runs, args.warmup)))
         box = np.array([200.0, 150.0, 700.0, 600.0])
-        rows.append(("decode 1 box", measure(lambda: pred.predict(box=box, multimask_output=False), args.decoder_runs, args.warmup)))
+        rows.append(("decode 1 box", measure(lambda: predict(pred, box=box, multimask_output=False), args.decoder_runs, args.warmup)))
         coords = torch.tensor([[[60.0 * i + 20, 40.0 * i + 30]] for i in range(16)])
         coords = pred.transform.apply_coords_torch(coords, img.shape[:2])
         labels = torch.ones(16, 1, dtype=torch.int64)
         batch = measure(lambda: pred.predict_torch(coords, labels, multimask_output=False), max(3, args.decoder_runs // 4), args.warmup)
         rows.append(("decode batch of 16 points (per prompt)", [t / 16 for t in batch]))
-        rows.append(("decode 1 point, multimask", measure(lambda: pred.predict(*pt, multimask_output=True), args.decoder_runs, args.warmup)))
+        rows.append(("decode 1 point, multimask", measure(lambda: predict(pred, *pt, multimask_output=True), args.decoder_runs, args.warmup)))
     report = {"model": args.model, "precision": args.precision, "torch": torch.__version__, "threads": torch.get_num_threads(), "load_ms": load_ms,
               "rows": [{"stage": s, "runs": len(t), "median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t),
                         "sd_ms": statistics.stdev(t) if len(t) > 1 else 0.0} for s, t in rows]}

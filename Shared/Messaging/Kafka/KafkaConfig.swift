@@ -100,6 +100,10 @@ public struct ConsumerConfig: Sendable, Hashable {
     /// Where a group without a committed offset starts. Earliest, so nothing produced
     /// before the first decoder joined is skipped.
     public var autoOffsetReset: OffsetReset
+    /// How long the group waits for a silent member (killed, partitioned) before it moves
+    /// its partitions. 6 s is the lowest a stock broker accepts
+    /// (`group.min.session.timeout.ms`); librdkafka's default is 45 s. The embedded (mock)
+    /// broker also holds a changed group's JoinGroup for this − 1 s.
     public var sessionTimeoutMs: Int
     /// How often the member heartbeats to the coordinator. A group change reaches the
     /// other members with their next heartbeat (REBALANCE_IN_PROGRESS), so this bounds how
@@ -135,7 +139,7 @@ public struct ConsumerConfig: Sendable, Hashable {
     public var properties: [String: String]
 
     public init(client: KafkaClientConfig, groupID: String, autoOffsetReset: OffsetReset = .earliest,
-                sessionTimeoutMs: Int = 10_000, heartbeatIntervalMs: Int = 1000, maxPollIntervalMs: Int = 300_000,
+                sessionTimeoutMs: Int = 6_000, heartbeatIntervalMs: Int = 1000, maxPollIntervalMs: Int = 300_000,
                 fetchMaxBytes: Int? = nil, maxPartitionFetchBytes: Int? = nil, prefetchCount: Int = 2,
                 fetchWaitMaxMs: Int = 10, storedOffsetCommitIntervalMs: Int? = nil, properties: [String: String] = [:]) {
         self.fetchWaitMaxMs = fetchWaitMaxMs

@@ -32,11 +32,8 @@ extension Ops {
     public static func geluInPlace(_ x: inout Tensor) {
         x.data.withUnsafeMutableBufferPointer { p in
             guard let base = p.baseAddress, p.count > 0 else { return }
-            let d = SendablePointer(base), n = p.count, chunk = elementwiseChunk
-            parallelFor((n + chunk - 1) / chunk, costPerItem: chunk * 24) { job in
-                let lo = job * chunk
-                geluSerial(d.base + lo, count: min(n, lo + chunk) - lo)
-            }
+            let d = SendablePointer(base)
+            forEachChunk(p.count, cost: 24) { lo, hi in geluSerial(d.base + lo, count: hi - lo) }
         }
     }
 

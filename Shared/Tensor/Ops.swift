@@ -43,6 +43,19 @@ extension Ops {
     /// Elements per parallel job of the 8-wide elementwise kernels (64 KiB of Float).
     static let elementwiseChunk = 1 << 14
 
+    /// Splits `0..<n` into `elementwiseChunk`-element jobs `[lo, hi)` across cores (each job
+    /// owns its range: disjoint writes). A kernel that runs a whole range itself (rather
+    /// than through `map8`'s per-vector closure, which the compiler calls out of line)
+    /// keeps its constants in registers for the whole job.
+    @inline(__always)
+    static func forEachChunk(_ n: Int, cost: Int, _ body: @Sendable (_ lo: Int, _ hi: Int) -> Void) {
+        let chunk = elementwiseChunk
+        parallelFor((n + chunk - 1) / chunk, costPerItem: chunk * cost) { job in
+            let lo = job * chunk
+            body(lo, min(n, lo + chunk))
+        }
+    }
+
     /// Applies an 8-wide kernel to `n` floats read from `src` and written to `dst` (which
     /// may equal `src`), in 16 Ki-element jobs split across cores. The tail is run through
     /// `f` on a zero-padded vector and only the valid lanes are stored.
@@ -51,11 +64,7 @@ extension Ops {
     static func map8(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count n: Int, cost: Int,
                      _ f: @Sendable (SIMD8<Float>) -> SIMD8<Float>) {
         let s = SendableConstPointer(src), d = SendablePointer(dst)
-        let chunk = elementwiseChunk
-        let jobs = (n + chunk - 1) / chunk
-        parallelFor(jobs, costPerItem: chunk * cost) { job in
-            // Job `job` owns elements [lo, hi): disjoint writes.
-            let lo = job * chunk, hi = min(n, lo + chunk)
+        forEachChunk(n, cost: cost) { lo, hi in
             var i = lo
             while i + 8 <= hi {
                 let v = UnsafeRawPointer(s.base + i).loadUnaligned(as: SIMD8<Float>.self)
@@ -76,11 +85,7 @@ extension Ops {
     static func zip8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
                      count n: Int, _ f: @Sendable (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
         let pa = SendableConstPointer(a), pb = SendableConstPointer(b), d = SendablePointer(dst)
-        let chunk = elementwiseChunk
-        let jobs = (n + chunk - 1) / chunk
-        parallelFor(jobs, costPerItem: chunk) { job in
-            // Job `job` owns elements [lo, hi): disjoint writes.
-            let lo = job * chunk, hi = min(n, lo + chunk)
+        forEachChunk(n, cost: 1) { lo, hi in
             var i = lo
             while i + 8 <= hi {
                 let va = UnsafeRawPointer(pa.base + i).loadUnaligned(as: SIMD8<Float>.self)

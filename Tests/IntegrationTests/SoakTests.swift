@@ -25,8 +25,8 @@ final class SoakTests: XCTestCase {
 
     static let decoderCacheMiB = 64
     static let framesEveryRounds = 4
-    /// RSS may grow this much (MiB) from the first third of a never-restarted service's
-    /// samples to the last third: allocator noise, the CLIPSeg and SAM models' scratch
+    /// RSS may grow this much (MiB) from the middle third of a never-restarted service's
+    /// samples (the first third is warm-up) to the last third: allocator noise, the CLIPSeg and SAM models' scratch
     /// buffers at their largest inputs; a leak of one image per round (~1 MiB) over 600 s
     /// is 120 MiB, well past it.
     static let flatRSSSlackMiB = 64

@@ -598,8 +598,9 @@ public struct AssignedStart: Sendable, Hashable {
 }
 
 /// State for the C rebalance callback (runs on the consumer's poll thread, inside
-/// rd_kafka_consumer_poll). `@unchecked Sendable`: `windows` is immutable and `starts`
-/// is behind a lock.
+/// rd_kafka_consumer_poll, or inside close, also on that thread). `@unchecked Sendable`:
+/// `windows` is immutable, `starts` and `revokedPartitions` are behind locks, and
+/// `heldAtRevoke` is only touched by the callbacks, on the poll thread.
 final class RebalanceHandler: @unchecked Sendable {
     let windows: [String: Int64]
     let starts = Locked<[AssignedStart]>([])

@@ -130,7 +130,11 @@ final class ReplayWindowTests: XCTestCase {
         // b never held partition 1: it replays its window.
         let bRead = try await take(10, from: b)
         XCTAssertEqual(bRead.map(\.offset), Array(0..<10))
-        XCTAssertEqual(b.takeAssignedStarts().map(\.resumed), [false])
+        // Under load the group may rebalance once more before b reads (CI saw partition 1
+        // assigned to b twice); b had read nothing by then, so no start of b resumes.
+        let bStarts = b.takeAssignedStarts()
+        XCTAssertTrue(bStarts.contains { $0.partition.partition == 1 }, "\(bStarts)")
+        XCTAssertFalse(bStarts.contains(where: \.resumed), "\(bStarts)")
         await a.shutdown()
         await b.shutdown()
     }

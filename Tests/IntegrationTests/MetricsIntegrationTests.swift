@@ -227,11 +227,19 @@ final class MetricsIntegrationTests: XCTestCase {
             XCTAssertEqual(ready.status, 200, "port \(port): \(ready.body)")
         }
         // Two decoders split the partitions of both topics (4 each by default).
+        // A rebalance still in flight (the second decoder's join) can leave a member with
+        // nothing for a moment: read again until both topics are split, at most 60 s.
         var assigned: [String: Double] = [:]
-        for port in ports {
-            let m = PrometheusText(try await get(port, "/metrics").body)
-            for s in m.series("segflow_assigned_partitions") { assigned[s.labels["service"] ?? "", default: 0] += s.value }
-        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            assigned = [:]
+            for port in ports {
+                let m = PrometheusText(try await get(port, "/metrics").body)
+                for s in m.series("segflow_assigned_partitions") { assigned[s.labels["service"] ?? "", default: 0] += s.value }
+            }
+            if assigned["prompt-decoder"] == 8 && assigned["image-encoder"] == 4 { break }
+            try await Task.sleep(for: .milliseconds(500))
+        } while ContinuousClock.now < deadline
         XCTAssertEqual(assigned["image-encoder"], 4)
         XCTAssertEqual(assigned["prompt-decoder"], 8, "\(assigned)")
     }

@@ -230,7 +230,7 @@ final class MetricsIntegrationTests: XCTestCase {
         // A rebalance still in flight (the second decoder's join) can leave a member with
         // nothing for a moment: read again until both topics are split, at most 60 s.
         var assigned: [String: Double] = [:]
-        let deadline = ContinuousClock.now + .seconds(60)
+        let settled = ContinuousClock.now + .seconds(60)
         repeat {
             assigned = [:]
             for port in ports {
@@ -239,7 +239,7 @@ final class MetricsIntegrationTests: XCTestCase {
             }
             if assigned["prompt-decoder"] == 8 && assigned["image-encoder"] == 4 { break }
             try await Task.sleep(for: .milliseconds(500))
-        } while ContinuousClock.now < deadline
+        } while ContinuousClock.now < settled
         XCTAssertEqual(assigned["image-encoder"], 4)
         XCTAssertEqual(assigned["prompt-decoder"], 8, "\(assigned)")
     }

@@ -82,6 +82,9 @@ let package = Package(
         // The one layer library (Linear, LayerNorm, Conv2d, ...) every model family uses.
         .target(name: "NN", dependencies: ["Tensor", "Checkpoint"], path: "Shared/NN"),
         .target(name: "SAM", dependencies: ["NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM"),
+        // SAM 2 (Hiera backbone, FPN neck, SAM 2 mask decoder); reuses SAM's prompt encoder and
+        // two-way transformer.
+        .target(name: "SAM2", dependencies: ["SAM", "NN", "Tensor", "Checkpoint", "Imaging"], path: "Shared/SAM2"),
         .target(name: "CLIP", dependencies: ["NN", "Tensor", "Checkpoint", "CZlib"], path: "Shared/CLIP",
                 resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz"),
                             .copy("Resources/LICENSE-bpe_simple_vocab_16e6.txt")]),
@@ -97,7 +100,7 @@ let package = Package(
         // the frame's embedding (the prompt-decoder runs it from a cached embedding).
         .target(name: "Tracking", dependencies: ["SAM", "Imaging", "Tensor"], path: "Shared/Tracking"),
         // Model families behind one protocol and one registry (the only code that knows model names).
-        .target(name: "Backends", dependencies: ["SAM", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Tracking", "Imaging", "Tensor", "Messaging", "Checkpoint"],
+        .target(name: "Backends", dependencies: ["SAM", "SAM2", "CLIPSeg", "CLIP", "SegGPT", "Pipeline", "Tracking", "Imaging", "Tensor", "Messaging", "Checkpoint"],
                 path: "Shared/Backends"),
         // The three service loops (image-encoder, prompt-decoder, text-encoder).
         .target(name: "Serving", dependencies: ["Backends", "Pipeline", "Imaging", "Messaging",
@@ -168,13 +171,15 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLIPSegTests", dependencies: ["TestSupport", "CLIPSeg", "CLIP", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/CLIPSegTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "SAM2Tests", dependencies: ["TestSupport", "SAM2", "SAM", "Checkpoint", "Tensor", "Imaging"],
+                    path: "Tests/SAM2Tests", resources: [.copy("Fixtures")]),
         .testTarget(name: "SegGPTTests", dependencies: ["TestSupport", "SegGPT", "Checkpoint", "Tensor", "Imaging"],
                     path: "Tests/SegGPTTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/PipelineTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking", "Pipeline", "SAM", "Imaging", "Tensor"], path: "Tests/TrackingTests",
                     exclude: ["Fixtures"]),  // read by path (#filePath), like IntegrationTests' photographs
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "Tensor",
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Backends", "SAM", "SAM2", "Tensor", "Imaging", "Messaging",
                                                        .product(name: "MetricsTestKit", package: "swift-metrics")], path: "Tests/ServingTests"),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability",
                                                              .product(name: "Metrics", package: "swift-metrics"),

@@ -177,7 +177,7 @@ struct SegmentCommand: AsyncParsableCommand {
             ? try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config)) : nil
         let loadMs = Timing.nowMs() - t0
         StartupTrace.mark("segment: model loaded (\(Int(loadMs)) ms)")
-        let maskSide = (backend as? SAMBackend)?.maskSide ?? 256
+        let maskSide = backend?.maskInputSide ?? 256
         var maskInputTensor: Tensor?
         if let maskInput {
             maskInputTensor = try InProcessSegmenter.readLogits(path: maskInput, side: maskSide)

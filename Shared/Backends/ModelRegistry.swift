@@ -96,6 +96,7 @@ public enum RegistryError: Error, Equatable, Sendable, CustomStringConvertible {
 public enum ModelRegistry {
     public static let families: [ModelFamily] = [
         SAMBackend.family,
+        Sam2Backend.family,
         CLIPSegBackend.family,
         SegGPTBackend.family,
     ]

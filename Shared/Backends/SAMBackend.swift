@@ -20,6 +20,7 @@ public final class SAMBackend: SegmentationBackend {
     public var promptKinds: Set<PromptKind> { Self.promptKinds }
     /// Side of the low-res logits SAM takes as mask input (4 × the embedding grid).
     public var maskSide: Int { sam.promptEncoder.imageEmbeddingSize * 4 }
+    public var maskInputSide: Int? { maskSide }
 
     public func embed(_ image: RGBImage) throws -> any BackendEmbedding {
         try sam.embed(rgb: image.pixels, width: image.width, height: image.height)

@@ -74,6 +74,8 @@ public protocol SegmentationBackend: AnyObject, Sendable {
     /// Stream half (nil: the model does not track): per-frame tracking of objects in a
     /// stream, driven by the prompt-decoder from each frame's cached embedding.
     var streamTracker: (any StreamTracker)? { get }
+    /// Side of the low-res logits the model takes as a mask input (nil: it takes none).
+    var maskInputSide: Int? { get }
 }
 
 public protocol TextPromptEncoder: Sendable {
@@ -97,6 +99,7 @@ extension SegmentationBackend {
     public var inContext: (any InContextSegmenter)? { nil }
     public var exampleEncoder: (any ExamplePromptEncoder)? { nil }
     public var streamTracker: (any StreamTracker)? { nil }
+    public var maskInputSide: Int? { nil }
     /// Whether the model reads registered prompt pairs (the image-encoder then follows the topic).
     public var takesExamples: Bool { inContext != nil || exampleEncoder != nil }
 

@@ -14,6 +14,11 @@ public struct PromptEncoder: Sendable {
     let notAPoint: Tensor
     let noMask: Tensor
     let maskConv0: Conv2d, maskNorm1: LayerNorm2d, maskConv3: Conv2d, maskNorm4: LayerNorm2d, maskConv6: Conv2d
+    /// SAM 2 passes a box as two corner points, so its prompts are always padded with one
+    /// not-a-point token (SAM pads only when there is no box).
+    /// ref: sam2/sam2_image_predictor.py _predict (box → points labelled 2, 3; boxes=None);
+    ///      transformers modeling_sam2.py Sam2PromptEncoder._embed_boxes ("padding point")
+    public internal(set) var padsAlways: Bool
 
     public init(_ vb: WeightLoader, embedDim: Int, imageEmbeddingSize: Int, inputImageSize: Int, maskInChans: Int) throws {
         self.embedDim = embedDim; self.imageEmbeddingSize = imageEmbeddingSize; self.inputImageSize = inputImageSize
@@ -29,6 +34,43 @@ public struct PromptEncoder: Sendable {
         maskConv3 = try Conv2d(m.pp(3), in: maskInChans / 4, out: maskInChans, kernel: 2, stride: 2)
         maskNorm4 = try LayerNorm2d(m.pp(4), channels: maskInChans)
         maskConv6 = try Conv2d(m.pp(6), in: maskInChans, out: embedDim, kernel: 1)
+        padsAlways = false
+    }
+
+    /// SAM 2's prompt encoder: the same computation as SAM's (the sam2 package keeps SAM's
+    /// module names: `pe_layer.*`, `point_embeddings.N`, `mask_downscaling.N`), or
+    /// transformers' `Sam2PromptEncoder` names (`shared_embedding.positional_embedding`,
+    /// `point_embed` as one [4, C] table, `mask_embed.conv1…3` / `layer_norm1…2`).
+    public init(sam2 vb: WeightLoader, transformersNames: Bool, embedDim: Int, imageEmbeddingSize: Int, inputImageSize: Int,
+                maskInChans: Int, layerNormEps: Float) throws {
+        guard transformersNames else {
+            // sam2/modeling/sam/prompt_encoder.py builds its LayerNorm2d with SAM's eps (1e-6).
+            try self.init(vb, embedDim: embedDim, imageEmbeddingSize: imageEmbeddingSize, inputImageSize: inputImageSize,
+                          maskInChans: maskInChans)
+            padsAlways = true
+            return
+        }
+        let table = try vb.pp("point_embed").tensor("weight", shape: [4, embedDim])
+        let m = vb.pp("mask_embed")
+        self.init(embedDim: embedDim, imageEmbeddingSize: imageEmbeddingSize, inputImageSize: inputImageSize,
+                  gaussian: try vb.pp("shared_embedding").tensor("positional_embedding", shape: [2, embedDim / 2]),
+                  pointEmbeddings: (0..<4).map { Tensor(shape: [embedDim], data: Array(table.data[($0 * embedDim)..<(($0 + 1) * embedDim)])) },
+                  notAPoint: try vb.pp("not_a_point_embed").tensor("weight", shape: [1, embedDim]).reshaped([embedDim]),
+                  noMask: try vb.pp("no_mask_embed").tensor("weight", shape: [1, embedDim]).reshaped([embedDim]),
+                  maskConv0: try Conv2d(m.pp("conv1"), in: 1, out: maskInChans / 4, kernel: 2, stride: 2),
+                  maskNorm1: try LayerNorm2d(m.pp("layer_norm1"), channels: maskInChans / 4, eps: layerNormEps),
+                  maskConv3: try Conv2d(m.pp("conv2"), in: maskInChans / 4, out: maskInChans, kernel: 2, stride: 2),
+                  maskNorm4: try LayerNorm2d(m.pp("layer_norm2"), channels: maskInChans, eps: layerNormEps),
+                  maskConv6: try Conv2d(m.pp("conv3"), in: maskInChans, out: embedDim, kernel: 1), padsAlways: true)
+    }
+
+    init(embedDim: Int, imageEmbeddingSize: Int, inputImageSize: Int, gaussian: Tensor, pointEmbeddings: [Tensor], notAPoint: Tensor,
+         noMask: Tensor, maskConv0: Conv2d, maskNorm1: LayerNorm2d, maskConv3: Conv2d, maskNorm4: LayerNorm2d, maskConv6: Conv2d,
+         padsAlways: Bool) {
+        self.embedDim = embedDim; self.imageEmbeddingSize = imageEmbeddingSize; self.inputImageSize = inputImageSize
+        self.gaussian = gaussian; self.pointEmbeddings = pointEmbeddings; self.notAPoint = notAPoint; self.noMask = noMask
+        self.maskConv0 = maskConv0; self.maskNorm1 = maskNorm1; self.maskConv3 = maskConv3; self.maskNorm4 = maskNorm4
+        self.maskConv6 = maskConv6; self.padsAlways = padsAlways
     }
 
     /// Random Fourier features of coordinates already normalised to [0, 1].
@@ -64,7 +106,7 @@ public struct PromptEncoder: Sendable {
     public func sparseEmbedding(points: [(x: Float, y: Float, label: Int)], box: (Float, Float, Float, Float)?) -> Tensor {
         var rows: [Float] = []
         var pts = points
-        if !points.isEmpty && box == nil { pts.append((0, 0, -1)) }  // pad when there is no box
+        if !points.isEmpty && box == nil && !padsAlways { pts.append((0, 0, -1)) }  // pad when there is no box
         let s = Float(inputImageSize)
         if !pts.isEmpty {
             var pe = peEncoding(pts.map { (($0.x + 0.5) / s, ($0.y + 0.5) / s) })
@@ -88,6 +130,7 @@ public struct PromptEncoder: Sendable {
             }
             rows += pe
         }
+        if padsAlways { rows += notAPoint.data }
         return Tensor(shape: [rows.count / embedDim, embedDim], data: rows)
     }
 

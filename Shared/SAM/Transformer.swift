@@ -11,13 +11,30 @@ public struct TwoWayTransformer: Sendable {
     /// nn.LayerNorm default inside the transformer.
     static let layerNormEps: Float = 1e-5
 
-    public init(_ vb: WeightLoader, depth: Int, embeddingDim: Int, numHeads: Int, mlpDim: Int) throws {
+    /// The state-dict spelling of the transformer's modules. segment_anything and the official
+    /// sam2 package share one; transformers' `Sam2TwoWayTransformer` renames a few.
+    public struct Names: Sendable {
+        public var outProj: String, norm: String, finalNorm: String, mlp: (String, String)
+        /// segment_anything: `out_proj`, `norm1…4`, `norm_final_attn`, `mlp.lin1/lin2`.
+        public static let segmentAnything = Names(outProj: "out_proj", norm: "norm", finalNorm: "norm_final_attn",
+                                                  mlp: ("lin1", "lin2"))
+        /// facebookresearch/sam2: as segment_anything but the MLP is `mlp.layers.0/1`.
+        public static let sam2Original = Names(outProj: "out_proj", norm: "norm", finalNorm: "norm_final_attn",
+                                               mlp: ("layers.0", "layers.1"))
+        /// transformers `Sam2TwoWayTransformer`: `o_proj`, `layer_norm1…4`, `layer_norm_final_attn`, `mlp.proj_in/proj_out`.
+        public static let transformersSam2 = Names(outProj: "o_proj", norm: "layer_norm", finalNorm: "layer_norm_final_attn",
+                                                   mlp: ("proj_in", "proj_out"))
+    }
+
+    public init(_ vb: WeightLoader, depth: Int, embeddingDim: Int, numHeads: Int, mlpDim: Int,
+                downsampleRate: Int = 2, names: Names = .segmentAnything) throws {
         layers = try (0..<depth).map {
             try TwoWayAttentionBlock(vb.pp("layers").pp($0), dim: embeddingDim, heads: numHeads, mlpDim: mlpDim,
-                                     skipFirstLayerPE: $0 == 0)
+                                     skipFirstLayerPE: $0 == 0, downsampleRate: downsampleRate, names: names)
         }
-        finalAttnTokenToImage = try Attention(vb.pp("final_attn_token_to_image"), dim: embeddingDim, heads: numHeads, downsampleRate: 2)
-        normFinalAttn = try LayerNorm(vb.pp("norm_final_attn"), dim: embeddingDim, eps: Self.layerNormEps)
+        finalAttnTokenToImage = try Attention(vb.pp("final_attn_token_to_image"), dim: embeddingDim, heads: numHeads,
+                                              downsampleRate: downsampleRate, outProj: names.outProj)
+        normFinalAttn = try LayerNorm(vb.pp(names.finalNorm), dim: embeddingDim, eps: Self.layerNormEps)
     }
 
     /// image: [B or 1, C, H, W], imagePE: [B or 1, C, H, W], tokens: [B, N, C]
@@ -44,16 +61,19 @@ public struct TwoWayTransformer: Sendable {
         let mlp: MLPBlock
         let skipFirstLayerPE: Bool
 
-        init(_ vb: WeightLoader, dim: Int, heads: Int, mlpDim: Int, skipFirstLayerPE: Bool) throws {
-            selfAttn = try Attention(vb.pp("self_attn"), dim: dim, heads: heads, downsampleRate: 1)
-            crossTokenToImage = try Attention(vb.pp("cross_attn_token_to_image"), dim: dim, heads: heads, downsampleRate: 2)
-            crossImageToToken = try Attention(vb.pp("cross_attn_image_to_token"), dim: dim, heads: heads, downsampleRate: 2)
+        init(_ vb: WeightLoader, dim: Int, heads: Int, mlpDim: Int, skipFirstLayerPE: Bool, downsampleRate: Int,
+             names: Names) throws {
+            selfAttn = try Attention(vb.pp("self_attn"), dim: dim, heads: heads, downsampleRate: 1, outProj: names.outProj)
+            crossTokenToImage = try Attention(vb.pp("cross_attn_token_to_image"), dim: dim, heads: heads,
+                                              downsampleRate: downsampleRate, outProj: names.outProj)
+            crossImageToToken = try Attention(vb.pp("cross_attn_image_to_token"), dim: dim, heads: heads,
+                                              downsampleRate: downsampleRate, outProj: names.outProj)
             let eps = TwoWayTransformer.layerNormEps
-            norm1 = try LayerNorm(vb.pp("norm1"), dim: dim, eps: eps)
-            norm2 = try LayerNorm(vb.pp("norm2"), dim: dim, eps: eps)
-            norm3 = try LayerNorm(vb.pp("norm3"), dim: dim, eps: eps)
-            norm4 = try LayerNorm(vb.pp("norm4"), dim: dim, eps: eps)
-            mlp = try MLPBlock(vb.pp("mlp"), dim: dim, hidden: mlpDim, activation: .relu)
+            norm1 = try LayerNorm(vb.pp(names.norm + "1"), dim: dim, eps: eps)
+            norm2 = try LayerNorm(vb.pp(names.norm + "2"), dim: dim, eps: eps)
+            norm3 = try LayerNorm(vb.pp(names.norm + "3"), dim: dim, eps: eps)
+            norm4 = try LayerNorm(vb.pp(names.norm + "4"), dim: dim, eps: eps)
+            mlp = try MLPBlock(vb.pp("mlp"), dim: dim, hidden: mlpDim, activation: .relu, names: names.mlp)
             self.skipFirstLayerPE = skipFirstLayerPE
         }
 
@@ -87,13 +107,13 @@ public struct TwoWayTransformer: Sendable {
         let qProj: Linear, kProj: Linear, vProj: Linear, outProj: Linear
         let heads: Int, internalDim: Int
 
-        init(_ vb: WeightLoader, dim: Int, heads: Int, downsampleRate: Int) throws {
+        init(_ vb: WeightLoader, dim: Int, heads: Int, downsampleRate: Int, outProj outName: String) throws {
             internalDim = dim / downsampleRate
             self.heads = heads
             qProj = try Linear(vb.pp("q_proj"), in: dim, out: internalDim)
             kProj = try Linear(vb.pp("k_proj"), in: dim, out: internalDim)
             vProj = try Linear(vb.pp("v_proj"), in: dim, out: internalDim)
-            outProj = try Linear(vb.pp("out_proj"), in: internalDim, out: dim)
+            outProj = try Linear(vb.pp(outName), in: internalDim, out: dim)
         }
 
         /// Small attention on token sets (prompt self-attention): heads read in place.

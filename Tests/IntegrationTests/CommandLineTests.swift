@@ -8,23 +8,7 @@ import XCTest
 /// binary, through the embedded broker and against `segflow up`.
 final class CommandLineTests: XCTestCase {
     func run(_ args: [String], executable: String = "segflow", timeout: TimeInterval = 240) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = TestCluster.binDir.appendingPathComponent(executable)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if p.isRunning {
-            p.terminate()
-            Thread.sleep(forTimeInterval: 2)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            XCTFail("\(executable) \(args.joined(separator: " ")) did not exit within \(Int(timeout)) s; killed")
-        }
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        try runExecutable(args, executable: executable, timeout: timeout)
     }
 
     func maskIoU(_ a: BinaryMask, _ b: BinaryMask) -> Double {
@@ -347,4 +331,27 @@ struct SplitMix64Lite {
         return z ^ (z >> 31)
     }
 
+}
+
+extension XCTestCase {
+    /// Runs a built executable with a bounded wait (terminate, then SIGKILL, and a failure).
+    func runExecutable(_ args: [String], executable: String = "segflow", timeout: TimeInterval = 240) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = TestCluster.binDir.appendingPathComponent(executable)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if p.isRunning {
+            p.terminate()
+            Thread.sleep(forTimeInterval: 2)
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            XCTFail("\(executable) \(args.joined(separator: " ")) did not exit within \(Int(timeout)) s; killed")
+        }
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
 }

@@ -7,7 +7,8 @@ import Tensor
 
 /// What one SAM 2 image-encoder run produces: the decoder's three feature levels.
 public struct Sam2ImageEmbedding: Sendable, Equatable {
-    /// [1, C, g, g]: the coarsest FPN level plus `no_memory_embedding` (image mode has no memory).
+    /// [1, C, g, g]: the coarsest FPN level as the neck made it. Image mode adds
+    /// `no_memory_embedding` when decoding; video conditions it on the object's memory.
     public var embedding: Tensor
     /// [1, C/8, 4g, 4g] and [1, C/4, 2g, 2g]: the finest two levels after `conv_s0` / `conv_s1`.
     public var highRes0: Tensor, highRes1: Tensor
@@ -47,7 +48,7 @@ public final class Sam2: Sendable {
     let neck: Sam2VisionNeck
     public let promptEncoder: PromptEncoder
     public let maskDecoder: Sam2MaskDecoder
-    let noMemoryEmbedding: Tensor  // [C]
+    public let noMemoryEmbedding: Tensor  // [C]
     let densePE: Tensor             // [1, C, g, g]
 
     /// Builds from a loader over a state dict in either layout; `finish()` is the caller's.
@@ -120,9 +121,7 @@ public final class Sam2: Sendable {
     public func embed(pixels: Tensor, originalSize: (height: Int, width: Int)) -> Sam2ImageEmbedding {
         let levels = features(pixels).levels
         func nchw(_ x: Tensor) -> Tensor { Ops.permute(x, [0, 3, 1, 2]) }
-        var last = levels[2]
-        last += noMemoryEmbedding
-        return Sam2ImageEmbedding(embedding: nchw(last), highRes0: nchw(maskDecoder.convS0(levels[0])),
+        return Sam2ImageEmbedding(embedding: nchw(levels[2]), highRes0: nchw(maskDecoder.convS0(levels[0])),
                                   highRes1: nchw(maskDecoder.convS1(levels[1])), originalSize: originalSize)
     }
 
@@ -192,6 +191,13 @@ public final class Sam2: Sendable {
         return promptEncoder.sparseEmbedding(points: pts, box: box)
     }
 
+    /// The image-mode decoder input: the coarsest level plus `no_memory_embedding`.
+    /// ref: Sam2Model.get_image_embeddings (`feature_maps[-1] + self.no_memory_embedding`)
+    public func imageModeEmbedding(_ emb: Sam2ImageEmbedding) -> Tensor {
+        let c = config.promptHiddenSize
+        return Ops.add(emb.embedding, noMemoryEmbedding.reshaped([1, c, 1, 1]))
+    }
+
     func decodeBatch(_ emb: Sam2ImageEmbedding, _ prompts: [SamPrompt]) -> [Sam2Prediction] {
         let sparse = Ops.concat(prompts.map { p -> Tensor in
             let s = sparseEmbedding(p, emb); return s.reshaped([1] + s.shape)
@@ -200,7 +206,7 @@ public final class Sam2: Sendable {
         let dense = prompts[0].maskInput != nil
             ? Ops.concat(prompts.map { promptEncoder.denseEmbedding(mask: $0.maskInput!.reshaped([1, 1, g4, g4])) }, axis: 0)
             : promptEncoder.denseEmbedding(mask: nil)
-        let out = maskDecoder(imageEmbedding: emb.embedding, imagePE: densePE, sparse: sparse, dense: dense,
+        let out = maskDecoder(imageEmbedding: imageModeEmbedding(emb), imagePE: densePE, sparse: sparse, dense: dense,
                               highRes0: emb.highRes0, highRes1: emb.highRes1, multimask: prompts[0].multimask)
         let m = out.masks.shape[1]
         let full = postprocess(out.masks, emb)

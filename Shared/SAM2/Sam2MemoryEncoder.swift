@@ -1,0 +1,199 @@
+import Checkpoint
+import Foundation
+import NN
+import Tensor
+
+extension Sam2 {
+    /// DETR-style sine position encoding of a [C, H, W] grid (normalised, scale 2π,
+    /// temperature 10000): channels [y features, x features], each (sin, cos) interleaved.
+    /// ref: modeling_sam2.py Sam2SinePositionEmbedding.build_sine_position_embedding (normalize=True)
+    public static func sinePositionEncoding(channels c: Int, height h: Int, width w: Int) -> Tensor {
+        let npf = c / 2
+        let scale = Float(2 * Double.pi), eps: Float = 1e-6, temperature: Float = 10000
+        let dimT = (0..<npf).map { i -> Float in powf(temperature, 2 * Float(i / 2) / Float(npf)) }
+        var out = [Float](repeating: 0, count: 2 * npf * h * w)
+        for y in 0..<h { for x in 0..<w {
+            let ye = Float(y + 1) / (Float(h) + eps) * scale, xe = Float(x + 1) / (Float(w) + eps) * scale
+            for i in 0..<npf {
+                let py = ye / dimT[i], px = xe / dimT[i]
+                out[(i * h + y) * w + x] = i % 2 == 0 ? sinf(py) : cosf(py)
+                out[((npf + i) * h + y) * w + x] = i % 2 == 0 ? sinf(px) : cosf(px)
+            }
+        } }
+        return Tensor(shape: [1, 2 * npf, h, w], data: out)
+    }
+}
+
+/// Turns a frame's coarsest features and a predicted mask into the object's spatial memory:
+/// a strided conv stack downsamples the mask to the feature grid, it is added to the
+/// projected features, two ConvNeXt blocks fuse them, a 1×1 conv projects to the memory width.
+/// ref: transformers/models/sam2_video/modeling_sam2_video.py Sam2VideoMemoryEncoder
+///      (Sam2VideoMaskDownSampler, Sam2VideoMemoryFuser / CXBlock); sam2/modeling/memory_encoder.py
+public struct Sam2MemoryEncoder: Sendable {
+    struct DownLayer: Sendable { let conv: Conv2d; let norm: LayerNorm2d }
+    struct FuserBlock: Sendable {
+        let depthwise: Conv2d, norm: LayerNorm2d, pw1: Linear, pw2: Linear, scale: Tensor
+    }
+    let down: [DownLayer]
+    let finalConv: Conv2d
+    let featureProjection: Conv2d
+    let fuser: [FuserBlock]
+    let projection: Conv2d
+    public let outputChannels: Int
+    /// Sam2VideoLayerNorm(eps=1e-6) in the downsampler and fuser.
+    static let normEps: Float = 1e-6
+
+    public init(_ vb: WeightLoader, config c: Sam2VideoConfig) throws {
+        let layers = Int((log2(Double(c.maskDownsamplerTotalStride)) / log2(Double(c.maskDownsamplerStride))).rounded(.down))
+        var inCh = 1, outCh = 1
+        var built: [DownLayer] = []
+        let d = vb.pp("mask_downsampler")
+        for i in 0..<layers {
+            outCh = inCh * c.maskDownsamplerStride * c.maskDownsamplerStride
+            built.append(DownLayer(conv: try Conv2d(d.pp("layers").pp(i).pp("conv"), in: inCh, out: outCh, kernel: c.maskDownsamplerKernel,
+                                                    stride: c.maskDownsamplerStride, padding: c.maskDownsamplerPadding),
+                                   norm: try LayerNorm2d(d.pp("layers").pp(i).pp("layer_norm"), channels: outCh, eps: Self.normEps)))
+            inCh = outCh
+        }
+        down = built
+        finalConv = try Conv2d(d.pp("final_conv"), in: outCh, out: c.maskDownsamplerEmbedDim, kernel: 1)
+        let h = c.memoryEncoderHiddenSize
+        featureProjection = try Conv2d(vb.pp("feature_projection"), in: h, out: h, kernel: 1)
+        fuser = try (0..<c.memoryFuserLayers).map { i in
+            let b = vb.pp("memory_fuser").pp("layers").pp(i)
+            let e = c.memoryFuserEmbedDim
+            return FuserBlock(depthwise: try Conv2d(b.pp("depthwise_conv"), in: e, out: e, kernel: c.memoryFuserKernel,
+                                                    padding: c.memoryFuserPadding, groups: e),
+                              norm: try LayerNorm2d(b.pp("layer_norm"), channels: e, eps: Self.normEps),
+                              pw1: try Linear(b.pp("pointwise_conv1"), in: e, out: c.memoryFuserIntermediateDim),
+                              pw2: try Linear(b.pp("pointwise_conv2"), in: c.memoryFuserIntermediateDim, out: e),
+                              scale: try b.tensor("scale", shape: [e]))
+        }
+        projection = try Conv2d(vb.pp("projection"), in: h, out: c.memoryEncoderOutputChannels, kernel: 1)
+        outputChannels = c.memoryEncoderOutputChannels
+    }
+
+    /// features [B, C, g, g], masks [B, 1, S, S] (already scaled for the encoder) →
+    /// (memory [B, memDim, g, g], position encoding [1, memDim, g, g]).
+    public func callAsFunction(features: Tensor, masks: Tensor) -> (features: Tensor, position: Tensor) {
+        var m = masks
+        for l in down { m = Ops.gelu(l.norm(l.conv(m))) }
+        m = finalConv(m)
+        var x = featureProjection(features)
+        x += m
+        for b in fuser {
+            let input = x
+            var y = Ops.permute(b.norm(b.depthwise(x)), [0, 2, 3, 1])
+            y = b.pw2(Ops.gelu(b.pw1(y)))
+            y = Ops.mul(y, b.scale)
+            x = Ops.add(input, Ops.permute(y, [0, 3, 1, 2]))
+        }
+        x = projection(x)
+        let pos = Sam2.sinePositionEncoding(channels: outputChannels, height: x.shape[2], width: x.shape[3])
+        return (x, pos)
+    }
+}
+
+/// Memory attention: the current frame's coarsest features attend to themselves and to the
+/// object's memory (spatial memories of past frames + object pointers), with 2-D axial RoPE on
+/// queries and on the spatial memory keys (the pointer tokens at the end are not rotated).
+/// ref: modeling_sam2_video.py Sam2VideoMemoryAttention, Sam2VideoMemoryAttentionLayer,
+///      Sam2VideoRoPEAttention, Sam2VideoVisionRotaryEmbedding, apply_rotary_pos_emb_2d
+public struct Sam2MemoryAttention: Sendable {
+    struct RoPEAttention: Sendable {
+        let q: Linear, k: Linear, v: Linear, o: Linear
+        let heads: Int
+    }
+    struct Layer: Sendable {
+        let selfAttn: RoPEAttention, crossAttn: RoPEAttention
+        let linear1: Linear, linear2: Linear
+        let norm1: LayerNorm, norm2: LayerNorm, norm3: LayerNorm
+    }
+    let layers: [Layer]
+    let norm: LayerNorm
+    /// cos / sin per (token, head-dim) of the feature grid: [N · d].
+    let cos: [Float], sin: [Float]
+    let headDim: Int, tokens: Int
+    /// nn.LayerNorm default.
+    static let normEps: Float = 1e-5
+
+    public init(_ vb: WeightLoader, config c: Sam2VideoConfig, memoryDim: Int) throws {
+        let hidden = c.memoryAttentionHiddenSize, inner = hidden / c.memoryAttentionDownsampleRate
+        let heads = c.memoryAttentionHeads
+        func attn(_ s: WeightLoader, kvIn: Int) throws -> RoPEAttention {
+            RoPEAttention(q: try Linear(s.pp("q_proj"), in: hidden, out: inner), k: try Linear(s.pp("k_proj"), in: kvIn, out: inner),
+                          v: try Linear(s.pp("v_proj"), in: kvIn, out: inner), o: try Linear(s.pp("o_proj"), in: inner, out: hidden),
+                          heads: heads)
+        }
+        layers = try (0..<c.memoryAttentionLayers).map { i in
+            let l = vb.pp("layers").pp(i)
+            return Layer(selfAttn: try attn(l.pp("self_attn"), kvIn: hidden), crossAttn: try attn(l.pp("cross_attn_image"), kvIn: memoryDim),
+                         linear1: try Linear(l.pp("linear1"), in: hidden, out: c.memoryAttentionFeedForward),
+                         linear2: try Linear(l.pp("linear2"), in: c.memoryAttentionFeedForward, out: hidden),
+                         norm1: try LayerNorm(l.pp("layer_norm1"), dim: hidden, eps: Self.normEps),
+                         norm2: try LayerNorm(l.pp("layer_norm2"), dim: hidden, eps: Self.normEps),
+                         norm3: try LayerNorm(l.pp("layer_norm3"), dim: hidden, eps: Self.normEps))
+        }
+        norm = try LayerNorm(vb.pp("layer_norm"), dim: hidden, eps: Self.normEps)
+        // Axial RoPE: the first half of each head's pairs turn with x, the second half with y.
+        let d = inner / heads, q = d / 4
+        let invFreq = (0..<q).map { j -> Float in 1 / powf(c.ropeTheta, Float(2 * j) / Float(d / 2)) }
+        let (fw, fh) = (c.ropeFeatSizes[0], c.ropeFeatSizes[1])
+        var cs = [Float](repeating: 0, count: fw * fh * d), sn = cs
+        for n in 0..<(fw * fh) {
+            let x = Float(n % fw), y = Float(n / fw)
+            for j in 0..<(2 * q) {
+                let angle = (j < q ? x : y) * invFreq[j % q]
+                for k in 0..<2 { cs[n * d + 2 * j + k] = cosf(angle); sn[n * d + 2 * j + k] = sinf(angle) }
+            }
+        }
+        cos = cs; sin = sn; headDim = d; tokens = fw * fh
+    }
+
+    /// Rotates rows [0, rows) of `x` ([rows, heads·d]) in place; row r uses grid token r mod N.
+    func rotate(_ x: inout Tensor, rows: Int, heads: Int) {
+        let d = headDim, w = heads * d
+        x.data.withUnsafeMutableBufferPointer { p in
+            for r in 0..<rows {
+                let t = (r % tokens) * d
+                for h in 0..<heads {
+                    let base = r * w + h * d
+                    for i in stride(from: 0, to: d, by: 2) {
+                        let a = p[base + i], b = p[base + i + 1]
+                        p[base + i] = a * cos[t + i] - b * sin[t + i]
+                        p[base + i + 1] = b * cos[t + i + 1] + a * sin[t + i + 1]
+                    }
+                }
+            }
+        }
+    }
+
+    func attend(_ a: RoPEAttention, query: Tensor, key: Tensor, value: Tensor, excludeFromRoPE: Int) -> Tensor {
+        var q = a.q(query), k = a.k(key)
+        let v = a.v(value)
+        precondition(q.shape[0] == tokens, "memory attention: \(q.shape[0]) query tokens for a \(tokens)-token RoPE grid")
+        rotate(&q, rows: q.shape[0], heads: a.heads)
+        rotate(&k, rows: k.shape[0] - excludeFromRoPE, heads: a.heads)
+        let o = Ops.multiHeadAttention(q: .contiguous(q.reshaped([1] + q.shape), heads: a.heads),
+                                       k: .contiguous(k.reshaped([1] + k.shape), heads: a.heads),
+                                       v: .contiguous(v.reshaped([1] + v.shape), heads: a.heads), heads: a.heads,
+                                       scale: 1 / Float(headDim).squareRoot())
+        return a.o(o.reshaped([q.shape[0], q.shape[1]]))
+    }
+
+    /// current [N, C] (coarsest features as tokens), currentPos [N, C], memory / memoryPos
+    /// [M, memDim] with the last `pointerTokens` rows object pointers → [N, C].
+    public func callAsFunction(current: Tensor, currentPos: Tensor, memory: Tensor, memoryPos: Tensor, pointerTokens: Int) -> Tensor {
+        var out = Ops.add(current, Ops.mul(currentPos, 0.1))
+        let keys = Ops.add(memory, memoryPos)
+        for l in layers {
+            let q1 = l.norm1(out)
+            out += attend(l.selfAttn, query: q1, key: q1, value: q1, excludeFromRoPE: 0)
+            out += attend(l.crossAttn, query: l.norm2(out), key: keys, value: memory, excludeFromRoPE: pointerTokens)
+            var m = l.linear1(l.norm3(out))
+            Ops.reluInPlace(&m)
+            out += l.linear2(m)
+        }
+        return norm(out)
+    }
+}

@@ -20,12 +20,17 @@ public struct Sam2BackendEmbedding: BackendEmbedding {
 /// high-resolution projections) in the image-encoder; prompt encoder + mask decoder in the
 /// prompt-decoder. Same prompts and wire as SAM.
 public final class Sam2Backend: SegmentationBackend {
-    public static let promptKinds: Set<PromptKind> = [.points, .boxes, .maskInput, .multimask]
+    public static let promptKinds: Set<PromptKind> = [.points, .boxes, .maskInput, .multimask, .tracking]
     public var promptKinds: Set<PromptKind> { Self.promptKinds }
     public let modelName: String
     public let model: Sam2
+    /// The video model (memory encoder, memory attention, pointers) when the checkpoint has it.
+    public let video: Sam2Video?
 
-    public init(modelName: String, model: Sam2) { self.modelName = modelName; self.model = model }
+    public init(modelName: String, model: Sam2) { self.modelName = modelName; self.model = model; video = nil }
+    public init(modelName: String, video: Sam2Video) { self.modelName = modelName; self.model = video.image; self.video = video }
+
+    public var streamTracker: (any StreamTracker)? { Sam2StreamTracker(backend: self) }
 
     /// Side of the low-res logits SAM 2 takes as mask input (4 × the embedding grid).
     public var maskSide: Int { model.config.embeddingGrid * 4 }
@@ -130,6 +135,98 @@ extension Sam2Backend {
             }
             let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
             let config = r.config.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            // A transformers Sam2VideoModel directory brings the video modules too.
+            let cfg = config ?? url.appendingPathComponent("config.json")
+            if let data = FileManager.default.contents(atPath: cfg.path),
+               let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any], root["model_type"] as? String == "sam2_video" {
+                return Sam2Backend(modelName: r.model, video: try Sam2Video.load(directory: url))
+            }
             return Sam2Backend(modelName: r.model, model: try Sam2.load(url: url, config: config, preset: preset.config))
         })
+}
+
+/// SAM 2 stream tracking: each object's memory bank (conditioning frames + recent memories +
+/// object pointers) carried in the stream state, so any decoder continues a stream from its
+/// snapshot; objects can be added, corrected and removed on any frame.
+struct Sam2StreamTracker: StreamTracker {
+    let backend: Sam2Backend
+
+    /// Per object: a conditioning memory (bf16 features, pointer, low-res mask) plus
+    /// `memoryWindow` recent ones (features and pointer).
+    func maxStateBytes(objects: Int) -> Int {
+        guard let v = backend.video else { return 64 }
+        let g = v.image.config.embeddingGrid, mem = v.video.memoryEncoderOutputChannels, c = v.image.config.promptHiddenSize
+        let perMemory = 64 + 4 * c + 2 * g * g * mem
+        return 64 + objects * ((v.memoryWindow + 2) * perMemory + 4 * 16 * g * g)
+    }
+
+    func track(frameIndex: UInt64, embedding: any BackendEmbedding, state bytes: [UInt8]?, track: StreamTrack) throws(ServingError) -> TrackedFrame {
+        try backend.checkOwnership(embedding, imageID: "frame \(frameIndex)")
+        guard let video = backend.video else {
+            throw ServingError(.unsupported, "\(backend.modelName) was loaded without its video modules: tracking needs a transformers Sam2VideoModel directory (config.json with model_type \"sam2_video\", e.g. facebook/sam2.1-hiera-tiny)")
+        }
+        guard let e = embedding as? Sam2BackendEmbedding else { throw ServingError(.internal, "not a SAM 2 embedding") }
+        if bytes == nil && track.objects.isEmpty {
+            throw ServingError(.streamNotFound, "frame \(frameIndex) has no state and names no objects: start a stream with at least one object prompt")
+        }
+        var state: Sam2StreamState
+        do { state = try bytes.map { try Sam2StreamState(serialized: $0, position: video.memoryPosition) } ?? Sam2StreamState() } catch {
+            throw ServingError(.invalidPrompt, "stream state (\(bytes?.count ?? 0) bytes) is unreadable: \(error)")
+        }
+        guard frameIndex < UInt64(Int32.max) else { throw ServingError(.invalidPrompt, "frame index \(frameIndex) is too large") }
+        let t = Int(frameIndex)
+        if let last = state.lastFrame, t <= last {
+            throw ServingError(.frameOutOfOrder, "frame \(t) after frame \(last); frame indices must increase")
+        }
+        for id in track.removeObjects {
+            guard let i = state.objects.firstIndex(where: { $0.id == id }) else {
+                throw ServingError(.invalidPrompt, "frame \(t) removes object \(id), which the stream does not track (tracked: \(state.objects.map(\.id)))")
+            }
+            state.objects.remove(at: i)
+        }
+        var prompts: [Int: SamPrompt] = [:]
+        var started: Set<Int> = []
+        for o in track.objects {
+            let p = SamPrompt(points: o.points.map { .init(x: $0.x, y: $0.y, label: Int($0.label)) },
+                              box: o.box.map { ($0.x0, $0.y0, $0.x1, $0.y1) })
+            guard !p.points.isEmpty || p.box != nil else {
+                throw ServingError(.invalidPrompt, "object \(o.objectID) on frame \(t) has no points and no box")
+            }
+            if let i = state.objects.firstIndex(where: { $0.id == o.objectID }) {
+                prompts[i] = p
+            } else {
+                state.objects.append(.init(id: o.objectID))
+                prompts[state.objects.count - 1] = p
+                started.insert(state.objects.count - 1)
+            }
+        }
+        guard state.objects.count <= StreamTrack.maxObjects else {
+            throw ServingError(.invalidPrompt, "the stream would track \(state.objects.count) objects; at most \(StreamTrack.maxObjects)")
+        }
+        var memories = state.objects.map(\.memory)
+        let results: [Sam2TrackResult]
+        do {
+            results = try video.step(frame: t, features: e.features, states: &memories, prompts: prompts)
+        } catch let err as SamError {
+            throw ServingError(err.isShapeProblem ? .shapeMismatch : .invalidPrompt, err.description)
+        } catch { throw ServingError(.internal, "\(error)") }
+        var masks: [MaskResult.Mask] = []
+        do {
+            for (i, r) in results.enumerated() {
+                let present = r.objectScore > 0
+                let mask = try BinaryMask(width: r.logits.shape[1], height: r.logits.shape[0],
+                                          values: r.logits.data.map { present && $0 > Sam2.maskThreshold ? 1 : 0 })
+                // The object score as a probability stands in for a predicted IoU.
+                var wire = try WireMask.encode(mask, format: track.outputFormat, predictedIoU: 1 / (1 + expf(-r.objectScore)), stabilityScore: 0)
+                wire.objectID = state.objects[i].id
+                wire.trackStatus = started.contains(i) ? .started : prompts[i] != nil ? .corrected
+                    : !present ? .lost : state.objects[i].present ? .tracked : .reacquired
+                masks.append(wire)
+                state.objects[i].memory = memories[i]
+                state.objects[i].present = present
+            }
+        } catch { throw ServingError(.internal, "\(error)") }
+        state.lastFrame = t
+        return TrackedFrame(masks: masks, state: state.serialized())
+    }
 }

@@ -71,6 +71,8 @@ public final class Sam2Video: Sendable {
     let occlusion: [Float]?        // [memDim]
     /// [g·g, C]: sine position encoding of the coarsest level as tokens.
     let visionPosition: Tensor
+    /// [g·g, memDim]: the spatial memories' position encoding (the same for every frame).
+    public let memoryPosition: Tensor
 
     public init(_ vb: WeightLoader, config c: Sam2Config, video v: Sam2VideoConfig) throws {
         image = try Sam2(vb, config: c, names: .transformers)
@@ -96,6 +98,7 @@ public final class Sam2Video: Sendable {
                                            reason: "memory sizes must match the \(g)×\(g) grid of width \(h) (and divide by memory_encoder_output_channels)")
         }
         visionPosition = Ops.permute(Sam2.sinePositionEncoding(channels: h, height: g, width: g), [0, 2, 3, 1]).reshaped([g * g, h])
+        memoryPosition = Ops.permute(Sam2.sinePositionEncoding(channels: mem, height: g, width: g), [0, 2, 3, 1]).reshaped([g * g, mem])
     }
 
     /// Loads a Hugging Face `Sam2VideoModel` directory (`config.json` with `model_type`

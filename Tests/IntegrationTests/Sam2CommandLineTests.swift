@@ -48,6 +48,35 @@ final class Sam2CommandLineTests: XCTestCase {
         XCTAssertEqual(json["model"] as? String, "sam2.1-hiera-t", "\(json)")
     }
 
+    /// `segflow track` with a transformers Sam2VideoModel directory: in process and through the
+    /// embedded broker (the prompt-decoder keeps each object's memory bank in the stream state)
+    /// the masks are the same.
+    func testTrackWithSam2InProcessAndOverKafka() throws {
+        let fx = Self.dir.path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("segflow-sam2-track-\(UUID().uuidString)").path
+        let frames = (0..<4).map { "\(fx)/video_frame\($0).png" }
+        for (label, extra) in [("local", ["--in-process"]), ("kafka", [String]())] {
+            let r = try run(["track"] + frames + ["--model", "sam2.1-hiera-t", "--checkpoint", "\(fx)/sam2_video_tiny",
+                                                  "--box", "12,10,30,28", "--out-dir", "\(out)/\(label)"] + extra)
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("object 1 tracked"), r.output)
+        }
+        for i in 0..<4 {
+            let name = String(format: "mask_%04d.png", i)
+            let a = try BinaryMask(png: [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(out)/local/\(name)"))))
+            let b = try BinaryMask(png: [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(out)/kafka/\(name)"))))
+            XCTAssertGreaterThan(a.area, 0, name)
+            var inter = 0, union = 0
+            for j in 0..<a.bits.count { inter += Int(a.bits[j] & b.bits[j]); union += Int(a.bits[j] | b.bits[j]) }
+            XCTAssertGreaterThanOrEqual(Double(inter) / Double(max(union, 1)), Self.f16MaskIoU, "frame \(i): in-process vs Kafka")
+        }
+        // The image-mode checkpoint cannot track, and says what to bring.
+        let image = try run(["track"] + frames + ["--model", "sam2.1-hiera-t", "--checkpoint", "\(fx)/sam2_tiny",
+                                                  "--box", "12,10,30,28", "--in-process", "--out-dir", "\(out)/never"])
+        XCTAssertNotEqual(image.status, 0)
+        XCTAssertTrue(image.output.contains("sam2_video"), image.output)
+    }
+
     func testSam2UsageErrorsNameTheProblem() throws {
         let fx = Self.dir.path
         let none = try run(["segment", "\(fx)/image.png", "--model", "sam2.1-hiera-t", "--box", "1,1,10,10", "--in-process", "--out", "/tmp/never.png"])

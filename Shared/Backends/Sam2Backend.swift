@@ -156,8 +156,10 @@ struct Sam2StreamTracker: StreamTracker {
     func maxStateBytes(objects: Int) -> Int {
         guard let v = backend.video else { return 64 }
         let g = v.image.config.embeddingGrid, mem = v.video.memoryEncoderOutputChannels, c = v.image.config.promptHiddenSize
-        let perMemory = 64 + 4 * c + 2 * g * g * mem
-        return 64 + objects * ((v.memoryWindow + 2) * perMemory + 4 * 16 * g * g)
+        // One conditioning memory per prompt (a stream is started or corrected with one),
+        // num_maskmem − 1 recent spatial memories, pointers for the whole pointer window.
+        let pointer = 32 + 4 * c, spatial = 16 + 2 * g * g * mem
+        return 64 + objects * ((v.memoryWindow + 1) * pointer + v.video.numMaskmem * spatial + 4 * 16 * g * g)
     }
 
     func track(frameIndex: UInt64, embedding: any BackendEmbedding, state bytes: [UInt8]?, track: StreamTrack) throws(ServingError) -> TrackedFrame {

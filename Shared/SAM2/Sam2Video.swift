@@ -31,10 +31,13 @@ public struct Sam2ObjectState: Sendable, Equatable {
 
     public func conditioningMemory(_ t: Int) -> Sam2FrameMemory? { conditioning.first { $0.frame == t }?.memory }
 
-    /// Keeps the non-conditioning frames within `window` frames before `frame` (what the
-    /// memory bank and the object pointers can reach) and forgets older tracking marks.
-    public mutating func prune(before frame: Int, window: Int) {
+    /// After frame `frame`, keeps what a later frame can still read: object pointers of the
+    /// last `window − 1` frames, spatial memories of the last `featureWindow − 1`.
+    public mutating func prune(before frame: Int, window: Int, featureWindow: Int) {
         recent = recent.filter { $0.key > frame - window }
+        for (f, _) in recent where f <= frame - featureWindow {
+            recent[f]!.features = nil; recent[f]!.position = nil
+        }
         tracked = tracked.filter { $0 > frame - window }
     }
 
@@ -302,7 +305,9 @@ public final class Sam2Video: Sendable {
         for p in pending {
             encodeMemory(frame: t, features: emb, highRes: p.highRes, fromPrompt: fromPrompt, objectScore: p.score, state: &states[p.index])
         }
-        if numFrames == nil { for i in states.indices { states[i].prune(before: t, window: memoryWindow) } }
+        if numFrames == nil {
+            for i in states.indices { states[i].prune(before: t, window: memoryWindow, featureWindow: video.numMaskmem - 1) }
+        }
         return results
     }
 }

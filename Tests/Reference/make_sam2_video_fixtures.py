@@ -95,6 +95,22 @@ Cases (every step in sam2_video_cases.json):
   Object scores stay positive on every step of both cases (about +1.4 .. +1.7), so the
   occlusion path (occlusion embedding, no_object_pointer, NO_OBJ_SCORE masks) is not reached.
 
+Streaming cases (written last, to NEW files; the files above do not depend on them):
+  sam2_video_stream_golden.safetensors / sam2_video_stream_cases.json, transformers' streaming API:
+    session = processor.init_video_session(inference_device="cpu")            # no video
+    inputs = processor(images=frame_uint8_HWC, device="cpu", return_tensors="pt")   # per frame
+    processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=1, input_boxes=[[box]],
+                                              original_size=inputs.original_sizes[0])  # first frame
+    out = model(inference_session=session, frame=inputs.pixel_values[0])      # frame_idx = frames so far
+  Streaming sets max_object_pointers_to_use = max_object_pointers_in_encoder (16), not
+  min(num_frames, 16): pointer offsets are normalised by 15. The streamed pixel_values equal
+  pixel_values.{t mod 4} exactly (asserted; none stored).
+  stream: object 1 box on frame 0, 8 frames (video_frame0..3, then 0..3 again).
+  stream2: object 1 box on frame 0; object 2 positive point (43, 29) added (frame_idx=3) before
+    frame 3 is fed; 6 frames (images 0,1,2,3,0,1).
+  Per step: {case}.step{k}.pred_masks [num_obj,1,32,32], .masks [num_obj,1,40,56], .object_score_logits
+  [num_obj,1], .iou_scores [num_obj,4], .frame [1]; {case}.prompt{j}.input_points / .input_labels.
+
 Golden tensors:
   pixel_values.{0..3} [1,3,128,128] processor output (56x40 stretched to 128x128: no aspect kept);
   original_size [2] = (40, 56).
@@ -156,6 +172,7 @@ NUM_FRAMES = 4
 BOX = [12, 10, 30, 28]
 CORRECTION = dict(frame=2, points=[[27, 21], [46, 8]], labels=[1, 0])
 OBJ2 = dict(frame=1, points=[[43, 29]], labels=[1])
+STREAM2_OBJ2 = dict(frame=3, points=[[43, 29]], labels=[1])
 
 BACKBONE = dict(hidden_size=16, num_attention_heads=1, image_size=[128, 128], blocks_per_stage=[1, 2, 3, 1],
                 embed_dim_per_stage=[16, 32, 64, 128], num_attention_heads_per_stage=[1, 2, 4, 8],
@@ -301,18 +318,21 @@ class Recorder:
         return calls
 
 
-def memory_plan(session, obj_idx, frame, model):
+def memory_plan(session, obj_idx, frame, model, streaming=False):
     """Which memories transformers' `_prepare_memory_conditioned_features` reads (forward time only):
     every cond frame (max_cond_frame_num -1), the non-cond frames frame-1 .. frame-(num_maskmem-1),
     object pointers of cond frames <= frame and of non-cond frames frame-1 .. frame-(P-1),
-    P = min(num_frames, max_object_pointers_in_encoder)."""
+    P = min(num_frames, max_object_pointers_in_encoder); streaming (model(frame=...)):
+    P = max_object_pointers_in_encoder."""
     out = session.output_dict_per_obj[obj_idx]
     n = model.config.num_maskmem
     mem = [dict(frame=t, kind="cond", temporal_pos_index=n - 1) for t in out["cond_frame_outputs"]]
     mem += [dict(frame=frame - o, kind="non_cond", temporal_pos_index=o - 1)
             for o in range(n - 1, 0, -1) if frame - o in out["non_cond_frame_outputs"]]
     ptr = [dict(frame=t, kind="cond", offset=frame - t) for t in out["cond_frame_outputs"] if t <= frame]
-    p = min(session.num_frames, model.config.max_object_pointers_in_encoder)
+    p = model.config.max_object_pointers_in_encoder
+    if not streaming:
+        p = min(session.num_frames, p)
     for o in range(1, p):
         if frame - o < 0:
             break
@@ -321,7 +341,7 @@ def memory_plan(session, obj_idx, frame, model):
     return dict(memory_frames=mem, object_pointers=ptr, max_object_pointers_to_use=p)
 
 
-def snapshot(session, frame, model):
+def snapshot(session, frame, model, streaming=False):
     """The per-object decision transformers' forward takes on `frame` (re-stated from its code)."""
     plan = []
     for obj_idx, obj_id in enumerate(session.obj_ids):
@@ -337,7 +357,7 @@ def snapshot(session, frame, model):
             mode = "correction" if pts is not None else "tracked"
         e = dict(obj_id=obj_id, mode=mode, num_points=0 if pts is None else int(pts["point_labels"].shape[2]))
         if not is_init:
-            e["memory"] = memory_plan(session, obj_idx, frame, model)
+            e["memory"] = memory_plan(session, obj_idx, frame, model, streaming)
         plan.append(e)
     return plan
 
@@ -447,6 +467,89 @@ class Case:
                                objects=objs, tensors={key + n: list(self.golden[key + n].shape) for n in names}))
         self.captured[k] = calls
         return out
+
+
+class StreamCase(Case):
+    """The streaming API: a session without a video, frames fed one at a time with model(frame=...)."""
+
+    def add(self, frame, obj_id, original_size=None, **inputs):
+        if original_size is None:
+            super().add(frame, obj_id, **inputs)
+            return
+        orig = self.proc.add_inputs_to_inference_session  # the first prompt also gives the video size
+        self.proc.add_inputs_to_inference_session = lambda *a, **k: orig(*a, **k, original_size=original_size)
+        try:
+            super().add(frame, obj_id, **inputs)
+        finally:
+            del self.proc.add_inputs_to_inference_session
+        self.prompts[-1]["call"] = self.prompts[-1]["call"][:-1] + ", original_size=inputs.original_sizes[0])"
+
+    def feed(self, image, name):
+        """inputs = processor(images=frame, ...); model(inference_session=session, frame=inputs.pixel_values[0])"""
+        inputs = self.proc(images=image, device="cpu", return_tensors="pt")
+        frame = len(self.session.processed_frames or {})  # the index add_new_frame will give it
+        plan = snapshot(self.session, frame, self.model, streaming=True)
+        out = self.model(inference_session=self.session, frame=inputs.pixel_values[0])
+        assert out.frame_idx == frame and self.session.num_frames == frame + 1
+        self._record(f"inputs = processor(images={name}, device=\"cpu\", return_tensors=\"pt\"); "
+                     "model(inference_session=session, frame=inputs.pixel_values[0])", out, plan)
+        self.steps[-1]["image"] = name
+        return inputs
+
+
+def stream_cases(model, processor, frames, recorder, existing):
+    """Cases stream and stream2 (sam2_video_stream_golden.safetensors / sam2_video_stream_cases.json).
+
+    Run after the existing goldens are written (nothing they hold depends on this)."""
+    golden, cases, pixel_checks = {}, {}, {}
+
+    def feed(case, t):
+        image = frames[t % NUM_FRAMES]
+        inputs = case.proc(images=image, device="cpu", return_tensors="pt")
+        same = torch.equal(inputs.pixel_values, existing[f"pixel_values.{t % NUM_FRAMES}"])
+        pixel_checks[f"{case.name}.frame{t}"] = same
+        if not same:  # not expected: the image processor reproduces the video processor's pixels
+            golden[f"{case.name}.pixel_values.{t}"] = inputs.pixel_values.clone()
+        return inputs
+
+    # ---- stream: box on frame 0, frames 0..3 then 0..3 again (8 streamed frames) ----
+    s = processor.init_video_session(inference_device="cpu")
+    st = StreamCase("stream", model, processor, s, golden, recorder)
+    for t in range(2 * NUM_FRAMES):
+        inputs = feed(st, t)
+        if t == 0:
+            st.add(0, 1, original_size=inputs.original_sizes[0], input_boxes=[[BOX]])
+        st.feed(frames[t % NUM_FRAMES], f"video_frame{t % NUM_FRAMES}.png")
+    assert [(x["frame"], x["objects"][0]["mode"]) for x in st.steps] == [(0, "init_cond")] + [
+        (t, "tracked") for t in range(1, 8)]
+    # frame 0 has no memory: identical to the offline case; every later frame differs (P = 16, not 4)
+    assert torch.equal(golden["stream.step0.pred_masks"], existing["track.step0.pred_masks"])
+    assert torch.equal(golden["stream.prompt0.input_points"], existing["track.prompt0.input_points"])
+    assert not torch.equal(golden["stream.step1.pred_masks"], existing["track.step2.pred_masks"])
+    assert all(x["objects"][0]["memory"]["max_object_pointers_to_use"] == 16 for x in st.steps[1:])
+    cases["stream"] = st
+
+    # ---- stream2: object 1 box on frame 0; object 2 point added before frame 3; 6 frames ----
+    s2 = processor.init_video_session(inference_device="cpu")
+    st2 = StreamCase("stream2", model, processor, s2, golden, recorder)
+    for t in range(6):
+        inputs = feed(st2, t)
+        if t == 0:
+            st2.add(0, 1, original_size=inputs.original_sizes[0], input_boxes=[[BOX]])
+        if t == STREAM2_OBJ2["frame"]:
+            st2.add(t, 2, input_points=[[STREAM2_OBJ2["points"]]], input_labels=[[STREAM2_OBJ2["labels"]]])
+        st2.feed(frames[t % NUM_FRAMES], f"video_frame{t % NUM_FRAMES}.png")
+    modes = [(x["frame"], [e["mode"] for e in x["objects"]]) for x in st2.steps]
+    assert modes == [(0, ["init_cond"]), (1, ["tracked"]), (2, ["tracked"]), (3, ["tracked", "init_cond"]),
+                     (4, ["tracked", "tracked"]), (5, ["tracked", "tracked"])], modes
+    for k in range(3):  # object 1 alone on frames 0-2: the same as case stream
+        assert torch.equal(golden[f"stream2.step{k}.pred_masks"], golden[f"stream.step{k}.pred_masks"])
+    # frame 3: object 2's point makes the batched memory encoder binarize object 1's tracked mask too
+    assert st2.steps[3]["objects"][0]["memory_mask"] == "binarized"
+    assert st.steps[3]["objects"][0]["memory_mask"] == "sigmoid"
+    cases["stream2"] = st2
+    recorder.take()
+    return golden, cases, pixel_checks
 
 
 def upstream_checks(model, processor, frames, recorder, track):
@@ -671,6 +774,81 @@ def main():
         total += p.stat().st_size
         print(f"{p.stat().st_size:>9}  {p.relative_to(FIX)}")
     print(f"{total:>9}  total")
+
+    # ---- streaming cases: new files only (the ones above stay byte-identical) ----
+    write_stream_files(model, processor, frames, recorder, load_file(FIX / "sam2_video_golden.safetensors"), cfg)
+
+
+def write_stream_files(model, processor, frames, recorder, existing, cfg):
+    golden, cases, pixel_checks = stream_cases(model, processor, frames, recorder, existing)
+    for k, v in golden.items():
+        golden[k] = v.detach().float().contiguous()
+    save_file(golden, FIX / "sam2_video_stream_golden.safetensors")
+
+    def summary(case):
+        rows = []
+        for x in case.steps:
+            rows.append(dict(step=x["step"], frame=x["frame"], image=x["image"], objects=[dict(
+                obj_id=e["obj_id"], mode=e["mode"], object_score_logit=e["object_score_logit"],
+                positive_fraction_low_res=e["positive_fraction_low_res"],
+                positive_fraction_40x56=e["positive_fraction_40x56"], memory_mask=e.get("memory_mask"),
+                min_abs_high_res_logit=e.get("min_abs_high_res_logit"),
+                object_pointers_read=[p["frame"] for p in e.get("memory", {}).get("object_pointers", [])],
+                memory_frames_read=[m["frame"] for m in e.get("memory", {}).get("memory_frames", [])])
+                for e in x["objects"]]))
+        binarized = [e["min_abs_high_res_logit"] for x in case.steps for e in x["objects"]
+                     if e.get("memory_mask") == "binarized"]
+        return dict(min_abs_high_res_logit_on_binarized_memory_frames=min(binarized),
+                    all_objects_present=all(e["object_present"] for x in case.steps for e in x["objects"]),
+                    per_step=rows)
+
+    api = [
+        'session = processor.init_video_session(inference_device="cpu")  # no video: streaming',
+        'for each frame: inputs = processor(images=frame_uint8_HWC, device="cpu", return_tensors="pt")',
+        "first frame: processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=1, "
+        "input_boxes=[[[12, 10, 30, 28]]], original_size=inputs.original_sizes[0])",
+        "stream2, before feeding frame 3: processor.add_inputs_to_inference_session(session, frame_idx=3, obj_ids=2, "
+        "input_points=[[[[43, 29]]]], input_labels=[[[1]]])",
+        "out = model(inference_session=session, frame=inputs.pixel_values[0])  # frame_idx = len(processed_frames)",
+        "masks = processor.post_process_masks([out.pred_masks], original_sizes=[[40, 56]], binarize=False)[0]",
+    ]
+    doc = dict(
+        generator="Tests/Reference/make_sam2_video_fixtures.py",
+        transformers_version=cfg.get("transformers_version"), model_dir="sam2_video_tiny",
+        golden="sam2_video_stream_golden.safetensors", api_calls=api,
+        streaming_difference=(
+            "model(frame=...) runs _run_single_frame_inference(streaming=True): max_object_pointers_to_use = "
+            "max_object_pointers_in_encoder (16), not min(num_frames, 16), so pointer temporal offsets are "
+            "normalised by 15 (offline 4-frame cases: by 3), and no num_frames bound on the pointer look-back. "
+            "Memory frames (cond + num_maskmem-1 recent) are chosen as offline. Frame 0 (no memory) equals "
+            "track.step0 exactly; frames >= 1 differ from the offline goldens."),
+        frames_fed=dict(stream=[f"video_frame{t % NUM_FRAMES}.png" for t in range(2 * NUM_FRAMES)],
+                        stream2=[f"video_frame{t % NUM_FRAMES}.png" for t in range(6)]),
+        pixel_values=("processor(images=frame) (Sam2ImageProcessor) reproduces the existing pixel_values.{t mod 4} "
+                      "of sam2_video_golden.safetensors exactly on every streamed frame; no stream pixel_values stored"
+                      if all(pixel_checks.values()) else "DIFFER: stored as {case}.pixel_values.{k}"),
+        pixel_values_equal_existing=pixel_checks,
+        tensor_layout={"{case}.step{k}.pred_masks": "[num_obj, 1, 32, 32] low-res logits (session.obj_ids order)",
+                       "{case}.step{k}.masks": "[num_obj, 1, 40, 56] post_process_masks(binarize=False)",
+                       "{case}.step{k}.object_score_logits": "[num_obj, 1]",
+                       "{case}.step{k}.iou_scores": "[num_obj, 4] all four sigmoid IoU predictions (hook)",
+                       "{case}.step{k}.frame": "[1]",
+                       "{case}.prompt{j}.input_points / .input_labels": "[1, 1, n, 2] / [1, 1, n] as stored in the session"},
+        cases={name: dict(prompts=c.prompts, summary=summary(c), steps=c.steps) for name, c in cases.items()},
+        notes=dict(
+            stream2_frame3=("object 2 is added (frame_idx=3) before frame 3 is fed: on frame 3 object 1 is tracked, "
+                            "object 2 is an init-cond frame; the batched memory encoder binarizes BOTH objects' "
+                            "masks (object 2 has a point there), while case stream's frame 3 uses sigmoid"),
+            stream2_frames_0_2="object 1 alone: identical to stream steps 0-2"),
+    )
+    (FIX / "sam2_video_stream_cases.json").write_text(json.dumps(doc, indent=1) + "\n")
+    for name, c in cases.items():
+        for x in c.steps:
+            print(f"{name} step{x['step']} frame {x['frame']} ({x['image']})", "  ".join(
+                f"obj {e['obj_id']} {e['mode']:<9} score {e['object_score_logit']:+.3f} pos {e['positive_fraction_low_res']:.3f} "
+                f"mem {e.get('memory_mask')} min|hr| {e.get('min_abs_high_res_logit', float('nan')):.2e}" for e in x["objects"]))
+    for p in (FIX / "sam2_video_stream_golden.safetensors", FIX / "sam2_video_stream_cases.json"):
+        print(f"{p.stat().st_size:>9}  {p.relative_to(FIX)}")
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ let package = Package(
         // Executables (thin).
         .executableTarget(name: "segflow", dependencies: [
             "ServiceKit", "Tensor", "Checkpoint", "Imaging", "SAM", "Pipeline", "Backends", "Serving", "Client", "Embedded",
-            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT", "Video", "Tracking",
+            "ServiceCommandLine", "Messaging", "CLIP", "SegGPT", "SAM2", "Video", "Tracking",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -5,6 +5,7 @@ import Pipeline
 import Imaging
 import SAM
 import SegGPT
+import SAM2
 import Tensor
 import Serving
 import Client
@@ -25,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var precisionOptions: PrecisionOptions
-    @Option(help: "Model: \((SAMBackend.family.models + SegGPTBackend.family.models).map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
+    @Option(help: "Model: \((SAMBackend.family.models + Sam2Backend.family.models + SegGPTBackend.family.models).map(\.name).joined(separator: ", ")).") var model = ModelRegistry.defaultModel
     @Option(help: "SegGPT: prompt pairs per query (several = feature ensemble).") var prompts = 1
     @Option(help: "Checkpoint path (default for litemedsam: the cached lite_medsam.pth).") var checkpoint: String?
     @Flag(help: "Use deterministic random weights with the official shapes instead of a checkpoint.") var randomWeights = false
@@ -40,13 +41,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Benchmark a tracked video stream instead: frames/s and per-frame latency through the embedded broker (encoder working ahead) next to the in-process ceiling, for 1 and 3 objects.")
     var video = false
     @Option(help: "--video: the image a synthetic camera pan is cut from (default: a synthetic 1024×768 image).") var image: String?
-    @Option(help: "--video: frames in the stream.") var frames = 24
+    @Option(help: "--video: frames in the stream; SAM 2: tracked frames per object count (median over frames 2…).") var frames = 24
     @Option(help: "--video: frames in flight over Kafka.") var window = 8
 
     func run() async throws {
         let precision = try precisionOptions.apply()
         if ModelRegistry.info(model)?.family == SegGPTBackend.family.name {
             return try benchInContext(precision: precision)
+        }
+        if ModelRegistry.info(model)?.family == Sam2Backend.family.name {
+            return try benchSam2(precision: precision)
         }
         let progress = ProgressReporter(total: 0, label: "bench", quiet: quiet)
         if pipeline {
@@ -109,6 +113,31 @@ struct BenchCommand: AsyncParsableCommand {
                                           gemmGFLOP: result.gemmFlops / 1e9,
                                           gemmShare: result.median > 0 ? result.gemmSeconds / result.median : 0,
                                           peakRSSMiB: Self.peakRSSMiB())
+        try show(report, markdown: report.markdown)
+    }
+
+    /// SAM 2: the image encoder and the per-frame tracking step (1 and 3 objects), random
+    /// full-size weights or a transformers Sam2VideoModel directory.
+    func benchSam2(precision: GEMMPrecision) throws {
+        if let threads { try TensorRuntime.setGEMMThreads(threads) }
+        let video: Sam2Video
+        var build = 0.0
+        if randomWeights {
+            guard let preset = Sam2Backend.presets.first(where: { $0.name == model }) else { throw ValidationError("unknown SAM 2 model \(model)") }
+            FileHandle.standardError.write("bench: building random full-size \(model) weights…\n".data(using: .utf8)!)
+            let t0 = ContinuousClock.now
+            video = try Sam2Benchmark.randomModel(config: preset.config)
+            let d = ContinuousClock.now - t0
+            build = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        } else {
+            guard let checkpoint else { throw ValidationError("--model \(model) needs --random-weights or --checkpoint <Sam2VideoModel directory>") }
+            video = try Sam2Video.load(directory: URL(fileURLWithPath: (checkpoint as NSString).expandingTildeInPath))
+        }
+        let progress = ProgressReporter(total: 0, label: "bench", quiet: quiet)
+        var report = try Sam2Benchmark.run(model: model, video, precision: precision.rawValue, threads: TensorRuntime.gemmThreads,
+                                           encoderRuns: runs, frames: frames, buildSeconds: build) { progress.status($0 + "…") }
+        progress.finish()
+        report.buildSeconds = build
         try show(report, markdown: report.markdown)
     }
 

@@ -135,11 +135,15 @@ extension Sam2Backend {
             }
             let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
             let config = r.config.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
-            // A transformers Sam2VideoModel directory brings the video modules too.
+            // A Sam2VideoModel directory or an official .pt brings the video modules too.
             let cfg = config ?? url.appendingPathComponent("config.json")
+            var videoConfig = true
             if let data = FileManager.default.contents(atPath: cfg.path),
-               let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any], root["model_type"] as? String == "sam2_video" {
-                return Sam2Backend(modelName: r.model, video: try Sam2Video.load(directory: url))
+               let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                videoConfig = root["model_type"] as? String == "sam2_video"
+            }
+            if videoConfig && Sam2Video.hasVideoModules(url) {
+                return Sam2Backend(modelName: r.model, video: try Sam2Video.load(url: url, config: config, preset: preset.config))
             }
             return Sam2Backend(modelName: r.model, model: try Sam2.load(url: url, config: config, preset: preset.config))
         })
@@ -165,7 +169,7 @@ struct Sam2StreamTracker: StreamTracker {
     func track(frameIndex: UInt64, embedding: any BackendEmbedding, state bytes: [UInt8]?, track: StreamTrack) throws(ServingError) -> TrackedFrame {
         try backend.checkOwnership(embedding, imageID: "frame \(frameIndex)")
         guard let video = backend.video else {
-            throw ServingError(.unsupported, "\(backend.modelName) was loaded without its video modules: tracking needs a transformers Sam2VideoModel directory (config.json with model_type \"sam2_video\", e.g. facebook/sam2.1-hiera-tiny)")
+            throw ServingError(.unsupported, "\(backend.modelName) was loaded without its video modules: tracking needs the official sam2.1_hiera_*.pt or a transformers Sam2VideoModel directory (config.json with model_type \"sam2_video\", e.g. facebook/sam2.1-hiera-tiny)")
         }
         guard let e = embedding as? Sam2BackendEmbedding else { throw ServingError(.internal, "not a SAM 2 embedding") }
         if bytes == nil && track.objects.isEmpty {

@@ -43,33 +43,39 @@ public struct Sam2MemoryEncoder: Sendable {
     /// Sam2VideoLayerNorm(eps=1e-6) in the downsampler and fuser.
     static let normEps: Float = 1e-6
 
-    public init(_ vb: WeightLoader, config c: Sam2VideoConfig) throws {
+    /// `names`: transformers (`mask_downsampler.layers.N.conv`, `memory_fuser`, `feature_projection`,
+    /// `projection`) or the sam2 package's (`mask_downsampler.encoder.<3N>` in one Sequential,
+    /// `fuser.layers.N.{dwconv, norm, pwconv1, pwconv2, gamma}`, `pix_feat_proj`, `out_proj`).
+    public init(_ vb: WeightLoader, config c: Sam2VideoConfig, names: Sam2WeightNames = .transformers) throws {
+        let t = names == .transformers
         let layers = Int((log2(Double(c.maskDownsamplerTotalStride)) / log2(Double(c.maskDownsamplerStride))).rounded(.down))
         var inCh = 1, outCh = 1
         var built: [DownLayer] = []
         let d = vb.pp("mask_downsampler")
         for i in 0..<layers {
             outCh = inCh * c.maskDownsamplerStride * c.maskDownsamplerStride
-            built.append(DownLayer(conv: try Conv2d(d.pp("layers").pp(i).pp("conv"), in: inCh, out: outCh, kernel: c.maskDownsamplerKernel,
+            let conv = t ? d.pp("layers").pp(i).pp("conv") : d.pp("encoder").pp(3 * i)
+            let norm = t ? d.pp("layers").pp(i).pp("layer_norm") : d.pp("encoder").pp(3 * i + 1)
+            built.append(DownLayer(conv: try Conv2d(conv, in: inCh, out: outCh, kernel: c.maskDownsamplerKernel,
                                                     stride: c.maskDownsamplerStride, padding: c.maskDownsamplerPadding),
-                                   norm: try LayerNorm2d(d.pp("layers").pp(i).pp("layer_norm"), channels: outCh, eps: Self.normEps)))
+                                   norm: try LayerNorm2d(norm, channels: outCh, eps: Self.normEps)))
             inCh = outCh
         }
         down = built
-        finalConv = try Conv2d(d.pp("final_conv"), in: outCh, out: c.maskDownsamplerEmbedDim, kernel: 1)
+        finalConv = try Conv2d(t ? d.pp("final_conv") : d.pp("encoder").pp(3 * layers), in: outCh, out: c.maskDownsamplerEmbedDim, kernel: 1)
         let h = c.memoryEncoderHiddenSize
-        featureProjection = try Conv2d(vb.pp("feature_projection"), in: h, out: h, kernel: 1)
+        featureProjection = try Conv2d(vb.pp(t ? "feature_projection" : "pix_feat_proj"), in: h, out: h, kernel: 1)
         fuser = try (0..<c.memoryFuserLayers).map { i in
-            let b = vb.pp("memory_fuser").pp("layers").pp(i)
+            let b = vb.pp(t ? "memory_fuser" : "fuser").pp("layers").pp(i)
             let e = c.memoryFuserEmbedDim
-            return FuserBlock(depthwise: try Conv2d(b.pp("depthwise_conv"), in: e, out: e, kernel: c.memoryFuserKernel,
+            return FuserBlock(depthwise: try Conv2d(b.pp(t ? "depthwise_conv" : "dwconv"), in: e, out: e, kernel: c.memoryFuserKernel,
                                                     padding: c.memoryFuserPadding, groups: e),
-                              norm: try LayerNorm2d(b.pp("layer_norm"), channels: e, eps: Self.normEps),
-                              pw1: try Linear(b.pp("pointwise_conv1"), in: e, out: c.memoryFuserIntermediateDim),
-                              pw2: try Linear(b.pp("pointwise_conv2"), in: c.memoryFuserIntermediateDim, out: e),
-                              scale: try b.tensor("scale", shape: [e]))
+                              norm: try LayerNorm2d(b.pp(t ? "layer_norm" : "norm"), channels: e, eps: Self.normEps),
+                              pw1: try Linear(b.pp(t ? "pointwise_conv1" : "pwconv1"), in: e, out: c.memoryFuserIntermediateDim),
+                              pw2: try Linear(b.pp(t ? "pointwise_conv2" : "pwconv2"), in: c.memoryFuserIntermediateDim, out: e),
+                              scale: try b.tensor(t ? "scale" : "gamma", shape: [e]))
         }
-        projection = try Conv2d(vb.pp("projection"), in: h, out: c.memoryEncoderOutputChannels, kernel: 1)
+        projection = try Conv2d(vb.pp(t ? "projection" : "out_proj"), in: h, out: c.memoryEncoderOutputChannels, kernel: 1)
         outputChannels = c.memoryEncoderOutputChannels
     }
 
@@ -117,24 +123,28 @@ public struct Sam2MemoryAttention: Sendable {
     /// nn.LayerNorm default.
     static let normEps: Float = 1e-5
 
-    public init(_ vb: WeightLoader, config c: Sam2VideoConfig, memoryDim: Int) throws {
+    /// `names`: transformers (`o_proj`, `layer_norm1…3`, `layer_norm`) or the sam2 package's
+    /// (`out_proj`, `norm1…3`, `norm`).
+    public init(_ vb: WeightLoader, config c: Sam2VideoConfig, memoryDim: Int, names: Sam2WeightNames = .transformers) throws {
+        let t = names == .transformers
         let hidden = c.memoryAttentionHiddenSize, inner = hidden / c.memoryAttentionDownsampleRate
         let heads = c.memoryAttentionHeads
         func attn(_ s: WeightLoader, kvIn: Int) throws -> RoPEAttention {
             RoPEAttention(q: try Linear(s.pp("q_proj"), in: hidden, out: inner), k: try Linear(s.pp("k_proj"), in: kvIn, out: inner),
-                          v: try Linear(s.pp("v_proj"), in: kvIn, out: inner), o: try Linear(s.pp("o_proj"), in: inner, out: hidden),
-                          heads: heads)
+                          v: try Linear(s.pp("v_proj"), in: kvIn, out: inner),
+                          o: try Linear(s.pp(t ? "o_proj" : "out_proj"), in: inner, out: hidden), heads: heads)
         }
+        let ln = t ? "layer_norm" : "norm"
         layers = try (0..<c.memoryAttentionLayers).map { i in
             let l = vb.pp("layers").pp(i)
             return Layer(selfAttn: try attn(l.pp("self_attn"), kvIn: hidden), crossAttn: try attn(l.pp("cross_attn_image"), kvIn: memoryDim),
                          linear1: try Linear(l.pp("linear1"), in: hidden, out: c.memoryAttentionFeedForward),
                          linear2: try Linear(l.pp("linear2"), in: c.memoryAttentionFeedForward, out: hidden),
-                         norm1: try LayerNorm(l.pp("layer_norm1"), dim: hidden, eps: Self.normEps),
-                         norm2: try LayerNorm(l.pp("layer_norm2"), dim: hidden, eps: Self.normEps),
-                         norm3: try LayerNorm(l.pp("layer_norm3"), dim: hidden, eps: Self.normEps))
+                         norm1: try LayerNorm(l.pp(ln + "1"), dim: hidden, eps: Self.normEps),
+                         norm2: try LayerNorm(l.pp(ln + "2"), dim: hidden, eps: Self.normEps),
+                         norm3: try LayerNorm(l.pp(ln + "3"), dim: hidden, eps: Self.normEps))
         }
-        norm = try LayerNorm(vb.pp("layer_norm"), dim: hidden, eps: Self.normEps)
+        norm = try LayerNorm(vb.pp(ln), dim: hidden, eps: Self.normEps)
         // Axial RoPE: the first half of each head's pairs turn with x, the second half with y.
         let d = inner / heads, q = d / 4
         let invFreq = (0..<q).map { j -> Float in 1 / powf(c.ropeTheta, Float(2 * j) / Float(d / 2)) }

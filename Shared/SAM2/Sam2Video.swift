@@ -77,22 +77,30 @@ public final class Sam2Video: Sendable {
     /// [g·g, memDim]: the spatial memories' position encoding (the same for every frame).
     public let memoryPosition: Tensor
 
-    public init(_ vb: WeightLoader, config c: Sam2Config, video v: Sam2VideoConfig) throws {
-        image = try Sam2(vb, config: c, names: .transformers)
+    /// `names`: transformers' `Sam2VideoModel` or the sam2 package's `SAM2Base`
+    /// (`maskmem_tpos_enc`, `no_obj_ptr`, `obj_ptr_proj`, `obj_ptr_tpos_proj`, `no_obj_embed_spatial`, …).
+    public init(_ vb: WeightLoader, config c: Sam2Config, video v: Sam2VideoConfig, names: Sam2WeightNames = .transformers) throws {
+        let t = names == .transformers
+        image = try Sam2(vb, config: c, names: names)
         video = v
         let h = c.promptHiddenSize, mem = v.memoryEncoderOutputChannels
-        memoryEncoder = try Sam2MemoryEncoder(vb.pp("memory_encoder"), config: v)
-        memoryAttention = try Sam2MemoryAttention(vb.pp("memory_attention"), config: v, memoryDim: mem)
-        memoryTemporalPE = try vb.tensor("memory_temporal_positional_encoding", shape: [v.numMaskmem, 1, 1, mem]).reshaped([v.numMaskmem, mem])
-        noObjectPointer = try vb.tensor("no_object_pointer", shape: [1, h]).data
-        // Declared by Sam2VideoModel but never read by its forward.
-        _ = try vb.tensor("no_memory_positional_encoding", shape: [1, 1, h])
+        memoryEncoder = try Sam2MemoryEncoder(vb.pp("memory_encoder"), config: v, names: names)
+        memoryAttention = try Sam2MemoryAttention(vb.pp("memory_attention"), config: v, memoryDim: mem, names: names)
+        // Row k − 1 is the encoding of a memory k frames back (the same order in both layouts:
+        // sam2_base.py indexes maskmem_tpos_enc[num_maskmem − t_pos − 1] with t_pos = num_maskmem − k).
+        memoryTemporalPE = try vb.tensor(t ? "memory_temporal_positional_encoding" : "maskmem_tpos_enc", shape: [v.numMaskmem, 1, 1, mem])
+            .reshaped([v.numMaskmem, mem])
+        noObjectPointer = try vb.tensor(t ? "no_object_pointer" : "no_obj_ptr", shape: [1, h]).data
+        // Declared upstream but never read by the forward.
+        _ = try vb.tensor(t ? "no_memory_positional_encoding" : "no_mem_pos_enc", shape: [1, 1, h])
         // Used only for mask prompts on video frames (not supported here); bound so the checkpoint is strict.
         _ = try Conv2d(vb.pp("mask_downsample"), in: 1, out: 1, kernel: 4, stride: 4)
-        objectPointerProj = try Sam2FeedForward(vb.pp("object_pointer_proj"), in: h, hidden: h, out: h, layers: 3, names: .transformers)
+        objectPointerProj = try Sam2FeedForward(vb.pp(t ? "object_pointer_proj" : "obj_ptr_proj"), in: h, hidden: h, out: h, layers: 3,
+                                                names: names)
         pointerTemporalProj = v.enableTemporalPosEncodingForObjectPointers
-            ? try Linear(vb.pp("temporal_positional_encoding_projection_layer"), in: h, out: mem) : nil
-        occlusion = v.enableOcclusionSpatialEmbedding ? try vb.tensor("occlusion_spatial_embedding_parameter", shape: [1, mem]).data : nil
+            ? try Linear(vb.pp(t ? "temporal_positional_encoding_projection_layer" : "obj_ptr_tpos_proj"), in: h, out: mem) : nil
+        occlusion = v.enableOcclusionSpatialEmbedding
+            ? try vb.tensor(t ? "occlusion_spatial_embedding_parameter" : "no_obj_embed_spatial", shape: [1, mem]).data : nil
         let g = c.embeddingGrid
         guard v.ropeFeatSizes == [g, g], v.memoryAttentionHiddenSize == h, v.memoryEncoderHiddenSize == h,
               v.maskDownsamplerEmbedDim == h, v.memoryFuserEmbedDim == h, h % mem == 0,
@@ -107,22 +115,47 @@ public final class Sam2Video: Sendable {
     /// Loads a Hugging Face `Sam2VideoModel` directory (`config.json` with `model_type`
     /// "sam2_video" + `model.safetensors`), strictly.
     public static func load(directory: URL) throws -> Sam2Video {
-        let cfgURL = directory.appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: cfgURL.path) else { throw Sam2Error.missingFile(path: cfgURL.path) }
-        let config = try Sam2Config(json: data, path: cfgURL.path)
-        let video = try Sam2VideoConfig(json: data, path: cfgURL.path)
-        let weights = directory.appendingPathComponent("model.safetensors")
+        try load(url: directory)
+    }
+
+    /// Loads the video model from a Hugging Face `Sam2VideoModel` directory, or from an
+    /// official `sam2.1_hiera_*.pt` (the whole `SAM2Base`, sam2 package names). Geometry:
+    /// `config` (a `sam2_video` config.json), else the directory's, else `preset` with the
+    /// sam2.1 video defaults. Strict: every tensor used, every one present with its shape.
+    public static func load(url: URL, config configURL: URL? = nil, preset: Sam2Config = .hieraTiny) throws -> Sam2Video {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { throw Sam2Error.missingFile(path: url.path) }
+        var config = preset, video = Sam2VideoConfig()
+        let weights = isDir.boolValue ? url.appendingPathComponent("model.safetensors") : url
+        if let cfgURL = configURL ?? (isDir.boolValue ? url.appendingPathComponent("config.json") : nil) {
+            guard let data = FileManager.default.contents(atPath: cfgURL.path) else { throw Sam2Error.missingFile(path: cfgURL.path) }
+            config = try Sam2Config(json: data, path: cfgURL.path)
+            video = try Sam2VideoConfig(json: data, path: cfgURL.path)
+        }
         let sd: StateDict
         do { sd = try StateDict(contentsOf: weights) } catch { throw Sam2Error.checkpoint(error) }
-        guard sd.contains("vision_encoder.backbone.patch_embed.projection.weight") else {
+        let layout: (Sam2WeightNames, String)
+        if sd.contains("vision_encoder.backbone.patch_embed.projection.weight") {
+            layout = (.transformers, "")
+        } else if let strip = ["", "model.", "module.", "model.module."].first(where: { sd.contains($0 + "image_encoder.trunk.patch_embed.proj.weight") }) {
+            layout = (.original, strip)
+        } else {
             throw Sam2Error.unknownLayout(path: weights.path, sample: Array(sd.names.prefix(5)))
         }
         let vb: WeightLoader
-        do { vb = try WeightLoader(sd) } catch { throw Sam2Error.checkpoint(error) }
+        do { vb = try WeightLoader(sd, stripPrefix: layout.1.isEmpty ? nil : layout.1) } catch { throw Sam2Error.checkpoint(error) }
         let model: Sam2Video
-        do { model = try Sam2Video(vb, config: config, video: video) } catch let e as CheckpointError { throw Sam2Error.checkpoint(e) }
+        do { model = try Sam2Video(vb, config: config, video: video, names: layout.0) } catch let e as CheckpointError { throw Sam2Error.checkpoint(e) }
         do { try vb.finish() } catch { throw Sam2Error.checkpoint(error) }
         return model
+    }
+
+    /// Whether a checkpoint holds the video modules (memory attention): it can then track.
+    public static func hasVideoModules(_ url: URL) -> Bool {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { return false }
+        guard let sd = try? StateDict(contentsOf: isDir.boolValue ? url.appendingPathComponent("model.safetensors") : url) else { return false }
+        return sd.names.contains { $0.hasPrefix("memory_attention.") || $0.hasPrefix("model.memory_attention.") }
     }
 
     /// Frames a non-conditioning memory stays useful: the memory bank reads `num_maskmem − 1`

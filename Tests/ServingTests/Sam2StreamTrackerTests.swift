@@ -66,6 +66,36 @@ final class Sam2StreamTrackerTests: XCTestCase {
         }
     }
 
+    /// Mutation fuzzing of the state parser (the snapshot topic is input like any other):
+    /// every mutated, truncated or extended state parses or throws — never traps, never
+    /// allocates past its bounds.
+    func testTheStateParserSurvivesMutations() throws {
+        let b = try Self.backend.get()
+        let tracker = try XCTUnwrap(b.streamTracker)
+        var out = try tracker.track(frameIndex: 0, embedding: try b.embed(frame(0)), state: nil, track: StreamTrack(objects: [box]))
+        out = try tracker.track(frameIndex: 1, embedding: try b.embed(frame(1)), state: out.state, track: StreamTrack())
+        let good = out.state
+        let position = try XCTUnwrap((b as? Sam2Backend)?.video?.memoryPosition)
+        XCTAssertEqual(try Sam2StreamState(serialized: good, position: position).serialized(), good, "round trip")
+        var rng = SystemRandomNumberGenerator()
+        var parsed = 0, refused = 0
+        for i in 0..<3000 {
+            var m = good
+            switch i % 4 {
+            case 0: for _ in 0..<(1 + Int.random(in: 0..<4, using: &rng)) { m[Int.random(in: 0..<m.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            case 1: m = Array(m.prefix(Int.random(in: 0..<m.count, using: &rng)))
+            case 2: m += (0..<Int.random(in: 1..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            default:
+                // A count field blown up: the 4 bytes after the header, or anywhere.
+                let at = i % 8 == 3 ? 12 : Int.random(in: 0..<(m.count - 4), using: &rng)
+                m.replaceSubrange(at..<(at + 4), with: [0xff, 0xff, 0xff, UInt8.random(in: 0...255, using: &rng)])
+            }
+            do { _ = try Sam2StreamState(serialized: m, position: position); parsed += 1 } catch { refused += 1 }
+        }
+        print("[fuzz] SAM 2 stream state: \(parsed) mutated states parsed, \(refused) refused")
+        XCTAssertGreaterThan(refused, 0)
+    }
+
     func testForgedStateAndImageOnlyCheckpointsAreRefused() throws {
         let b = try Self.backend.get()
         let tracker = try XCTUnwrap(b.streamTracker)

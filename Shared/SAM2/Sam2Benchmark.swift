@@ -24,14 +24,16 @@ public enum Sam2Benchmark {
         public var memoryWindow: Int
         public var buildSeconds: Double
         public var gemmShareEncoder: Double
+        /// GEMM work of one encoder run (2·m·n·k summed), GFLOP.
+        public var encoderGEMMGFLOP: Double = 0
 
         public var markdown: String {
             let t1 = trackMedianSeconds["1"].map { String(format: "%.3f s", $0) } ?? "-"
             let t3 = trackMedianSeconds["3"].map { String(format: "%.3f s", $0) } ?? "-"
             return """
-            | model | precision | threads | encoder median | GEMM share | track/frame 1 obj | track/frame 3 obj | state/object after \(frames) frames | bound |
-            |---|---|---|---|---|---|---|---|---|
-            | \(model) | \(precision) | \(threads) | \(String(format: "%.3f s", encoderMedianSeconds)) | \(String(format: "%.0f %%", 100 * gemmShareEncoder)) | \(t1) | \(t3) | \(stateBytesPerObject / 1024) KiB | \(stateBoundBytesPerObject / 1024) KiB |
+            | model | precision | threads | encoder median | encoder GEMM | GEMM share | track/frame 1 obj | track/frame 3 obj | state/object after \(frames) frames | bound |
+            |---|---|---|---|---|---|---|---|---|---|
+            | \(model) | \(precision) | \(threads) | \(String(format: "%.3f s", encoderMedianSeconds)) | \(String(format: "%.0f GFLOP (%.0f GFLOP/s)", encoderGEMMGFLOP, encoderGEMMGFLOP / encoderMedianSeconds)) | \(String(format: "%.0f %%", 100 * gemmShareEncoder)) | \(t1) | \(t3) | \(stateBytesPerObject / 1024) KiB | \(stateBoundBytesPerObject / 1024) KiB |
             """
         }
     }
@@ -59,7 +61,7 @@ public enum Sam2Benchmark {
         progress("encoder warm-up")
         var emb = m.image.embed(pixels: pixels, originalSize: (s, s))
         var enc: [Double] = []
-        var gemm = 0.0
+        var gemm = 0.0, gflop = 0.0
         for i in 0..<encoderRuns {
             progress("encoder \(i + 1)/\(encoderRuns)")
             GEMMStats.reset()
@@ -68,6 +70,7 @@ public enum Sam2Benchmark {
             let d = seconds(ContinuousClock.now - t0)
             enc.append(d)
             gemm = Double(GEMMStats.nanoseconds) * 1e-9 / d
+            gflop = Double(GEMMStats.flops) / 1e9
         }
         let boxes: [(Float, Float, Float, Float)] = [(100, 100, 400, 400), (500, 500, 800, 900), (50, 600, 300, 1000)]
         var track: [String: Double] = [:]
@@ -98,6 +101,6 @@ public enum Sam2Benchmark {
         let bound = 32 + (m.memoryWindow + 1) * perMemory + m.video.numMaskmem * spatial + 4 * 16 * g * g
         return Report(model: name, precision: precision, threads: threads, encoderSeconds: enc, encoderMedianSeconds: median(enc),
                       trackMedianSeconds: track, frames: frames, stateBytesPerObject: stateBytes, stateBoundBytesPerObject: bound,
-                      memoryWindow: m.memoryWindow, buildSeconds: buildSeconds, gemmShareEncoder: gemm)
+                      memoryWindow: m.memoryWindow, buildSeconds: buildSeconds, gemmShareEncoder: gemm, encoderGEMMGFLOP: gflop)
     }
 }

@@ -87,6 +87,20 @@ final class Sam2VideoParityTests: XCTestCase {
         XCTAssertEqual(states[0].conditioning.map(\.frame), [0], "a correction on a tracked frame is not a conditioning frame")
     }
 
+    /// The same weights under the official sam2 names (`sam2.1_hiera_*.pt` layout; the
+    /// reference script checks the official SAM2VideoPredictor against these goldens, ~1e-6).
+    func testOfficialCheckpointTracksTheSame() throws {
+        let m = try Sam2Video.load(url: Fixtures.url("sam2_video_tiny_original.pt"), config: Fixtures.url("sam2_video_tiny/config.json"))
+        XCTAssertEqual(m.image.names, .original)
+        let f = try frames()
+        var states = [Sam2ObjectState()]
+        try check(try m.step(frame: 0, features: f[0], states: &states, prompts: [0: SamPrompt(box: (12, 10, 30, 28))], numFrames: 4),
+                  "track.step0", tolerance: Tolerance.decoder)
+        for (k, t) in [(2, 1), (3, 2), (4, 3)] {
+            try check(try m.step(frame: t, features: f[t], states: &states, numFrames: 4), "track.step\(k)", tolerance: VideoTolerance.tracked)
+        }
+    }
+
     func testAnObjectAddedMidStream() throws {
         let m = try Self.model.get()
         let f = try frames()

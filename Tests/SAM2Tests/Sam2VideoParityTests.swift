@@ -147,17 +147,26 @@ final class Sam2VideoParityTests: XCTestCase {
         }
     }
 
-    /// A stream keeps only what memory attention can reach: after many frames the state holds
-    /// the conditioning frame plus at most `memoryWindow` recent frames.
+    /// A stream keeps only what memory attention can reach: after 300 frames the state holds
+    /// the conditioning frame plus at most `memoryWindow` recent frames, the same bytes as after 21.
     func testStreamingStateStaysBounded() throws {
         let m = try Self.model.get()
         let f = try frames()
         var states = [Sam2ObjectState()]
         _ = try m.step(frame: 0, features: f[0], states: &states, prompts: [0: SamPrompt(box: (12, 10, 30, 28))])
-        for t in 1..<40 { _ = try m.step(frame: t, features: f[t % 4], states: &states) }
+        var bytes: [Int: Int] = [:]
+        for t in 1..<300 {
+            _ = try m.step(frame: t, features: f[t % 4], states: &states)
+            if t == 20 || t == 299 {
+                var s = Sam2StreamState(); s.objects = [.init(id: 1, memory: states[0])]
+                bytes[t] = s.serialized().count
+            }
+        }
+        print("[state] SAM 2 stream state per object: \(bytes[20]!) bytes after 21 frames, \(bytes[299]!) after 300")
+        XCTAssertEqual(bytes[20], bytes[299], "state size is constant once the memory window is full")
         XCTAssertEqual(states[0].conditioning.count, 1)
         XCTAssertLessThanOrEqual(states[0].recent.count, m.memoryWindow)
-        XCTAssertEqual(states[0].recent.keys.min(), 40 - m.memoryWindow)
+        XCTAssertEqual(states[0].recent.keys.min(), 300 - m.memoryWindow)
         // Only the last num_maskmem − 1 recent frames keep their spatial memory; older ones keep the pointer.
         XCTAssertEqual(states[0].recent.values.filter { $0.features != nil }.count, m.video.numMaskmem - 1)
     }

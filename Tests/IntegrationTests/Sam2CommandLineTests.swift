@@ -1,5 +1,8 @@
+import Client
 import Foundation
 import Imaging
+import Logging
+import Messaging
 import XCTest
 
 /// SAM 2 image mode through the `segflow` binary: the same CLI and wire as SAM, with a
@@ -92,5 +95,61 @@ final class Sam2CommandLineTests: XCTestCase {
                               "--box", "1,1,10,10", "--in-process", "--out", "/tmp/never.png"])
         XCTAssertNotEqual(shapes.status, 0)
         XCTAssertTrue(shapes.output.contains("image_encoder.trunk"), shapes.output)
+    }
+}
+
+/// SAM 2 streams through the real service processes: the decoder that owns a stream keeps the
+/// objects' memory banks in the stream state; kill -9 it mid-stream and a new decoder continues
+/// from the snapshot with exactly the masks of an uninterrupted run.
+final class Sam2StreamFailoverTests: XCTestCase {
+    func testSam2StreamSurvivesKillingItsDecoder() async throws {
+        let fx = Sam2CommandLineTests.dir
+        let images = try (0..<6).map { try Data(contentsOf: fx.appendingPathComponent("video_frame\($0 % 4).png")) }.map { [UInt8]($0) }
+        let model = ["--model", "sam2.1-hiera-t", "--checkpoint", fx.appendingPathComponent("sam2_video_tiny").path]
+        let cluster = try await TestCluster(partitions: 4)
+        defer { cluster.stop() }
+        try cluster.start("segflow-image-encoder", name: "encoder", extra: model)
+        try cluster.start("segflow-prompt-decoder", name: "decoder-1", extra: model)
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let sc = SegflowClient(client: cluster.client, logger: logger)
+        func prompts(_ i: Int) -> [ObjectPrompt] {
+            switch i {
+            case 0: [ObjectPrompt(objectID: 1, box: .init(x0: 12, y0: 10, x1: 30, y1: 28))]
+            case 3: [ObjectPrompt(objectID: 2, points: [.init(x: 43, y: 29, label: 1)])]
+            default: []
+            }
+        }
+        func run(_ stream: String, onResult: (Int, MaskResult) throws -> Void) async throws {
+            var i = 0
+            try await sc.trackStream(streamID: stream, model: "sam2.1-hiera-t", window: 2, timeout: .seconds(150),
+                                     next: {
+                                         guard i < images.count else { return nil }
+                                         defer { i += 1 }
+                                         return StreamFrame(image: .png(images[i]), objects: prompts(i))
+                                     }, onResult: onResult)
+        }
+        var reference: [Int: MaskResult] = [:]
+        try await run("sam2-reference") { index, r in reference[index] = r }
+        var remote: [Int: MaskResult] = [:]
+        var killed = false
+        try await run("sam2-failover") { index, r in
+            remote[index] = r
+            if index == 2 && !killed {
+                killed = true
+                cluster.kill9("decoder-1")
+                try cluster.start("segflow-prompt-decoder", name: "decoder-2", extra: model)
+            }
+        }
+        XCTAssertTrue(killed)
+        XCTAssertEqual(Set(reference.keys), Set(0..<6))
+        XCTAssertEqual(Set(remote.keys), Set(0..<6), "every frame answered; decoder-2 log: \(cluster.log("decoder-2").suffix(3000))")
+        for i in 0..<6 {
+            XCTAssertNil(reference[i]?.error, "frame \(i): \(String(describing: reference[i]?.error))")
+            XCTAssertNil(remote[i]?.error)
+            XCTAssertEqual(remote[i]?.masks, reference[i]?.masks, "frame \(i): differs from an uninterrupted run")
+        }
+        XCTAssertEqual(reference[3]?.masks.map(\.objectID), [1, 2], "object 2 added mid-stream")
+        XCTAssertTrue(cluster.log("decoder-2").contains("restored stream state"), "decoder-2 continued from the snapshot:\n\(cluster.log("decoder-2").suffix(3000))")
     }
 }

@@ -25,6 +25,8 @@ struct PromptDecoderMain: AsyncParsableCommand {
     @Option(help: "Milliseconds a prompt may wait in all, however long embeddings keep arriving (default: 4 × --max-wait-ms).")
     var maxParkMs: Int?
     @Option(help: "Seconds without frames after which a tracked stream ends (state freed).") var streamIdleS = 300
+    @Option(help: "KiB of tracker state per stream-state record: larger states (SAM 2's memory banks) are written as parts of this size, so every record stays under the broker's message.max.bytes (default 512; at most 900).")
+    var snapshotPartKb = 512
 
     static func main() async { await serviceMain() }
 
@@ -39,6 +41,8 @@ struct PromptDecoderMain: AsyncParsableCommand {
         }
         options.maxParkMs = Double(maxParkMs ?? 4 * maxWaitMs)
         options.streamIdleMs = Double(streamIdleS) * 1000
+        guard (1...900).contains(snapshotPartKb) else { throw ValidationError("--snapshot-part-kb must be 1…900 (got \(snapshotPartKb))") }
+        options.snapshotPartBytes = snapshotPartKb * 1024
         let client = try common.clientConfig(clientID: "segflow-prompt-decoder")
         try await common.runService(logger: logger) {
             let backends = try common.loadBackends(parts: [.decoder])

@@ -13,6 +13,10 @@ struct LiveStream: Sendable {
     /// Request ids of the last frames answered: redeliveries are dropped.
     var recentRequestIDs: [String]
     static let recentKept = 16
+    /// Generation of the last parted snapshot written for it (SnapshotParts), and the most
+    /// parts any of its snapshots used (both slots are tombstoned up to it when it ends).
+    var partGeneration: UInt64 = 0
+    var maxParts = 0
 }
 
 /// Tracked streams: frames arrive as embeddings keyed by stream id, so one decoder — the
@@ -44,6 +48,9 @@ extension DecoderState {
         log[metadataKey: "stream"] = "\(id)"
         log[metadataKey: "frame"] = "\(index)"
         do {
+            guard !id.contains(SnapshotParts.separator) else {
+                throw ServingError(.invalidPrompt, "stream id \(id.debugDescription) contains U+001F, which is reserved for snapshot parts")
+            }
             var live = streams[id]
             if live == nil, let store = streamStore {
                 let statePartitions = promptPartitions ?? 1
@@ -51,6 +58,7 @@ extension DecoderState {
                                         partition: KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: statePartitions))
                 if let snap = await store.snapshot(id) {
                     live = LiveStream(snapshot: snap, partition: record.partition, lastActivityMs: arrivedMs, recentRequestIDs: [snap.lastRequestID])
+                    if let m = await store.manifest(id) { live!.partGeneration = m.generation; live!.maxParts = m.parts }
                     log.info("restored stream state", metadata: ["last_frame": "\(snap.lastFrameIndex)", "bytes": "\(snap.trackerState.count)"])
                 } else if replayed, await store.hasEnded(id) {
                     log.debug("skipping a replayed frame of an ended stream")
@@ -105,27 +113,56 @@ extension DecoderState {
                 // previous snapshot on redelivery (a tombstone first would lose the answer).
                 _ = try await producer.send(answer)
                 _ = try await producer.send(.tombstone(topic: service.options.topics.streamState, key: id))
+                await tombstoneParts(id, live: live)
                 streams[id] = nil
                 log.info("stream ended", metadata: ["frames_to": "\(index)"])
             } else {
-                var snapshot = StreamSnapshot(streamID: id, lastFrameIndex: index, model: backend.modelName, trackerState: out.state,
+                let snapshot = StreamSnapshot(streamID: id, lastFrameIndex: index, model: backend.modelName, trackerState: out.state,
                                               updatedAtMs: nowWall, lastRequestID: whole.requestID, lastResult: encoded)
-                var value = snapshot.encode()
+                // A state over one record's share travels as parts (SnapshotParts), written
+                // before the snapshot that names them, all on the stream's state partition.
+                var generation = live?.partGeneration ?? 0, maxParts = live?.maxParts ?? 0
+                var stored = snapshot
+                var statePartition: Int32? = nil
+                let partBytes = service.options.snapshotPartBytes
+                if out.state.count > partBytes {
+                    generation += 1
+                    let p = KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: promptPartitions ?? 1)
+                    statePartition = p
+                    let (parts, manifest) = SnapshotParts.split(out.state, generation: generation, partBytes: partBytes)
+                    for (k, part) in parts.enumerated() {
+                        let key = SnapshotParts.partKey(stream: id, generation: generation, part: k)
+                        var r = ProducerRecord(topic: service.options.topics.streamState, key: key,
+                                               value: StreamSnapshot(streamID: key, lastFrameIndex: index, model: backend.modelName,
+                                                                     trackerState: part, updatedAtMs: nowWall, lastRequestID: "").encode(),
+                                               headers: [.contentType(protobuf: "StreamSnapshot")])
+                        r.partition = p
+                        _ = try await producer.send(r)
+                    }
+                    maxParts = max(maxParts, parts.count)
+                    stored.trackerState = manifest
+                }
+                var value = stored.encode()
                 // An answer too large to ride along (near the record bound) is not stored:
                 // then the answer goes first, and a crash before the snapshot re-processes
                 // the frame from the previous one (its embedding is redelivered with it).
                 let answerStored = value.count <= RequestLimits.maxResultBytes
                 if !answerStored {
-                    snapshot.lastResult = []
-                    value = snapshot.encode()
+                    stored.lastResult = []
+                    value = stored.encode()
                     _ = try await producer.send(answer)
                 }
-                _ = try await producer.send(ProducerRecord(topic: service.options.topics.streamState, key: id, value: value,
-                                                           headers: [.contentType(protobuf: "StreamSnapshot")]))
+                var main = ProducerRecord(topic: service.options.topics.streamState, key: id, value: value,
+                                          headers: [.contentType(protobuf: "StreamSnapshot")])
+                main.partition = statePartition
+                _ = try await producer.send(main)
                 // The state is durable: this decoder continues from it whatever happens to the answer.
                 var recent = (live?.recentRequestIDs ?? []) + [whole.requestID]
                 if recent.count > LiveStream.recentKept { recent.removeFirst(recent.count - LiveStream.recentKept) }
-                streams[id] = LiveStream(snapshot: snapshot, partition: record.partition, lastActivityMs: Timing.nowMs(), recentRequestIDs: recent)
+                var kept = snapshot
+                if !answerStored { kept.lastResult = [] }
+                streams[id] = LiveStream(snapshot: kept, partition: record.partition, lastActivityMs: Timing.nowMs(), recentRequestIDs: recent,
+                                         partGeneration: generation, maxParts: maxParts)
                 evictLiveStreams()
                 if answerStored { _ = try await producer.send(answer) }
             }
@@ -137,6 +174,18 @@ extension DecoderState {
                                        replyTopic: track.replyTopic, model: whole.model,
                                        frame: VideoFrame(streamID: id, frameIndex: index))
         }
+    }
+
+    /// Deletes an ended stream's snapshot parts (both slots) from the compacted topic.
+    func tombstoneParts(_ id: String, live: LiveStream?) async {
+        guard let live, live.maxParts > 0 else { return }
+        let p = KafkaPartitioner.murmur2Partition(key: Array(id.utf8), partitions: promptPartitions ?? 1)
+        for slot in 0..<2 { for k in 0..<live.maxParts {
+            var r = ProducerRecord.tombstone(topic: service.options.topics.streamState,
+                                             key: SnapshotParts.partKey(stream: id, generation: UInt64(slot), part: k))
+            r.partition = p
+            _ = try? await producer.send(r)
+        } }
     }
 
     /// Beyond `maxLiveStreams`, the least recently active stream leaves memory (its
@@ -154,6 +203,7 @@ extension DecoderState {
         for (id, s) in streams where now - s.lastActivityMs > service.options.streamIdleMs {
             streams[id] = nil
             _ = try? await producer.send(.tombstone(topic: service.options.topics.streamState, key: id))
+            await tombstoneParts(id, live: s)
             service.logger.info("stream expired idle; state freed", metadata: ["stream": "\(id)", "last_frame": "\(s.snapshot.lastFrameIndex)"])
         }
     }

@@ -48,6 +48,9 @@ public final class PromptDecoderService: Service, MonitoredService {
         /// it sends again).
         public var maxLiveStreams = 4096
         public var streamState = StreamStateStore.Options()
+        /// Tracker states larger than this travel as parts of at most this many bytes
+        /// (SnapshotParts): every stream-state record stays under a stock broker's 1 MiB.
+        public var snapshotPartBytes = 512 * 1024
         /// Image locations kept for on-demand fetches (EmbeddingIndex; ~200 bytes each).
         public var indexEntries = 200_000
         /// How long one on-demand fetch of an indexed embedding may take.

@@ -21,6 +21,11 @@ public actor StreamStateStore {
 
     let options: Options
     var snapshots: [String: (snapshot: StreamSnapshot, tick: UInt64)] = [:]
+    /// Parts of large snapshots not yet claimed by their manifest (SnapshotParts), by part key.
+    var parts: [String: (generation: UInt64, index: Int, payload: [UInt8])] = [:]
+    var partBytes = 0
+    /// The manifest each reassembled snapshot came from.
+    var manifests: [String: SnapshotParts.Manifest] = [:]
     var ended: [String: UInt64] = [:]
     var usedBytes = 0
     var tick: UInt64 = 0
@@ -34,11 +39,24 @@ public actor StreamStateStore {
     public var count: Int { snapshots.count }
 
     public func snapshot(_ streamID: String) -> StreamSnapshot? { snapshots[streamID]?.snapshot }
+    /// The manifest of a stream's snapshot when it was stored in parts.
+    public func manifest(_ streamID: String) -> SnapshotParts.Manifest? { manifests[streamID] }
     public func hasEnded(_ streamID: String) -> Bool { ended[streamID] != nil }
 
     /// Applies one record of the topic (a snapshot, or a tombstone: empty value).
     public func apply(key: String, value: [UInt8], partition: Int32, offset: Int64) throws {
         defer { advance(partition: partition, to: offset + 1) }
+        if SnapshotParts.stream(ofPartKey: key) != nil {
+            if let old = parts.removeValue(forKey: key) { partBytes -= old.payload.count }
+            guard !value.isEmpty else { return }  // a part's tombstone ends nothing
+            let p = try SnapshotParts.part(try StreamSnapshot(bytes: value).trackerState)
+            guard partBytes + p.payload.count <= options.capacityBytes else {
+                throw ServingError(.invalidPrompt, "snapshot part \(key) would exceed the store's \(options.capacityBytes)-byte budget")
+            }
+            parts[key] = (p.generation, p.index, Array(p.payload))
+            partBytes += p.payload.count
+            return
+        }
         if value.isEmpty {
             remove(key)
             tick += 1
@@ -46,8 +64,31 @@ public actor StreamStateStore {
             if ended.count > options.rememberedEnds, let oldest = ended.min(by: { $0.value < $1.value })?.key { ended[oldest] = nil }
             return
         }
-        let s = try StreamSnapshot(bytes: value)
+        var s = try StreamSnapshot(bytes: value)
+        var manifest: SnapshotParts.Manifest?
+        if let m = try SnapshotParts.manifest(s.trackerState) {
+            var whole: [UInt8] = []
+            whole.reserveCapacity(m.totalBytes)
+            for k in 0..<m.parts {
+                let pk = SnapshotParts.partKey(stream: s.streamID, generation: m.generation, part: k)
+                guard let p = parts[pk], p.generation == m.generation, p.index == k else {
+                    throw ServingError(.internal, "snapshot of stream \(s.streamID) (generation \(m.generation)) lacks part \(k) of \(m.parts)")
+                }
+                whole += p.payload
+            }
+            guard whole.count == m.totalBytes else {
+                throw ServingError(.internal, "snapshot of stream \(s.streamID): parts hold \(whole.count) bytes, the manifest says \(m.totalBytes)")
+            }
+            for k in 0..<m.parts {
+                if let old = parts.removeValue(forKey: SnapshotParts.partKey(stream: s.streamID, generation: m.generation, part: k)) {
+                    partBytes -= old.payload.count
+                }
+            }
+            s.trackerState = whole
+            manifest = m
+        }
         remove(s.streamID)
+        manifests[s.streamID] = manifest
         ended[s.streamID] = nil
         tick += 1
         snapshots[s.streamID] = (s, tick)
@@ -60,6 +101,7 @@ public actor StreamStateStore {
 
     func remove(_ id: String) {
         if let old = snapshots.removeValue(forKey: id) { usedBytes -= old.snapshot.trackerState.count }
+        manifests[id] = nil
     }
 
     func advance(partition: Int32, to next: Int64) {

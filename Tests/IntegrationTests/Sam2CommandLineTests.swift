@@ -100,7 +100,9 @@ final class Sam2CommandLineTests: XCTestCase {
 
 /// SAM 2 streams through the real service processes: the decoder that owns a stream keeps the
 /// objects' memory banks in the stream state; kill -9 it mid-stream and a new decoder continues
-/// from the snapshot with exactly the masks of an uninterrupted run.
+/// from the snapshot with exactly the masks of an uninterrupted run. The decoders write the
+/// state in 4 KiB parts (`--snapshot-part-kb 4`; the tiny model's ~20 KB state stands in for a
+/// full-size one's ~4 MB over 512 KiB parts), so the new decoder reassembles it from parts.
 final class Sam2StreamFailoverTests: XCTestCase {
     func testSam2StreamSurvivesKillingItsDecoder() async throws {
         let fx = Sam2CommandLineTests.dir
@@ -109,7 +111,8 @@ final class Sam2StreamFailoverTests: XCTestCase {
         let cluster = try await TestCluster(partitions: 4)
         defer { cluster.stop() }
         try cluster.start("segflow-image-encoder", name: "encoder", extra: model)
-        try cluster.start("segflow-prompt-decoder", name: "decoder-1", extra: model)
+        let decoder = model + ["--snapshot-part-kb", "4"]
+        try cluster.start("segflow-prompt-decoder", name: "decoder-1", extra: decoder)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let sc = SegflowClient(client: cluster.client, logger: logger)
@@ -138,7 +141,7 @@ final class Sam2StreamFailoverTests: XCTestCase {
             if index == 2 && !killed {
                 killed = true
                 cluster.kill9("decoder-1")
-                try cluster.start("segflow-prompt-decoder", name: "decoder-2", extra: model)
+                try cluster.start("segflow-prompt-decoder", name: "decoder-2", extra: decoder)
             }
         }
         XCTAssertTrue(killed)
@@ -150,6 +153,11 @@ final class Sam2StreamFailoverTests: XCTestCase {
             XCTAssertEqual(remote[i]?.masks, reference[i]?.masks, "frame \(i): differs from an uninterrupted run")
         }
         XCTAssertEqual(reference[3]?.masks.map(\.objectID), [1, 2], "object 2 added mid-stream")
-        XCTAssertTrue(cluster.log("decoder-2").contains("restored stream state"), "decoder-2 continued from the snapshot:\n\(cluster.log("decoder-2").suffix(3000))")
+        let log2 = cluster.log("decoder-2")
+        XCTAssertTrue(log2.contains("restored stream state"), "decoder-2 continued from the snapshot:\n\(log2.suffix(3000))")
+        // The restored state was larger than one part: it came back from parts.
+        let restored = log2.components(separatedBy: "\n").first { $0.contains("restored stream state") } ?? ""
+        let bytes = restored.components(separatedBy: "bytes=").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+        XCTAssertGreaterThan(bytes, 4 * 1024, "restored from parts: \(restored)")
     }
 }

@@ -28,7 +28,11 @@ struct TrackCommand: AsyncParsableCommand {
             frame's embedding; a decoded mask is kept only if it is consistent with the object's \
             remembered shape, else the object is reported lost (empty mask) and searched for on \
             later frames. --box is repeatable (objects 1, 2, …); --correct FRAME:ID:BOX \
-            re-anchors an object on a later frame. Over Kafka (default) the frames go out as a \
+            re-anchors an object on a later frame. SAM 2 (--model sam2.1-hiera-*, with the \
+            official sam2.1_hiera_*.pt or a transformers Sam2VideoModel directory) runs its own \
+            memory attention instead: each object's memory bank (prompted frames, the last 6 \
+            frames' spatial memories, object pointers) conditions the next frame; a --correct \
+            makes that frame a conditioning frame. Over Kafka (default) the frames go out as a \
             tracked stream keyed by the stream id, up to --send-ahead frames ahead of the \
             answers; the prompt-decoder that owns the stream runs the same tracker and \
             snapshots its state, so a decoder failover continues the stream (README, Streams).

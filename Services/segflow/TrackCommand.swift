@@ -188,7 +188,7 @@ struct TrackCommand: AsyncParsableCommand {
         // prompt-decoder that owns the stream (README, Streams).
         if inProcess {
             var stream: InProcessStream
-            do { stream = try InProcessStream(backend: try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))) } catch let e as ServingError {
+            do { stream = try InProcessStream(backend: try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config))) } catch let e as ServingError {
                 throw ValidationError(e.message)
             }
             var i = 0
@@ -203,7 +203,7 @@ struct TrackCommand: AsyncParsableCommand {
             var pending: [Int: SourceFrame] = [:]
             var sent = 0
             try await EmbeddedStack.withKafka(brokers: brokers, logger: logger, backends: {
-                BackendSet([try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint))])
+                BackendSet([try ModelRegistry.load(ModelLoadRequest(model: model, checkpoint: checkpoint, config: config))])
             }) { client in
                 try await SegflowClient(client: client, logger: logger).trackStream(
                     streamID: streamId, model: model, window: sendAhead, timeout: .seconds(timeout),

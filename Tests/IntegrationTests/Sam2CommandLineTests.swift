@@ -73,6 +73,20 @@ final class Sam2CommandLineTests: XCTestCase {
             for j in 0..<a.bits.count { inter += Int(a.bits[j] & b.bits[j]); union += Int(a.bits[j] | b.bits[j]) }
             XCTAssertGreaterThanOrEqual(Double(inter) / Double(max(union, 1)), Self.f16MaskIoU, "frame \(i): in-process vs Kafka")
         }
+        // The official layout (.pt + --config for the tiny geometry) with a correction on frame 2:
+        // the same masks as the transformers directory, frame by frame.
+        for (label, ckpt) in [("official", ["\(fx)/sam2_video_tiny_original.pt", "--config", "\(fx)/sam2_video_tiny/config.json"]),
+                              ("hf", ["\(fx)/sam2_video_tiny"])] {
+            let r = try run(["track"] + frames + ["--model", "sam2.1-hiera-t", "--checkpoint"] + ckpt
+                            + ["--box", "12,10,30,28", "--correct", "2:1:14,10,32,28", "--in-process", "--out-dir", "\(out)/\(label)"])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("frame 2: object 1 corrected"), r.output)
+        }
+        for i in 0..<4 {
+            let name = String(format: "mask_%04d.png", i)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(out)/official/\(name)")),
+                           try Data(contentsOf: URL(fileURLWithPath: "\(out)/hf/\(name)")), "frame \(i): official vs transformers layout")
+        }
         // The image-mode checkpoint cannot track, and says what to bring.
         let image = try run(["track"] + frames + ["--model", "sam2.1-hiera-t", "--checkpoint", "\(fx)/sam2_tiny",
                                                   "--box", "12,10,30,28", "--in-process", "--out-dir", "\(out)/never"])

@@ -75,15 +75,17 @@ public struct PromptEncoder: Sendable {
 
     /// Random Fourier features of coordinates already normalised to [0, 1].
     /// ref: prompt_encoder.py PositionEmbeddingRandom._pe_encoding
-    func peEncoding(_ coords: [(Float, Float)]) -> [Float] {
-        let half = embedDim / 2
-        var out = [Float](repeating: 0, count: coords.count * embedDim)
+    func peEncoding(_ coords: [(Float, Float)]) -> [Float] { Self.peEncoding(coords, gaussian: gaussian) }
+
+    static func peEncoding(_ coords: [(Float, Float)], gaussian: Tensor) -> [Float] {
+        let half = gaussian.shape[1], dim = 2 * half
+        var out = [Float](repeating: 0, count: coords.count * dim)
         for (i, (x, y)) in coords.enumerated() {
             let cx = 2 * x - 1, cy = 2 * y - 1
             for j in 0..<half {
                 let p = 2 * Float.pi * (cx * gaussian.data[j] + cy * gaussian.data[half + j])
-                out[i * embedDim + j] = sin(p)
-                out[i * embedDim + half + j] = cos(p)
+                out[i * dim + j] = sin(p)
+                out[i * dim + half + j] = cos(p)
             }
         }
         return out
@@ -91,13 +93,17 @@ public struct PromptEncoder: Sendable {
 
     /// Dense positional encoding of the embedding grid: [1, embedDim, g, g].
     /// ref: prompt_encoder.py PositionEmbeddingRandom.forward
-    public func densePositionalEncoding() -> Tensor {
-        let g = imageEmbeddingSize
+    public func densePositionalEncoding() -> Tensor { Self.densePositionalEncoding(gaussian: gaussian, grid: imageEmbeddingSize) }
+
+    /// The same grid encoding from any gaussian matrix [2, C/2] (transformers' SAM 2 keeps a
+    /// separate copy for the image-wide encoding).
+    public static func densePositionalEncoding(gaussian: Tensor, grid g: Int) -> Tensor {
+        let dim = 2 * gaussian.shape[1]
         var coords: [(Float, Float)] = []
         coords.reserveCapacity(g * g)
         for y in 0..<g { for x in 0..<g { coords.append(((Float(x) + 0.5) / Float(g), (Float(y) + 0.5) / Float(g))) } }
-        let pe = Tensor(shape: [g, g, embedDim], data: peEncoding(coords))
-        return Ops.permute(pe, [2, 0, 1]).reshaped([1, embedDim, g, g])
+        let pe = Tensor(shape: [g, g, dim], data: peEncoding(coords, gaussian: gaussian))
+        return Ops.permute(pe, [2, 0, 1]).reshaped([1, dim, g, g])
     }
 
     /// Sparse embeddings for one prompt: [N, embedDim]. Coordinates are in the model's

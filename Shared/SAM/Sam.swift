@@ -100,6 +100,29 @@ public struct SamPrompt: Sendable, Equatable {
     }
 }
 
+extension SamPrompt {
+    /// Coordinates finite and inside the `width`×`height` image, labels 0/1, boxes ordered,
+    /// a mask input of `maskSide`² logits (shared by every SAM-style model).
+    public func validate(height: Int, width: Int, maskSide: Int) throws {
+        let (h, w) = (Float(height), Float(width))
+        func check(_ what: String, _ v: Float, _ limit: Float) throws {
+            guard v.isFinite else { throw SamError.invalidCoordinate(what: what, value: v) }
+            guard v >= 0, v <= limit else { throw SamError.coordinateOutOfRange(what: what, value: v, limit: limit) }
+        }
+        for (i, p) in points.enumerated() {
+            try check("point[\(i)].x", p.x, w); try check("point[\(i)].y", p.y, h)
+            guard p.label == 0 || p.label == 1 else { throw SamError.invalidLabel(p.label) }
+        }
+        if let b = box {
+            try check("box.x0", b.x0, w); try check("box.y0", b.y0, h); try check("box.x1", b.x1, w); try check("box.y1", b.y1, h)
+            guard b.x0 <= b.x1, b.y0 <= b.y1 else { throw SamError.invalidBox(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1) }
+        }
+        if let m = maskInput, m.count != maskSide * maskSide {
+            throw SamError.maskInputShape(expected: [1, maskSide, maskSide], actual: m.shape)
+        }
+    }
+}
+
 /// Masks for one prompt at the original image size.
 public struct SamPrediction: Sendable {
     /// [M, 4g, 4g] low-res logits (SAM's mask input for a follow-up prompt).
@@ -238,23 +261,8 @@ public final class Sam: Sendable {
 
     /// Checks a prompt against the image it is for; upstream silently accepts garbage here.
     public func validate(_ prompt: SamPrompt, for emb: ImageEmbedding) throws {
-        let (h, w) = (Float(emb.originalSize.height), Float(emb.originalSize.width))
-        func check(_ what: String, _ v: Float, _ limit: Float) throws {
-            guard v.isFinite else { throw SamError.invalidCoordinate(what: what, value: v) }
-            guard v >= 0, v <= limit else { throw SamError.coordinateOutOfRange(what: what, value: v, limit: limit) }
-        }
-        for (i, p) in prompt.points.enumerated() {
-            try check("point[\(i)].x", p.x, w); try check("point[\(i)].y", p.y, h)
-            guard p.label == 0 || p.label == 1 else { throw SamError.invalidLabel(p.label) }
-        }
-        if let b = prompt.box {
-            try check("box.x0", b.x0, w); try check("box.y0", b.y0, h); try check("box.x1", b.x1, w); try check("box.y1", b.y1, h)
-            guard b.x0 <= b.x1, b.y0 <= b.y1 else { throw SamError.invalidBox(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1) }
-        }
-        let g = promptEncoder.imageEmbeddingSize * 4
-        if let m = prompt.maskInput, m.count != g * g {
-            throw SamError.maskInputShape(expected: [1, g, g], actual: m.shape)
-        }
+        try prompt.validate(height: emb.originalSize.height, width: emb.originalSize.width,
+                            maskSide: promptEncoder.imageEmbeddingSize * 4)
         let expected = [1, promptEncoder.embedDim, promptEncoder.imageEmbeddingSize, promptEncoder.imageEmbeddingSize]
         guard emb.embedding.shape == expected else { throw SamError.embeddingShape(expected: expected, actual: emb.embedding.shape) }
     }

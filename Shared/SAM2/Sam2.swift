@@ -68,7 +68,8 @@ public final class Sam2: Sendable {
         if t {
             // transformers keeps the image-wide PE's gaussian matrix as its own buffer.
             let gaussian = try vb.pp("shared_image_embedding").tensor("positional_embedding", shape: [2, h / 2])
-            densePE = Self.densePositionalEncoding(gaussian: gaussian, grid: g)
+            // ref: modeling_sam2.py Sam2Model.get_image_wide_positional_embeddings
+            densePE = PromptEncoder.densePositionalEncoding(gaussian: gaussian, grid: g)
         } else {
             densePE = promptEncoder.densePositionalEncoding()
         }
@@ -76,21 +77,6 @@ public final class Sam2: Sendable {
 
     /// The image-wide positional encoding the decoder adds to the image tokens: [1, C, g, g].
     public var imagePositionalEncoding: Tensor { densePE }
-
-    /// ref: modeling_sam2.py Sam2Model.get_image_wide_positional_embeddings
-    static func densePositionalEncoding(gaussian: Tensor, grid g: Int) -> Tensor {
-        let half = gaussian.shape[1], c = 2 * half
-        var out = [Float](repeating: 0, count: c * g * g)
-        for y in 0..<g { for x in 0..<g {
-            let cx = 2 * ((Float(x) + 0.5) / Float(g)) - 1, cy = 2 * ((Float(y) + 0.5) / Float(g)) - 1
-            for j in 0..<half {
-                let p = 2 * Float.pi * (cx * gaussian.data[j] + cy * gaussian.data[half + j])
-                out[j * g * g + y * g + x] = sin(p)
-                out[(half + j) * g * g + y * g + x] = cos(p)
-            }
-        } }
-        return Tensor(shape: [1, c, g, g], data: out)
-    }
 
     // MARK: - Image side
 
@@ -133,21 +119,7 @@ public final class Sam2: Sendable {
 
     /// Checks a prompt against its image (coordinates in original pixels).
     public func validate(_ prompt: SamPrompt, for emb: Sam2ImageEmbedding) throws {
-        let (h, w) = (Float(emb.originalSize.height), Float(emb.originalSize.width))
-        func check(_ what: String, _ v: Float, _ limit: Float) throws {
-            guard v.isFinite else { throw SamError.invalidCoordinate(what: what, value: v) }
-            guard v >= 0, v <= limit else { throw SamError.coordinateOutOfRange(what: what, value: v, limit: limit) }
-        }
-        for (i, p) in prompt.points.enumerated() {
-            try check("point[\(i)].x", p.x, w); try check("point[\(i)].y", p.y, h)
-            guard p.label == 0 || p.label == 1 else { throw SamError.invalidLabel(p.label) }
-        }
-        if let b = prompt.box {
-            try check("box.x0", b.x0, w); try check("box.y0", b.y0, h); try check("box.x1", b.x1, w); try check("box.y1", b.y1, h)
-            guard b.x0 <= b.x1, b.y0 <= b.y1 else { throw SamError.invalidBox(x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1) }
-        }
-        let g4 = config.embeddingGrid * 4
-        if let m = prompt.maskInput, m.count != g4 * g4 { throw SamError.maskInputShape(expected: [1, g4, g4], actual: m.shape) }
+        try prompt.validate(height: emb.originalSize.height, width: emb.originalSize.width, maskSide: config.embeddingGrid * 4)
         let expected = [1, config.promptHiddenSize, config.embeddingGrid, config.embeddingGrid]
         guard emb.embedding.shape == expected else { throw SamError.embeddingShape(expected: expected, actual: emb.embedding.shape) }
     }

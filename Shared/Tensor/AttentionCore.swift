@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 
 /// A batch of row-major matrices inside one buffer: matrix `i` of a problem set with
@@ -91,12 +92,13 @@ extension Ops {
         let perProblem = lq * lk * max(d, dv, 1)
         let parallelProblems = nb >= 2 * cores && perProblem <= 8 * blasSerialLimit
 
-        /// Scores → (+bias, +rel-pos) → softmax for rows [lo, hi) of problem i.
+        /// Scores → (+bias, +rel-pos) → softmax for rows [lo, hi) of problem i; `s` holds
+        /// row `lo` (row r at `s + (r − lo)·lk`).
         @Sendable @inline(__always)
         func prepareRows(_ i: Int, _ s: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
             if bias != nil || relPos != nil {
                 for r in lo..<hi {
-                    let row = s + r * lk
+                    let row = s + (r - lo) * lk
                     if let bb = bias {
                         let br = bb.base + bb.offsets[i] + r * bb.rowStride
                         if bb.colStride == 1 { for j in 0..<lk { row[j] += br[j] } }
@@ -111,7 +113,7 @@ extension Ops {
                     }
                 }
             }
-            softmaxRows(row0: s + lo * lk, rows: hi - lo, cols: lk)
+            softmaxRows(row0: s, rows: hi - lo, cols: lk)
         }
 
         if parallelProblems {
@@ -133,20 +135,78 @@ extension Ops {
             }
             return
         }
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: lq * lk)
-        defer { scratch.deallocate() }
-        let s = SendablePointer(scratch)
-        let chunks = min(lq, lq * lk >= parallelGrain ? 4 * cores : 1)
+        // A few big problems (SAM's global attention, SAM 2's memory attention with up to
+        // 28,700 keys) run one after another with threaded GEMMs, in blocks of query rows:
+        // the score map of one block is reused scratch of at most `attentionScoreBlockBytes`
+        // (a whole 4096 × 28,700 map is 470 MB: fresh pages on every call, and softmax
+        // streaming it through memory twice), and each block's probabilities feed the
+        // second GEMM while still in cache. Splitting rows does not change any element's
+        // summation. In bf16 precision q, k and v are converted once per problem and the
+        // softmax writes the bf16 probabilities the second GEMM reads (no extra pass).
+        let rb = attentionRowBlock(lq: lq, lk: lk)
+        let bf16 = TensorRuntime.gemmBackend(m: rb, n: lk, k: d) == .oneDNNBF16
+            && TensorRuntime.gemmBackend(m: rb, n: dv, k: lk) == .oneDNNBF16
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rb * lk)
+        defer { scores.deallocate() }
+        let probs = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? rb * lk : 0)
+        let qb = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? lq * d : 0)
+        let kb = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? lk * d : 0)
+        let vb = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? lk * dv : 0)
+        defer { probs.deallocate(); qb.deallocate(); kb.deallocate(); vb.deallocate() }
+        let s = SendablePointer(scores), pb = SendablePointer(probs)
         for i in 0..<nb {
-            sgemm(transA: false, transB: true, m: lq, n: lk, k: d, alpha: alpha,
-                  a: q.at(i, heads: heads), lda: q.ld, b: k.at(i, heads: heads), ldb: k.ld, c: s.base, ldc: lk)
-            parallelFor(chunks, costPerItem: parallelGrain) { c in
-                // Chunk c owns score rows [lo, hi): disjoint writes.
-                prepareRows(i, s.base, lq * c / chunks, lq * (c + 1) / chunks)
+            let qi = q.at(i, heads: heads), ki = k.at(i, heads: heads), vi = v.at(i, heads: heads)
+            let oi = out.at(i, heads: heads)
+            if bf16 {
+                BF16.convert(qi, rows: lq, cols: d, ld: q.ld, to: qb)
+                BF16.convert(ki, rows: lk, cols: d, ld: k.ld, to: kb)
+                BF16.convert(vi, rows: lk, cols: dv, ld: v.ld, to: vb)
             }
-            sgemm(transA: false, transB: false, m: lq, n: dv, k: lk,
-                  a: s.base, lda: lk, b: v.at(i, heads: heads), ldb: v.ld, c: out.at(i, heads: heads), ldc: out.ld)
+            var r0 = 0
+            while r0 < lq {
+                let m = min(rb, lq - r0), blockStart = r0
+                if bf16 {
+                    gemmBF16(transA: false, transB: true, m: m, n: lk, k: d, alpha: alpha, a: qb + r0 * d, lda: d,
+                             b: kb, ldb: d, beta: 0, c: scores, ldc: lk)
+                } else {
+                    sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: alpha, a: qi + r0 * q.ld, lda: q.ld,
+                          b: ki, ldb: k.ld, c: scores, ldc: lk)
+                }
+                let chunks = min(m, m * lk >= parallelGrain ? 4 * cores : 1)
+                parallelFor(chunks, costPerItem: parallelGrain) { c in
+                    // Chunk c owns block rows [lo, hi): disjoint writes.
+                    let lo = m * c / chunks, hi = m * (c + 1) / chunks
+                    prepareRows(i, s.base + lo * lk, blockStart + lo, blockStart + hi)
+                    if bf16 { BF16.convert(s.base + lo * lk, to: pb.base + lo * lk, count: (hi - lo) * lk) }
+                }
+                if bf16 {
+                    gemmBF16(transA: false, transB: false, m: m, n: dv, k: lk, alpha: 1, a: probs, lda: lk,
+                             b: vb, ldb: dv, beta: 0, c: oi + r0 * out.ld, ldc: out.ld)
+                } else {
+                    sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: scores, lda: lk, b: vi, ldb: v.ld,
+                          c: oi + r0 * out.ld, ldc: out.ld)
+                }
+                r0 += m
+            }
         }
+    }
+
+    /// Upper bound on one query block's f32 score map in `attentionCore`'s big-problem path.
+    /// Measured on SAM 2 Hiera-T tracking (4096 queries × up to 28,700 keys, bf16, 2
+    /// threads): whole maps 2.2–3.1 s per frame, 32 MiB blocks 1.9 s, 8 MiB 2.1 s (GEMMs
+    /// too short), 128 MiB 1.9 s. Tests lower it to cover ragged blocks on small shapes.
+    public static var attentionScoreBlockBytes: Int {
+        get { attentionScoreBlockState.load(ordering: .relaxed) }
+        set { attentionScoreBlockState.store(max(MemoryLayout<Float>.size, newValue), ordering: .relaxed) }
+    }
+    public static let defaultAttentionScoreBlockBytes = 32 << 20
+    static let attentionScoreBlockState = Atomic<Int>(defaultAttentionScoreBlockBytes)
+
+    /// Query rows per block: as many as fit `attentionScoreBlockBytes` (at least one),
+    /// rounded down to a multiple of 64 (GEMM register tiles) when that many fit.
+    static func attentionRowBlock(lq: Int, lk: Int) -> Int {
+        let fit = max(1, attentionScoreBlockBytes / (MemoryLayout<Float>.size * max(lk, 1)))
+        return min(lq, fit >= 64 ? fit / 64 * 64 : fit)
     }
 }
 

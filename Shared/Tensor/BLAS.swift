@@ -116,6 +116,26 @@ func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, 
     }
 }
 
+/// A bf16 GEMM on operands already in bf16 (dense row-major, `lda`/`ldb` in elements),
+/// f32 accumulation into C; same accounting as `gemmOn`. Only for `.oneDNNBF16` callers
+/// that convert an operand once and reuse it across many GEMMs.
+func gemmBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    precondition(k > 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max),
+                 "gemmBF16: dimensions \(m)×\(n)×\(k)")
+    precondition(BF16Support.isNativeNow, "bf16 GEMM requested without native bf16: \(BF16Support.detect().summary)")
+    let start = DispatchTime.now().uptimeNanoseconds
+    defer {
+        GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
+        GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
+        GEMMStats.nanosCounter.add(Int(DispatchTime.now().uptimeNanoseconds - start), ordering: .relaxed)
+    }
+    OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc)
+}
+
 extension Ops {
     /// Pointer-level row-major SGEMM for model code that fuses its own layouts:
     /// `C = alpha · op(A) · op(B) + beta · C`, `op(A)`: m×k, `op(B)`: k×n. Same choke point

@@ -272,6 +272,19 @@ enum OneDNNGEMM {
         }
     }
 
+    /// bf16 GEMM on operands the caller already holds in bf16 (e.g. attention's keys and
+    /// values, converted once and reused for every query block), f32 accumulation into C.
+    static func bf16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let threads = TensorRuntime.gemmThreads
+        let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                                   ldc: ldc, bf16: true, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern,
+                                   threads: threads)
+        let onednn = OneDNN.shared
+        onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
+    }
+
     private static func withBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, packed: PackedOperand?,
                                  _ body: (UnsafePointer<UInt16>, Int) -> Void) {
         if let packed {

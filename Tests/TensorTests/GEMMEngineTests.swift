@@ -278,6 +278,27 @@ final class GEMMEngineTests: XCTestCase {
                              "bf16 precision selected but the linear is as exact as f32: it did not run in bf16")
     }
 
+    /// bf16 attention in query blocks: q, k and v converted once per problem, the softmax
+    /// writing the bf16 probabilities the second GEMM reads; ragged blocks, a per-row bias.
+    func testBF16AttentionInQueryBlocks() throws {
+        try requireNativeBF16()
+        defer { Ops.attentionScoreBlockBytes = Ops.defaultAttentionScoreBlockBytes }
+        try TensorRuntime.setPrecision(.bf16)
+        TensorRuntime.bf16MinimumMultiplyAdds = 0
+        let (lq, lk, d, dv) = (150, 97, 32, 24)
+        let q = rng.tensor([1, lq, d]), k = rng.tensor([1, lk, d]), v = rng.tensor([1, lk, dv])
+        let bias = rng.tensor([1, lq, lk], scale: 2)
+        let want = Ref.attention(q: q, k: k, v: v, scale: 0.3, bias: bias)
+        for rows in [lq, 64, 11] {
+            Ops.attentionScoreBlockBytes = rows * lk * MemoryLayout<Float>.size
+            GEMMStats.reset()
+            let got = Ops.attention(q: q, k: k, v: v, scale: 0.3, bias: bias)
+            assertClose(got, want, tol: Tol.bf16OpsRelTol, "bf16 attention in \(rows)-row blocks")
+            XCTAssertGreaterThan(relativeMaxError(got, want), 1e-4, "\(rows)-row blocks: bf16 selected but attention is f32-exact")
+            XCTAssertEqual(GEMMStats.flops(on: .oneDNNBF16), 2 * lq * lk * (d + dv), "\(rows)-row blocks: both products in bf16, counted once")
+        }
+    }
+
     /// A small transformer stack in bf16 stays within `bf16ModelRelTol` of f32, and a
     /// second forward pass converts no weight again.
     func testBF16TransformerStackCloseToF32() throws {

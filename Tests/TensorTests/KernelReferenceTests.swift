@@ -139,6 +139,32 @@ final class KernelReferenceTests: XCTestCase {
         }
     }
 
+    /// Big attention problems run in blocks of query rows (`Ops.attentionScoreBlockBytes`):
+    /// blocks that do not divide the rows, per-row bias and rel-pos terms must land on the
+    /// right rows. The same cases as whole maps must agree with the reference too.
+    func testAttentionInQueryBlocks() {
+        defer { Ops.attentionScoreBlockBytes = Ops.defaultAttentionScoreBlockBytes }
+        let (hh, ww, d) = (9, 11, 8), l = hh * ww
+        let q = rng.tensor([1, l, d]), k = rng.tensor([1, l, d]), v = rng.tensor([1, l, 5])
+        let bias = rng.tensor([1, l, l], scale: 3)
+        let th = rng.tensor([2 * hh - 1, d]), tw = rng.tensor([2 * ww - 1, d])
+        let rp = Ops.decomposedRelPos(q: q, relPosH: th, relPosW: tw, qSize: (hh, ww), kSize: (hh, ww))
+        let (relH, relW) = Ref.relTerms(q: q, rh: Ref.getRelPos(qSize: hh, kSize: hh, table: th),
+                                        rw: Ref.getRelPos(qSize: ww, kSize: ww, table: tw), qSize: (hh, ww), kSize: (hh, ww))
+        let want = Ref.attention(q: q, k: k, v: v, scale: 0.6, bias: bias, relH: relH, relW: relW, kSize: (hh, ww))
+        for rows in [1, 7, 64, l] {
+            Ops.attentionScoreBlockBytes = rows * l * MemoryLayout<Float>.size
+            assertClose(Ops.attention(q: q, k: k, v: v, scale: 0.6, bias: bias, relPos: rp), want,
+                        tol: Tol.attentionRelTol, "attention in \(rows)-row blocks, bias + rel-pos")
+            let mq = rng.tensor([1, 70, 2 * d]), mk = rng.tensor([1, 130, 2 * d]), mv = rng.tensor([1, 130, 2 * 3])
+            let heads = Ops.multiHeadAttention(q: .contiguous(mq, heads: 2), k: .contiguous(mk, heads: 2), v: .contiguous(mv, heads: 2), heads: 2)
+            let split = { (t: Tensor, w: Int) in Ops.permute(t.reshaped([1, t.shape[1], 2, w]), [0, 2, 1, 3]) }
+            let ref = Ref.attention(q: split(mq, d), k: split(mk, d), v: split(mv, 3), scale: 1 / Double(d).squareRoot(), bias: nil)
+            assertClose(heads, Ops.permute(ref, [0, 2, 1, 3]).reshaped([1, 70, 6]), tol: Tol.attentionRelTol,
+                        "multi-head attention in \(rows)-row blocks")
+        }
+    }
+
     func testRelPosAndFusedAttention() {
         for (qs, ks, l) in [(1, 1, 1), (5, 5, 9), (4, 7, 13), (6, 6, 7), (3, 5, 6), (7, 3, 20), (14, 14, 27), (14, 14, 127)] {
             let t = rng.tensor([l, 5])

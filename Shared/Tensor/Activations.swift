@@ -129,8 +129,12 @@ extension Ops {
     /// All three passes (max, exp+sum, scale) are 8-wide: attention maps are the largest
     /// elementwise workload (12 × 4096² per SAM global block) and the scalar version was
     /// ~4× slower, as slow as the two GEMMs around it.
+    /// With `bf16Out`, the probabilities go only there (row r at `bf16Out + r·cols`,
+    /// rounded to nearest-even in the scaling pass) and `row0` keeps the unscaled exps:
+    /// attention in bf16 feeds them straight to its second GEMM, one pass fewer.
     @inline(__always)
-    static func softmaxRows(row0: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    static func softmaxRows(row0: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                            bf16Out: UnsafeMutablePointer<UInt16>? = nil) {
         let body = cols & ~7
         for r in 0..<rows {
             let row = row0 + r * cols
@@ -146,6 +150,7 @@ extension Ops {
             if m == -.infinity {
                 // Fully masked row: torch.softmax yields NaN (0/0); so do we.
                 row.update(repeating: .nan, count: cols)
+                if let out = bf16Out { (out + r * cols).update(repeating: BF16.from(.nan), count: cols) }
                 continue
             }
             // NaN inputs are skipped by the max but propagate through exp and the sum,
@@ -170,6 +175,16 @@ extension Ops {
             let inv = 1 / acc.sum()
             let iv = SIMD8<Float>(repeating: inv)
             j = 0
+            if let out = bf16Out {
+                let o = out + r * cols
+                while j < body {
+                    let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) * iv
+                    UnsafeMutableRawPointer(o + j).storeBytes(of: BF16.from8(v), as: SIMD8<UInt16>.self)
+                    j += 8
+                }
+                for i in body..<cols { o[i] = BF16.from(row[i] * inv) }
+                continue
+            }
             while j < body {
                 let p = UnsafeMutableRawPointer(row + j)
                 p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) * iv, as: SIMD8<Float>.self)

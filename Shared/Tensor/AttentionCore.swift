@@ -95,7 +95,8 @@ extension Ops {
         /// Scores → (+bias, +rel-pos) → softmax for rows [lo, hi) of problem i; `s` holds
         /// row `lo` (row r at `s + (r − lo)·lk`).
         @Sendable @inline(__always)
-        func prepareRows(_ i: Int, _ s: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
+        func prepareRows(_ i: Int, _ s: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int,
+                         bf16Out: UnsafeMutablePointer<UInt16>? = nil) {
             if bias != nil || relPos != nil {
                 for r in lo..<hi {
                     let row = s + (r - lo) * lk
@@ -113,7 +114,7 @@ extension Ops {
                     }
                 }
             }
-            softmaxRows(row0: s, rows: hi - lo, cols: lk)
+            softmaxRows(row0: s, rows: hi - lo, cols: lk, bf16Out: bf16Out)
         }
 
         if parallelProblems {
@@ -176,8 +177,7 @@ extension Ops {
                 parallelFor(chunks, costPerItem: parallelGrain) { c in
                     // Chunk c owns block rows [lo, hi): disjoint writes.
                     let lo = m * c / chunks, hi = m * (c + 1) / chunks
-                    prepareRows(i, s.base + lo * lk, blockStart + lo, blockStart + hi)
-                    if bf16 { BF16.convert(s.base + lo * lk, to: pb.base + lo * lk, count: (hi - lo) * lk) }
+                    prepareRows(i, s.base + lo * lk, blockStart + lo, blockStart + hi, bf16Out: bf16 ? pb.base + lo * lk : nil)
                 }
                 if bf16 {
                     gemmBF16(transA: false, transB: false, m: m, n: dv, k: lk, alpha: 1, a: probs, lda: lk,

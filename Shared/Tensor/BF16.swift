@@ -15,6 +15,15 @@ public enum BF16 {
     @inline(__always)
     public static func toFloat(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
 
+    /// 8 lanes of `from` (same rounding and NaN handling).
+    @inline(__always)
+    static func from8(_ v: SIMD8<Float>) -> SIMD8<UInt16> {
+        let b = unsafeBitCast(v, to: SIMD8<UInt32>.self)
+        let rounded = (b &+ SIMD8(repeating: 0x7FFF) &+ ((b &>> 16) & SIMD8(repeating: 1))) &>> 16
+        let nan = (b & SIMD8(repeating: 0x7FFF_FFFF)) .> SIMD8(repeating: 0x7F80_0000)
+        return SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: (b &>> 16) | SIMD8(repeating: 0x40), where: nan))
+    }
+
     /// Converts `count` floats, 16 lanes at a time.
     static func convert(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<UInt16>, count: Int) {
         var i = 0

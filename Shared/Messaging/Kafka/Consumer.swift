@@ -69,9 +69,18 @@ final class ConsumerCore: @unchecked Sendable {
     private var queueDestroyed = false
     private var terminalError: KafkaError?
     private var exitWaiters: [@Sendable () -> Void] = []
+    /// What librdkafka's callbacks point at (the rebalance handler, through the conf
+    /// opaque). Owned here, not by `Consumer`: the poll thread keeps the core alive until
+    /// rd_kafka_consumer_close has returned — and forever when a close is abandoned — so
+    /// a Consumer dropped without `shutdown()` cannot free what a late revoke callback
+    /// dereferences (CI crashed in RebalanceHandler.revoked after a test dropped its
+    /// consumers unshut).
+    private let callbackState: AnyObject?
 
-    init(handle: RDKafkaHandle, capacity: Int, onError: (@Sendable (KafkaError) -> Void)?) throws {
+    init(handle: RDKafkaHandle, capacity: Int, callbackState: AnyObject? = nil,
+         onError: (@Sendable (KafkaError) -> Void)?) throws {
         self.handle = handle
+        self.callbackState = callbackState
         self.capacity = max(1, capacity)
         self.onError = onError
         guard let queue = rd_kafka_queue_get_consumer(handle.pointer) else {
@@ -360,7 +369,7 @@ public struct ConsumerMessages: AsyncSequence, Sendable {
 /// committing offset n marks everything before n as done.
 public final class Consumer: Sendable {
     let core: ConsumerCore  // internal: Consumer+Lag.swift reads the group state through it
-    /// Kept alive for librdkafka's rebalance callback (its opaque pointer).
+    /// The rebalance callback's state (its opaque pointer); the core keeps it alive.
     private let rebalance: RebalanceHandler
     public let topics: [String]
     public let groupID: String
@@ -396,7 +405,7 @@ public final class Consumer: Sendable {
         let err = rd_kafka_subscribe(handle.pointer, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "subscribe to \(topics)") }
         StartupTrace.mark("consumer \(String(cString: rd_kafka_name(handle.pointer))): subscribed group \(config.groupID) to \(topics.joined(separator: ","))")
-        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, onError: onError)
+        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, callbackState: rebalance, onError: onError)
     }
 
     /// A reader outside any consumer group: every partition of `topic` from its end as of

@@ -20,8 +20,29 @@ public enum BF16 {
     static func from8(_ v: SIMD8<Float>) -> SIMD8<UInt16> {
         let b = unsafeBitCast(v, to: SIMD8<UInt32>.self)
         let rounded = (b &+ SIMD8(repeating: 0x7FFF) &+ ((b &>> 16) & SIMD8(repeating: 1))) &>> 16
-        let nan = (b & SIMD8(repeating: 0x7FFF_FFFF)) .> SIMD8(repeating: 0x7F80_0000)
-        return SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: (b &>> 16) | SIMD8(repeating: 0x40), where: nan))
+        let r = select(rounded, nan: (b &>> 16) | SIMD8(repeating: 0x40), where: nanMask(b))
+        return SIMD8<UInt16>(truncatingIfNeeded: r)
+    }
+
+    /// All ones in the lanes of `b` that hold a NaN, zeros elsewhere, by integer arithmetic:
+    /// |b| > 0x7F800000 exactly for NaNs, and then 0x7F800000 − |b| wraps and has its top
+    /// bit set (otherwise it is ≤ 0x7F800000, top bit clear); `signSpread` fills the lane. A lane comparison
+    /// (`.>` then `replacing(with:where:)`) compiled to a per-lane store/reload loop here
+    /// (store-forwarding stalls: 30 % of the SAM 2 bf16 encoder's time in perf).
+    @inline(__always)
+    static func nanMask<V: SIMD>(_ b: V) -> V where V.Scalar == UInt32 {
+        signSpread(V(repeating: 0x7F80_0000) &- (b & V(repeating: 0x7FFF_FFFF)))
+    }
+
+    @inline(__always)
+    static func signSpread<V: SIMD>(_ x: V) -> V where V.Scalar == UInt32 {
+        // 0 − (x >> 31): 0x00000000 or 0xFFFFFFFF per lane.
+        V(repeating: 0) &- (x &>> 31)
+    }
+
+    @inline(__always)
+    static func select<V: SIMD>(_ a: V, nan: V, where mask: V) -> V where V.Scalar == UInt32 {
+        (a & ~mask) | (nan & mask)
     }
 
     /// Converts `count` floats, 16 lanes at a time.
@@ -33,8 +54,8 @@ public enum BF16 {
         while i + 16 <= count {
             let b = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)
             let rounded = (b &+ bias &+ ((b &>> 16) & one)) &>> 16
-            let nan = (b & mag) .> inf
-            let r = rounded.replacing(with: (b &>> 16) | quiet, where: nan)
+            let nan = signSpread(inf &- (b & mag))
+            let r = select(rounded, nan: (b &>> 16) | quiet, where: nan)
             UnsafeMutableRawPointer(dst + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: r), as: SIMD16<UInt16>.self)
             i += 16
         }

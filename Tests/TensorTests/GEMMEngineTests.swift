@@ -253,7 +253,11 @@ final class GEMMEngineTests: XCTestCase {
         XCTAssertTrue(BF16.toFloat(BF16.from(.nan)).isNaN)
         XCTAssertEqual(BF16.from(Float.greatestFiniteMagnitude), 0x7F80, "rounds up to +Inf like vcvtneps2bf16")
         // The vectorised converter (16 lanes + scalar tail) agrees with the scalar one.
-        let values = (0..<1000).map { i in Float(bitPattern: UInt32(truncatingIfNeeded: i &* 2_654_435_761)) } + [.nan, -.infinity, 0, -0.0]
+        // Specials first (so they go through the vector body, not only the scalar tail):
+        // quiet and signalling NaNs of both signs, the smallest NaN just above +Inf.
+        let specials: [Float] = [.nan, -.nan, .signalingNaN, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFF80_0001),
+                                 .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, -Float.greatestFiniteMagnitude]
+        let values = specials + (0..<1000).map { i in Float(bitPattern: UInt32(truncatingIfNeeded: i &* 2_654_435_761)) } + [.nan, -.infinity, 0, -0.0]
         let w = GEMMWeight(Tensor(shape: [values.count], data: values))
         XCTAssertEqual(w.bf16(), values.map(BF16.from))
     }

@@ -29,6 +29,11 @@ public struct Linear: Sendable {
     public var outFeatures: Int { weight.shape[0] }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { Ops.linear(x, weight: packedWeight, bias: bias) }
+
+    /// `activation(self(x))`, fused into the GEMM where the backend can (see `GEMMEpilogue`).
+    public func callAsFunction(_ x: Tensor, then activation: GEMMEpilogue) -> Tensor {
+        Ops.linear(x, weight: packedWeight, bias: bias, then: activation)
+    }
 }
 
 /// nn.Conv2d (NCHW, weight OIHW, square kernel).
@@ -128,11 +133,10 @@ public struct MLPBlock: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = lin1(x)
         switch activation {
-        case .gelu: return lin2(Ops.gelu(h))
-        case .relu: return lin2(Ops.relu(h))
-        case .quickGELU: return lin2(Ops.quickGELU(h))
+        case .gelu: return lin2(lin1(x, then: .gelu))
+        case .relu: return lin2(Ops.relu(lin1(x)))
+        case .quickGELU: return lin2(Ops.quickGELU(lin1(x)))
         }
     }
 }

@@ -86,9 +86,7 @@ public struct ImageEncoderViT: Sendable {
                 h = attn(h)
             }
             h += x
-            var m = mlp.lin1(norm2(h))
-            Ops.geluInPlace(&m)
-            m = mlp.lin2(m)
+            var m = mlp.lin2(mlp.lin1(norm2(h), then: .gelu))
             m += h
             return m
         }

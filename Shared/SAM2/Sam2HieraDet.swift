@@ -121,9 +121,7 @@ public struct Sam2HieraDet: Sendable {
                 a = Ops.windowUnpartition(a, windowSize: ws, padHW: padHW, hw: (residual.shape[1], residual.shape[2]))
             }
             a += residual
-            var m = mlpIn(norm2(a))
-            Ops.geluInPlace(&m)
-            var out = mlpOut(m)
+            var out = mlpOut(mlpIn(norm2(a), then: .gelu))
             out += a
             return out
         }

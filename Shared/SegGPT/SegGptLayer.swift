@@ -53,9 +53,7 @@ public struct SegGptLayer: Sendable {
         var h = attention(layernormBefore(x))
         if ensemble != .none { Self.averageQueryHalf(&h, ensemble) }
         h += x
-        var m = mlp.block.lin1(layernormAfter(h))
-        Ops.geluInPlace(&m)
-        m = mlp.block.lin2(m)
+        var m = mlp.block.lin2(mlp.block.lin1(layernormAfter(h), then: .gelu))
         m += h
         return m
     }

@@ -224,3 +224,20 @@ extension Ops {
         return r.replacing(with: 0, where: v .< lo)
     }
 }
+
+extension Ops {
+    /// Applies a GEMM epilogue to the `m×n` matrix at `c` (row stride `ldc`) as a separate
+    /// parallel pass: what the f32 backends do after their GEMM.
+    static func applyEpilogue(_ epilogue: GEMMEpilogue, _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, ldc: Int) {
+        switch epilogue {
+        case .none: return
+        case .gelu:
+            let d = SendablePointer(c)
+            if ldc == n {
+                forEachChunk(m * n, cost: 24) { lo, hi in geluSerial(d.base + lo, count: hi - lo) }
+            } else {
+                parallelFor(m, costPerItem: n * 24) { r in geluSerial(d.base + r * ldc, count: n) }
+            }
+        }
+    }
+}

@@ -71,16 +71,30 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
            b: UnsafePointer<Float>, ldb: Int,
            beta: Float = 0,
            c: UnsafeMutablePointer<Float>, ldc: Int,
-           aPacked: PackedOperand? = nil, bPacked: PackedOperand? = nil) {
+           aPacked: PackedOperand? = nil, bPacked: PackedOperand? = nil,
+           epilogue: GEMMEpilogue = .none) {
     gemmOn(TensorRuntime.gemmBackend(m: m, n: n, k: k), transA: transA, transB: transB, m: m, n: n, k: k,
-         alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: aPacked, bPacked: bPacked)
+         alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: aPacked, bPacked: bPacked,
+         epilogue: epilogue)
+}
+
+/// An element-wise function applied to C after `alpha·A·B + beta·C`.
+///
+/// On the bf16 backend it runs inside oneDNN's kernel as a post-op while the tile is in
+/// registers (no extra pass over C); on the f32 backends it is a separate pass with
+/// `Ops.geluSerial`, so f32 numerics are exactly those of the unfused layers.
+public enum GEMMEpilogue: Sendable, Hashable {
+    case none
+    /// Exact (erf) GELU, `torch.nn.functional.gelu(approximate="none")`; oneDNN's
+    /// `eltwise_gelu_erf` on the bf16 backend.
+    case gelu
 }
 
 /// `sgemm` on an explicit backend (and FLOP/time accounting for all of them).
 func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
-          aPacked: PackedOperand?, bPacked: PackedOperand?) {
+          aPacked: PackedOperand?, bPacked: PackedOperand?, epilogue: GEMMEpilogue = .none) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         // BLAS handles k == 0 as C = beta·C, but some builds reject lda < 1; do it here.
@@ -88,6 +102,7 @@ func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, 
             let row = c + i * ldc
             for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
         }
+        Ops.applyEpilogue(epilogue, c, m: m, n: n, ldc: ldc)
         return
     }
     precondition(m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max),
@@ -105,14 +120,18 @@ func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, 
                     blasint(m), blasint(n), blasint(k),
                     alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)),
                     beta, c, blasint(max(ldc, 1)))
+        Ops.applyEpilogue(epilogue, c, m: m, n: n, ldc: ldc)
     case .oneDNNF32:
         GEMMStats.oneDNNF32FlopCounter.add(2 * m * n * k, ordering: .relaxed)
         OneDNNGEMM.f32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                        beta: beta, c: c, ldc: ldc)
+        Ops.applyEpilogue(epilogue, c, m: m, n: n, ldc: ldc)
     case .oneDNNBF16:
         GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
         OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, aPacked: aPacked,
-                        b: b, ldb: ldb, bPacked: bPacked, beta: beta, c: c, ldc: ldc)
+                        b: b, ldb: ldb, bPacked: bPacked, beta: beta, c: c, ldc: ldc,
+                        epilogue: TensorRuntime.fusesEpilogues ? epilogue : .none)
+        if !TensorRuntime.fusesEpilogues { Ops.applyEpilogue(epilogue, c, m: m, n: n, ldc: ldc) }
     }
 }
 

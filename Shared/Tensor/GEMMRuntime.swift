@@ -106,6 +106,10 @@ extension TensorRuntime {
     static let gemmThreadState = Atomic<Int>(0)       // 0: follow OpenBLAS's count
     static let oneDNNMinimumState = Atomic<Int>(defaultOneDNNMinimumMultiplyAdds)
     static let bf16MinimumState = Atomic<Int>(defaultBF16MinimumMultiplyAdds)
+    static let fusedEpilogueState = Atomic<Bool>(ProcessInfo.processInfo.environment[unfusedEpiloguesVariable]?.isEmpty ?? true)
+    /// Benchmarking aid: set (non-empty), bf16 GEMMs apply their epilogue (GELU) as a
+    /// separate pass as f32 does, instead of oneDNN's post-op, to measure what fusion saves.
+    public static let unfusedEpiloguesVariable = "SEGFLOW_UNFUSED_EPILOGUES"
 
     /// GEMMs of at most this many multiply-adds (m·n·k) stay on OpenBLAS with the oneDNN
     /// f32 engine selected: oneDNN's per-call cost (memory objects, stream, activation conversion)
@@ -171,6 +175,13 @@ extension TensorRuntime {
     public static var bf16MinimumMultiplyAdds: Int {
         get { bf16MinimumState.load(ordering: .relaxed) }
         set { bf16MinimumState.store(max(0, newValue), ordering: .relaxed) }
+    }
+
+    /// Whether bf16 GEMMs run their epilogue inside oneDNN's kernel (the default) or as a
+    /// separate pass (`unfusedEpiloguesVariable`; tests compare the two).
+    public static var fusesEpilogues: Bool {
+        get { fusedEpilogueState.load(ordering: .relaxed) }
+        set { fusedEpilogueState.store(newValue, ordering: .relaxed) }
     }
 
     /// The backend a GEMM of m·n·k multiply-adds runs on under the current settings.
@@ -239,7 +250,7 @@ enum OneDNNGEMM {
     static func implementation(m: Int, n: Int, k: Int, bf16: Bool) -> String {
         let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: false, transB: true, lda: k, ldb: k, ldc: n, bf16: bf16,
                                    alphaBits: Float(1).bitPattern, betaBits: Float(0).bitPattern,
-                                   threads: TensorRuntime.gemmThreads)
+                                   epilogue: .none, threads: TensorRuntime.gemmThreads)
         return OneDNN.shared.matmul(key).implementation
     }
 
@@ -248,7 +259,8 @@ enum OneDNNGEMM {
                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let threads = TensorRuntime.gemmThreads
         let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
-                                   bf16: false, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern, threads: threads)
+                                   bf16: false, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern,
+                                   epilogue: .none, threads: threads)
         let onednn = OneDNN.shared
         onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
     }
@@ -258,14 +270,14 @@ enum OneDNNGEMM {
     static func bf16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, aPacked: PackedOperand?,
                      b: UnsafePointer<Float>, ldb: Int, bPacked: PackedOperand?,
-                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue = .none) {
         // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k when transposed).
         withBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, packed: aPacked) { ab, ldaUsed in
             withBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, packed: bPacked) { bb, ldbUsed in
                 let threads = TensorRuntime.gemmThreads
                 let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: ldaUsed, ldb: ldbUsed,
                                            ldc: ldc, bf16: true, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern,
-                                           threads: threads)
+                                           epilogue: epilogue, threads: threads)
                 let onednn = OneDNN.shared
                 onednn.execute(onednn.matmul(key), a: ab, b: bb, c: c, threads: threads)
             }
@@ -280,7 +292,7 @@ enum OneDNNGEMM {
         let threads = TensorRuntime.gemmThreads
         let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
                                    ldc: ldc, bf16: true, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern,
-                                   threads: threads)
+                                   epilogue: .none, threads: threads)
         let onednn = OneDNN.shared
         onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
     }

@@ -17,7 +17,15 @@ extension Ops {
         linear(x, weight: weight.tensor, packed: weight, bias: bias)
     }
 
-    static func linear(_ x: Tensor, weight: Tensor, packed: GEMMWeight?, bias: Tensor?) -> Tensor {
+    /// `activation(linear(x))` in one GEMM call: on the bf16 backend the activation runs
+    /// inside the GEMM kernel (`GEMMEpilogue`), on f32 it is the same separate pass as
+    /// calling the activation afterwards.
+    public static func linear(_ x: Tensor, weight: GEMMWeight, bias: Tensor? = nil, then activation: GEMMEpilogue) -> Tensor {
+        linear(x, weight: weight.tensor, packed: weight, bias: bias, epilogue: activation)
+    }
+
+    static func linear(_ x: Tensor, weight: Tensor, packed: GEMMWeight?, bias: Tensor?,
+                       epilogue: GEMMEpilogue = .none) -> Tensor {
         precondition(x.rank >= 1 && weight.rank == 2 && x.shape.last == weight.shape[1],
                      "linear: x \(x.shape) incompatible with weight \(weight.shape)")
         let inF = weight.shape[1], outF = weight.shape[0]
@@ -41,7 +49,7 @@ extension Ops {
                     guard let xa = xp.baseAddress, let wa = wp.baseAddress else { return }
                     sgemm(transA: false, transB: true, m: m, n: outF, k: inF,
                           a: xa, lda: inF, b: wa, ldb: inF, beta: beta, c: op, ldc: outF,
-                          bPacked: packed.map { PackedOperand(weight: $0, offset: 0) })
+                          bPacked: packed.map { PackedOperand(weight: $0, offset: 0) }, epilogue: epilogue)
                 }
             }
         }

@@ -65,6 +65,7 @@ final class OneDNN: @unchecked Sendable {
         var lda: Int, ldb: Int, ldc: Int
         var bf16: Bool
         var alphaBits: UInt32, betaBits: UInt32
+        var epilogue: GEMMEpilogue
         var threads: Int
     }
 
@@ -131,14 +132,25 @@ final class OneDNN: @unchecked Sendable {
             status = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale)
             precondition(status == dnnl_success, "oneDNN: output scale \(alpha) (status \(status.rawValue))")
         }
-        if beta != 0 {
-            // C = alpha·A·B + beta·C: the sum post-op adds beta·(previous C).
+        if beta != 0 || key.epilogue != .none {
+            // C = f(alpha·A·B + beta·C): the sum post-op adds beta·(previous C), then the
+            // element-wise post-op applies f (in this order: a bias pre-filled in C comes
+            // before the activation).
             var po: OpaquePointer?
             dnnl_post_ops_create(&po)
             defer { dnnl_post_ops_destroy(po) }
-            dnnl_post_ops_append_sum(po, beta)
+            if beta != 0 {
+                status = dnnl_post_ops_append_sum(po, beta)
+                precondition(status == dnnl_success, "oneDNN: sum post-op \(beta) (status \(status.rawValue))")
+            }
+            switch key.epilogue {
+            case .none: break
+            case .gelu:
+                status = dnnl_post_ops_append_eltwise(po, 1, dnnl_eltwise_gelu_erf, 0, 0)
+                precondition(status == dnnl_success, "oneDNN: gelu_erf post-op (status \(status.rawValue))")
+            }
             status = dnnl_primitive_attr_set_post_ops(attr, po)
-            precondition(status == dnnl_success, "oneDNN: sum post-op \(beta) (status \(status.rawValue))")
+            precondition(status == dnnl_success, "oneDNN: post-ops for \(key) (status \(status.rawValue))")
         }
         // The thread count is baked into the primitive (its work split) when it is created.
         omp_set_num_threads(Int32(key.threads))

@@ -282,6 +282,44 @@ final class GEMMEngineTests: XCTestCase {
                              "bf16 precision selected but the linear is as exact as f32: it did not run in bf16")
     }
 
+    /// `linear(x, then: .gelu)`: on f32 backends bit-identical to `gelu(linear(x))` (the
+    /// same separate pass); on bf16 the GELU runs as oneDNN's post-op after the bias (a
+    /// bias applied after the GELU would be off by O(|bias|)), within
+    /// `Tol.fusedGELURelTol` of the unfused bf16 linear followed by Segflow's GELU.
+    func testFusedGELUEpilogue() throws {
+        let x = rng.tensor([300, 96]), w = rng.tensor([200, 96])
+        // Biases from −3 to 3 put many pre-activations in GELU's curved region and tail.
+        let b = Tensor(shape: [200], data: (0..<200).map { Float($0 - 100) * 0.03 })
+        let packed = GEMMWeight(w)
+        let unfused = { Ops.gelu(Ops.linear(x, weight: packed, bias: b)) }
+        XCTAssertEqual(Ops.linear(x, weight: packed, bias: b, then: .gelu).data, unfused().data, "OpenBLAS f32: fused ≠ unfused")
+        TensorRuntime.f32Engine = .oneDNN
+        TensorRuntime.oneDNNMinimumMultiplyAdds = 0
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 300, n: 200, k: 96), .oneDNNF32)
+        XCTAssertEqual(Ops.linear(x, weight: packed, bias: b, then: .gelu).data, unfused().data, "oneDNN f32: fused ≠ unfused")
+        XCTAssertEqual(Ops.linear(x, weight: packed, then: .gelu).data, Ops.gelu(Ops.linear(x, weight: packed)).data,
+                       "oneDNN f32 without bias")
+
+        try requireNativeBF16()
+        try TensorRuntime.setPrecision(.bf16)
+        TensorRuntime.bf16MinimumMultiplyAdds = 0
+        XCTAssertEqual(TensorRuntime.gemmBackend(m: 300, n: 200, k: 96), .oneDNNBF16)
+        let fused = Ops.linear(x, weight: packed, bias: b, then: .gelu), reference = unfused()
+        let err = relativeMaxError(fused, reference)
+        print("fused GELU, bf16: relative max error vs unfused \(err)")
+        XCTAssertLessThanOrEqual(err, Double(Tol.fusedGELURelTol), "bf16 fused GELU vs unfused")
+        XCTAssertGreaterThan(fused.data.filter { $0 < 0 }.count, 1000, "the bias must reach GELU's negative side")
+        TensorRuntime.fusesEpilogues = false
+        defer { TensorRuntime.fusesEpilogues = true }
+        XCTAssertEqual(Ops.linear(x, weight: packed, bias: b, then: .gelu).data, reference.data,
+                       "bf16 with the epilogue unfused: the same separate pass as f32")
+        XCTAssertNotEqual(fused.data, reference.data, "the fused bf16 GELU is oneDNN's, not the separate pass")
+        TensorRuntime.fusesEpilogues = true
+        let noBias = Ops.linear(x, weight: packed, then: .gelu)
+        XCTAssertLessThanOrEqual(relativeMaxError(noBias, Ops.gelu(Ops.linear(x, weight: packed))), Double(Tol.fusedGELURelTol),
+                                 "bf16 fused GELU without bias")
+    }
+
     /// bf16 attention in query blocks: q, k and v converted once per problem, the softmax
     /// writing the bf16 probabilities the second GEMM reads; ragged blocks, a per-row bias.
     func testBF16AttentionInQueryBlocks() throws {

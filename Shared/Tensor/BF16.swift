@@ -48,14 +48,12 @@ public enum BF16 {
     /// Converts `count` floats, 16 lanes at a time.
     static func convert(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<UInt16>, count: Int) {
         var i = 0
-        let mag = SIMD16<UInt32>(repeating: 0x7FFF_FFFF), inf = SIMD16<UInt32>(repeating: 0x7F80_0000)
         let bias = SIMD16<UInt32>(repeating: 0x7FFF), one = SIMD16<UInt32>(repeating: 1)
         let quiet = SIMD16<UInt32>(repeating: 0x40)
         while i + 16 <= count {
             let b = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)
             let rounded = (b &+ bias &+ ((b &>> 16) & one)) &>> 16
-            let nan = signSpread(inf &- (b & mag))
-            let r = select(rounded, nan: (b &>> 16) | quiet, where: nan)
+            let r = select(rounded, nan: (b &>> 16) | quiet, where: nanMask(b))
             UnsafeMutableRawPointer(dst + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: r), as: SIMD16<UInt16>.self)
             i += 16
         }

@@ -124,16 +124,19 @@ public final class ImageEncoderService: Service, MonitoredService {
         metrics.record(.encode, ms: t1 - t0)
         let reports = try await producer.sendEmbedding(wire, topic: options.topics.embeddings, headers: record.traceHeaders)
         // Where the chunks are (not for a tracked stream's frames: they are work, not cache).
-        if wire.frame?.track == nil, let first = reports.first, let last = reports.last, reports.allSatisfy({ $0.partition == first.partition }) {
-            let location = EmbeddingLocation(imageID: wire.imageID, requestID: wire.requestID, model: wire.model, partition: first.partition,
-                                             firstOffset: reports.map(\.offset).min()!, lastOffset: max(last.offset, reports.map(\.offset).max()!),
-                                             chunkCount: UInt32(reports.count), producedAtMs: Timing.wallMs())
-            do {
-                _ = try await producer.send(ProducerRecord(topic: options.topics.embeddingIndex, key: wire.imageID, value: location.encode(),
-                                                           headers: [.contentType(protobuf: "EmbeddingLocation")]))
-            } catch {
-                // The embedding is published; only on-demand fetches of it later are lost.
-                logger.warning("could not index embedding \(wire.imageID): \(error)")
+        if wire.frame?.track == nil {
+            if let location = EmbeddingLocation(imageID: wire.imageID, requestID: wire.requestID, model: wire.model,
+                                                reportedPartitions: reports.map(\.partition), offsets: reports.map(\.offset),
+                                                producedAtMs: Timing.wallMs()) {
+                do {
+                    _ = try await producer.send(ProducerRecord(topic: options.topics.embeddingIndex, key: wire.imageID, value: location.encode(),
+                                                               headers: [.contentType(protobuf: "EmbeddingLocation")]))
+                } catch {
+                    // The embedding is published; only on-demand fetches of it later are lost.
+                    logger.warning("could not index embedding \(wire.imageID): \(error)")
+                }
+            } else {
+                logger.warning("not indexing embedding \(wire.imageID): its delivery reports do not locate it (\(reports.map { "\($0.partition)/\($0.offset)" }.joined(separator: ", "))); decoders get it from the topic, only a later on-demand fetch of it is lost")
             }
         }
         metrics.record(.publish, ms: Timing.nowMs() - t1)

@@ -22,6 +22,22 @@ public struct EmbeddingLocation: Sendable, Hashable {
     /// Most records between a location's first and last chunk a reader will scan.
     public static let maxSpan: Int64 = 4096
 
+    /// Where the chunks just produced are, from their delivery reports (partition,
+    /// offset), or nil when the reports cannot say: none, chunks on different
+    /// partitions, a report without an offset (librdkafka's implicit acknowledgement,
+    /// see `Producer.send`), or a span a reader would refuse. Indexing nothing is safe
+    /// (the embedding is published; only an on-demand fetch of it later is lost);
+    /// indexing a wrong place is not — readers reject it (offset −1001 seen in the
+    /// fault matrix before this check).
+    public init?(imageID: String, requestID: String, model: String, reportedPartitions: [Int32], offsets: [Int64], producedAtMs: Int64) {
+        guard let partition = reportedPartitions.first, reportedPartitions.count == offsets.count,
+              reportedPartitions.allSatisfy({ $0 == partition }), partition >= 0,
+              let first = offsets.min(), let last = offsets.max(), first >= 0,
+              last - first <= Self.maxSpan, Int64(offsets.count) <= last - first + 1 else { return nil }
+        self.init(imageID: imageID, requestID: requestID, model: model, partition: partition, firstOffset: first, lastOffset: last,
+                  chunkCount: UInt32(offsets.count), producedAtMs: producedAtMs)
+    }
+
     public func encode() -> [UInt8] {
         let arena = CArena()
         let m = arena.message(segflow__v1__embedding_location__init)

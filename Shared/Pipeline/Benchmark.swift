@@ -73,6 +73,9 @@ public enum Benchmark {
             try body()
             times.append((Timing.nowMs() - t0) / Double(divideBy))
         }
+        if GEMMStats.profiling {
+            FileHandle.standardError.write(Data("GEMM shapes, \(stage) (\(runs) runs; SEGFLOW_GEMM_PROFILE=1):\n\(GEMMStats.shapeReport())\n".utf8))
+        }
         let flopsPerRun = Double(GEMMStats.flops) / Double(runs)
         let gemmMsPerRun = Double(GEMMStats.nanoseconds) / 1e6 / Double(runs)
         times.sort()

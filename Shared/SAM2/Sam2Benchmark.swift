@@ -72,6 +72,9 @@ public enum Sam2Benchmark {
             gemm = Double(GEMMStats.nanoseconds) * 1e-9 / d
             gflop = Double(GEMMStats.flops) / 1e9
         }
+        if GEMMStats.profiling {
+            FileHandle.standardError.write(Data("GEMM shapes, last encoder run (SEGFLOW_GEMM_PROFILE=1):\n\(GEMMStats.shapeReport())\n".utf8))
+        }
         let boxes: [(Float, Float, Float, Float)] = [(100, 100, 400, 400), (500, 500, 800, 900), (50, 600, 300, 1000)]
         var track: [String: Double] = [:]
         var stateBytes = 0

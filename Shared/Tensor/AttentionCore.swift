@@ -147,46 +147,49 @@ extension Ops {
         let rb = attentionRowBlock(lq: lq, lk: lk)
         let bf16 = TensorRuntime.gemmBackend(m: rb, n: lk, k: d) == .oneDNNBF16
             && TensorRuntime.gemmBackend(m: rb, n: dv, k: lk) == .oneDNNBF16
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rb * lk)
-        defer { scores.deallocate() }
-        let probs = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? rb * lk : 0)
-        let qb = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? lq * d : 0)
-        let kb = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? lk * d : 0)
-        let vb = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? lk * dv : 0)
-        defer { probs.deallocate(); qb.deallocate(); kb.deallocate(); vb.deallocate() }
-        let s = SendablePointer(scores), pb = SendablePointer(probs)
-        for i in 0..<nb {
-            let qi = q.at(i, heads: heads), ki = k.at(i, heads: heads), vi = v.at(i, heads: heads)
-            let oi = out.at(i, heads: heads)
-            if bf16 {
-                BF16.convert(qi, rows: lq, cols: d, ld: q.ld, to: qb)
-                BF16.convert(ki, rows: lk, cols: d, ld: k.ld, to: kb)
-                BF16.convert(vi, rows: lk, cols: dv, ld: v.ld, to: vb)
-            }
-            var r0 = 0
-            while r0 < lq {
-                let m = min(rb, lq - r0), blockStart = r0
+        // One scratch block from the pool, carved into the f32 score block and the bf16
+        // probabilities and q/k/v copies: fresh pages for a 32 MiB score block on every
+        // call were page faults and zeroing of every byte (ScratchPool).
+        let bf16Counts = bf16 ? [rb * lk, lq * d, lk * d, lk * dv].map { ($0 + 31) & ~31 } : [0, 0, 0, 0]
+        ScratchPool.with(Float.self, count: rb * lk + bf16Counts.reduce(0, +) / 2 + 16) { block in
+            let scores = block
+            let half = UnsafeMutableRawPointer(block + rb * lk).alignedUp(toMultipleOf: 64)
+                .bindMemory(to: UInt16.self, capacity: bf16Counts.reduce(0, +))
+            let probs = half, qb = probs + bf16Counts[0], kb = qb + bf16Counts[1], vb = kb + bf16Counts[2]
+            let s = SendablePointer(scores), pb = SendablePointer(probs)
+            for i in 0..<nb {
+                let qi = q.at(i, heads: heads), ki = k.at(i, heads: heads), vi = v.at(i, heads: heads)
+                let oi = out.at(i, heads: heads)
                 if bf16 {
-                    gemmBF16(transA: false, transB: true, m: m, n: lk, k: d, alpha: alpha, a: qb + r0 * d, lda: d,
-                             b: kb, ldb: d, beta: 0, c: scores, ldc: lk)
-                } else {
-                    sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: alpha, a: qi + r0 * q.ld, lda: q.ld,
-                          b: ki, ldb: k.ld, c: scores, ldc: lk)
+                    BF16.convert(qi, rows: lq, cols: d, ld: q.ld, to: qb)
+                    BF16.convert(ki, rows: lk, cols: d, ld: k.ld, to: kb)
+                    BF16.convert(vi, rows: lk, cols: dv, ld: v.ld, to: vb)
                 }
-                let chunks = min(m, m * lk >= parallelGrain ? 4 * cores : 1)
-                parallelFor(chunks, costPerItem: parallelGrain) { c in
-                    // Chunk c owns block rows [lo, hi): disjoint writes.
-                    let lo = m * c / chunks, hi = m * (c + 1) / chunks
-                    prepareRows(i, s.base + lo * lk, blockStart + lo, blockStart + hi, bf16Out: bf16 ? pb.base + lo * lk : nil)
+                var r0 = 0
+                while r0 < lq {
+                    let m = min(rb, lq - r0), blockStart = r0
+                    if bf16 {
+                        gemmBF16(transA: false, transB: true, m: m, n: lk, k: d, alpha: alpha, a: qb + r0 * d, lda: d,
+                                 b: kb, ldb: d, beta: 0, c: scores, ldc: lk)
+                    } else {
+                        sgemm(transA: false, transB: true, m: m, n: lk, k: d, alpha: alpha, a: qi + r0 * q.ld, lda: q.ld,
+                              b: ki, ldb: k.ld, c: scores, ldc: lk)
+                    }
+                    let chunks = min(m, m * lk >= parallelGrain ? 4 * cores : 1)
+                    parallelFor(chunks, costPerItem: parallelGrain) { c in
+                        // Chunk c owns block rows [lo, hi): disjoint writes.
+                        let lo = m * c / chunks, hi = m * (c + 1) / chunks
+                        prepareRows(i, s.base + lo * lk, blockStart + lo, blockStart + hi, bf16Out: bf16 ? pb.base + lo * lk : nil)
+                    }
+                    if bf16 {
+                        gemmBF16(transA: false, transB: false, m: m, n: dv, k: lk, alpha: 1, a: probs, lda: lk,
+                                 b: vb, ldb: dv, beta: 0, c: oi + r0 * out.ld, ldc: out.ld)
+                    } else {
+                        sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: scores, lda: lk, b: vi, ldb: v.ld,
+                              c: oi + r0 * out.ld, ldc: out.ld)
+                    }
+                    r0 += m
                 }
-                if bf16 {
-                    gemmBF16(transA: false, transB: false, m: m, n: dv, k: lk, alpha: 1, a: probs, lda: lk,
-                             b: vb, ldb: dv, beta: 0, c: oi + r0 * out.ld, ldc: out.ld)
-                } else {
-                    sgemm(transA: false, transB: false, m: m, n: dv, k: lk, a: scores, lda: lk, b: vi, ldb: v.ld,
-                          c: oi + r0 * out.ld, ldc: out.ld)
-                }
-                r0 += m
             }
         }
     }

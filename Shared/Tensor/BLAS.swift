@@ -1,5 +1,6 @@
 import COpenBLAS
 import Dispatch
+import Foundation
 import Synchronization
 
 /// Process-wide GEMM accounting for benchmarks: floating-point operations issued to BLAS
@@ -26,7 +27,39 @@ public enum GEMMStats {
         }
     }
 
+    /// Per-shape accounting, on when `SEGFLOW_GEMM_PROFILE=1` (a lock per GEMM call, so
+    /// only for finding which shapes run below the engine's peak).
+    public static let profiling = ProcessInfo.processInfo.environment["SEGFLOW_GEMM_PROFILE"] == "1"
+    public struct Shape: Hashable, Sendable {
+        public var backend: String, m: Int, n: Int, k: Int
+    }
+    public struct ShapeTotals: Sendable {
+        public var calls = 0, nanoseconds = 0
+    }
+    static let shapeTotals = Mutex<[Shape: ShapeTotals]>([:])
+
+    static func record(_ backend: String, m: Int, n: Int, k: Int, nanoseconds: Int) {
+        guard profiling else { return }
+        shapeTotals.withLock { t in
+            let key = Shape(backend: backend, m: m, n: n, k: k)
+            t[key, default: ShapeTotals()].calls += 1
+            t[key, default: ShapeTotals()].nanoseconds += nanoseconds
+        }
+    }
+
+    /// The profiled shapes, most time first: "backend m×n×k: calls, ms, GFLOP/s" lines.
+    public static func shapeReport(top: Int = 40) -> String {
+        let rows = shapeTotals.withLock { $0 }.sorted { $0.value.nanoseconds > $1.value.nanoseconds }
+        let total = rows.reduce(0) { $0 + $1.value.nanoseconds }
+        return rows.prefix(top).map { key, v in
+            let gflops = Double(2 * key.m * key.n * key.k * v.calls) / Double(max(v.nanoseconds, 1))
+            return String(format: "%@ %d×%d×%d: %d calls, %.1f ms (%.1f %%), %.0f GFLOP/s", key.backend, key.m, key.n, key.k,
+                          v.calls, Double(v.nanoseconds) / 1e6, 100 * Double(v.nanoseconds) / Double(max(total, 1)), gflops)
+        }.joined(separator: "\n")
+    }
+
     public static func reset() {
+        if profiling { shapeTotals.withLock { $0 = [:] } }
         flopCounter.store(0, ordering: .relaxed)
         nanosCounter.store(0, ordering: .relaxed)
         oneDNNF32FlopCounter.store(0, ordering: .relaxed)
@@ -129,8 +162,10 @@ func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, 
                         b: b, ldb: ldb, bPacked: bPacked, beta: beta, c: c, ldc: ldc,
                         epilogue: fused ? epilogue : .none)
     }
+    let took = Int(DispatchTime.now().uptimeNanoseconds - start)
     GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
-    GEMMStats.nanosCounter.add(Int(DispatchTime.now().uptimeNanoseconds - start), ordering: .relaxed)
+    GEMMStats.nanosCounter.add(took, ordering: .relaxed)
+    GEMMStats.record(backend.rawValue, m: m, n: n, k: k, nanoseconds: took)
     if !fused { Ops.applyEpilogue(epilogue, c, m: m, n: n, ldc: ldc) }
 }
 
@@ -148,7 +183,9 @@ func gemmBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     defer {
         GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
         GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
-        GEMMStats.nanosCounter.add(Int(DispatchTime.now().uptimeNanoseconds - start), ordering: .relaxed)
+        let took = Int(DispatchTime.now().uptimeNanoseconds - start)
+        GEMMStats.nanosCounter.add(took, ordering: .relaxed)
+        GEMMStats.record("onednn-bf16 (bf16 operands)", m: m, n: n, k: k, nanoseconds: took)
     }
     OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                     beta: beta, c: c, ldc: ldc)

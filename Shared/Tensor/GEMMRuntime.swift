@@ -307,9 +307,9 @@ enum OneDNNGEMM {
             }
             return
         }
-        let scratch = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * cols)
-        defer { scratch.deallocate() }
-        BF16.convert(src, rows: rows, cols: cols, ld: ld, to: scratch)
-        body(scratch, cols)
+        ScratchPool.with(UInt16.self, count: rows * cols) { scratch in
+            BF16.convert(src, rows: rows, cols: cols, ld: ld, to: scratch)
+            body(scratch, cols)
+        }
     }
 }

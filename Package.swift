@@ -72,7 +72,10 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
 
         // Libraries.
-        .target(name: "Tensor", dependencies: ["COpenBLAS", "CDNNL"], path: "Shared/Tensor", swiftSettings: tensorSettings),
+        // C kernels with AVX-512 variants chosen at run time (function target attributes,
+        // so the rest of the build stays portable).
+        .target(name: "CKernels", path: "Shared/CKernels"),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CDNNL", "CKernels"], path: "Shared/Tensor", swiftSettings: tensorSettings),
         .target(name: "Checkpoint", dependencies: ["Tensor"], path: "Shared/Checkpoint"),
         // C shim so libpng's setjmp/longjmp error path never crosses Swift frames.
         .target(name: "CPNGSupport", dependencies: ["CPNG"], path: "Shared/CPNGSupport"),

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Which GELU formula to use; the model's config decides (SAM/TinyViT/SegGPT: exact,
@@ -135,6 +136,10 @@ extension Ops {
     @inline(__always)
     static func softmaxRows(row0: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
                             bf16Out: UnsafeMutablePointer<UInt16>? = nil) {
+        if TensorRuntime.usesAVX512Kernels {
+            segflow_softmax_rows_avx512(row0, rows, cols, bf16Out)
+            return
+        }
         let body = cols & ~7
         for r in 0..<rows {
             let row = row0 + r * cols

@@ -1,3 +1,4 @@
+import CKernels
 import CDNNL
 import COpenBLAS
 import Foundation
@@ -183,6 +184,19 @@ extension TensorRuntime {
         get { fusedEpilogueState.load(ordering: .relaxed) }
         set { fusedEpilogueState.store(newValue, ordering: .relaxed) }
     }
+
+    /// Whether the 16-lane AVX-512 kernels (CKernels: softmax) run instead of the 8-lane
+    /// Swift ones: on when the CPU has AVX512F/BW/VL, unless `SEGFLOW_NO_AVX512=1` (for
+    /// A/B runs; tests compare both). The Swift module itself is built for 8-lane AVX2
+    /// (`-target-cpu haswell`) so the binary runs on CPUs without AVX-512.
+    /// Measured on SAM 2 Hiera-T bf16 (2 threads): the attention softmax was 8 % of the
+    /// encoder's and 13 % of tracking's CPU samples at 8 lanes.
+    public static var usesAVX512Kernels: Bool {
+        get { avx512State.load(ordering: .relaxed) }
+        set { avx512State.store(newValue && avx512Available, ordering: .relaxed) }
+    }
+    public static let avx512Available = segflow_kernels_avx512() == 1
+    static let avx512State = Atomic<Bool>(avx512Available && ProcessInfo.processInfo.environment["SEGFLOW_NO_AVX512"] != "1")
 
     /// The backend a GEMM of m·n·k multiply-adds runs on under the current settings.
     @inline(__always)

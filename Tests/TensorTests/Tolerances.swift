@@ -11,6 +11,11 @@ enum Tol {
     static let activationRelTol: Float = 1e-6
     /// exp, a Float32 row sum of ≤ 64 terms and one reciprocal per element.
     static let softmaxRelTol: Float = 1e-6
+    /// The AVX-512 softmax against the 8-lane Swift one: the same exps bit for bit; the row
+    /// sum is associated differently (16 lane sums vs 8). Recursive summation of n
+    /// positive terms in L lanes errs by at most (n/L)·2⁻²⁴ relative: 4101/8 · 6e-8 ≈ 3e-5
+    /// for the widest row tested.
+    static let softmaxLaneOrderRelTol: Float = 3e-5
     /// Two chained GEMMs (scores, then P·v) with a softmax in between.
     static let attentionRelTol: Float = 1e-5
     /// Convex combinations of ≤ ~2·scale+2 taps with Float32 weights.

@@ -105,10 +105,10 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
            beta: Float = 0,
            c: UnsafeMutablePointer<Float>, ldc: Int,
            aPacked: PackedOperand? = nil, bPacked: PackedOperand? = nil,
-           epilogue: GEMMEpilogue = .none) {
+           epilogue: GEMMEpilogue = .none, bias: UnsafePointer<Float>? = nil) {
     gemmOn(TensorRuntime.gemmBackend(m: m, n: n, k: k), transA: transA, transB: transB, m: m, n: n, k: k,
          alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: aPacked, bPacked: bPacked,
-         epilogue: epilogue)
+         epilogue: epilogue, bias: bias)
 }
 
 /// An element-wise function applied to C after `alpha·A·B + beta·C`.
@@ -124,11 +124,26 @@ public enum GEMMEpilogue: Sendable, Hashable {
 }
 
 /// `sgemm` on an explicit backend (and FLOP/time accounting for all of them).
+///
+/// `bias` (`[n]`, only with `beta == 0`): C = f(alpha·A·B + bias). oneDNN adds it inside
+/// the kernel (C is only written, so it may be uninitialised); OpenBLAS gets C pre-filled
+/// with the bias rows and `beta = 1` — the same sum either way.
 func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
-          aPacked: PackedOperand?, bPacked: PackedOperand?, epilogue: GEMMEpilogue = .none) {
+          aPacked: PackedOperand?, bPacked: PackedOperand?, epilogue: GEMMEpilogue = .none,
+          bias: UnsafePointer<Float>? = nil) {
     if m == 0 || n == 0 { return }
+    precondition(bias == nil || beta == 0, "gemm: a bias is added to a C that is overwritten (beta must be 0)")
+    var beta = beta
+    // oneDNN 2.x applies its output scale (alpha) to the bias too: with alpha ≠ 1 the
+    // bias is pre-filled like OpenBLAS's.
+    let biasInKernel = bias != nil && backend != .openBLASF32 && k > 0 && alpha == 1
+    if let bias, !biasInKernel {
+        for r in 0..<m { (c + r * ldc).update(from: bias, count: n) }
+        beta = 1
+    }
+    let deviceBias = biasInKernel ? bias : nil
     if k == 0 {
         // BLAS handles k == 0 as C = beta·C, but some builds reject lda < 1; do it here.
         for i in 0..<m {
@@ -155,12 +170,12 @@ func gemmOn(_ backend: GEMMBackend, transA: Bool, transB: Bool, m: Int, n: Int, 
     case .oneDNNF32:
         GEMMStats.oneDNNF32FlopCounter.add(2 * m * n * k, ordering: .relaxed)
         OneDNNGEMM.f32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                       beta: beta, c: c, ldc: ldc)
+                       beta: beta, c: c, ldc: ldc, bias: deviceBias)
     case .oneDNNBF16:
         GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
         OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, aPacked: aPacked,
                         b: b, ldb: ldb, bPacked: bPacked, beta: beta, c: c, ldc: ldc,
-                        epilogue: fused ? epilogue : .none)
+                        epilogue: fused ? epilogue : .none, bias: deviceBias)
     }
     let took = Int(DispatchTime.now().uptimeNanoseconds - start)
     GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
@@ -210,12 +225,13 @@ extension Ops {
     public static func gemm(backend: GEMMBackend, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                            bWeight: GEMMWeight? = nil, bWeightOffset: Int = 0) {
+                            bWeight: GEMMWeight? = nil, bWeightOffset: Int = 0, bias: UnsafePointer<Float>? = nil,
+                            epilogue: GEMMEpilogue = .none) {
         if backend == .oneDNNBF16 && !BF16Support.isNativeNow {
             preconditionFailure("bf16 GEMM requested without native bf16: \(BF16Support.detect().summary)")
         }
         gemmOn(backend, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, aPacked: nil,
-                    bPacked: bWeight.map { PackedOperand(weight: $0, offset: bWeightOffset) })
+                    bPacked: bWeight.map { PackedOperand(weight: $0, offset: bWeightOffset) }, epilogue: epilogue, bias: bias)
     }
 }

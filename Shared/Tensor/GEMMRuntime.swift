@@ -270,13 +270,13 @@ enum OneDNNGEMM {
 
     static func f32(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         let threads = TensorRuntime.gemmThreads
         let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
                                    bf16: false, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern,
-                                   epilogue: .none, threads: threads)
+                                   epilogue: .none, threads: threads, bias: bias != nil)
         let onednn = OneDNN.shared
-        onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
+        onednn.execute(onednn.matmul(key), a: a, b: b, c: c, bias: bias, threads: threads)
     }
 
     /// bf16 GEMM: packed operands are used as they are (same layout and ld as their f32
@@ -284,16 +284,17 @@ enum OneDNNGEMM {
     static func bf16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, aPacked: PackedOperand?,
                      b: UnsafePointer<Float>, ldb: Int, bPacked: PackedOperand?,
-                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue = .none) {
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue = .none,
+                     bias: UnsafePointer<Float>? = nil) {
         // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k when transposed).
         withBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, packed: aPacked) { ab, ldaUsed in
             withBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, packed: bPacked) { bb, ldbUsed in
                 let threads = TensorRuntime.gemmThreads
                 let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: ldaUsed, ldb: ldbUsed,
                                            ldc: ldc, bf16: true, alphaBits: alpha.bitPattern, betaBits: beta.bitPattern,
-                                           epilogue: epilogue, threads: threads)
+                                           epilogue: epilogue, threads: threads, bias: bias != nil)
                 let onednn = OneDNN.shared
-                onednn.execute(onednn.matmul(key), a: ab, b: bb, c: c, threads: threads)
+                onednn.execute(onednn.matmul(key), a: ab, b: bb, c: c, bias: bias, threads: threads)
             }
         }
     }

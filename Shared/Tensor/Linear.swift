@@ -29,27 +29,33 @@ extension Ops {
         precondition(x.rank >= 1 && weight.rank == 2 && x.shape.last == weight.shape[1],
                      "linear: x \(x.shape) incompatible with weight \(weight.shape)")
         let inF = weight.shape[1], outF = weight.shape[0]
-        let m = x.count / max(inF, 1)
+        let m = x.shape.dropLast().reduce(1, *)
         if let bias { precondition(bias.shape == [outF], "linear: bias \(bias.shape), expected [\(outF)]") }
         var outShape = x.shape
         outShape[outShape.count - 1] = outF
-        var out = Tensor(zeros: outShape)
+        if inF == 0 || m == 0 {
+            // Nothing to multiply: the output is the bias (or zeros), through the epilogue.
+            var out = Tensor(zeros: outShape)
+            if let bias { for r in 0..<m { for j in 0..<outF { out.data[r * outF + j] = bias.data[j] } } }
+            if out.count > 0 {
+                out.data.withUnsafeMutableBufferPointer { applyEpilogue(epilogue, $0.baseAddress!, m: m, n: outF, ldc: outF) }
+            }
+            return out
+        }
+        // Every element of the output is written by the GEMM (beta = 0; the bias is added
+        // by the GEMM itself: inside oneDNN's kernel, or pre-filled for OpenBLAS), so it
+        // is never zeroed first.
+        var out = Tensor(uninitialized: outShape)
         out.data.withUnsafeMutableBufferPointer { o in
             guard let op = o.baseAddress else { return }
-            var beta: Float = 0
-            if let bias {
-                // Pre-fill rows with the bias and accumulate with beta = 1: saves a pass.
-                bias.data.withUnsafeBufferPointer { b in
-                    for r in 0..<m { (op + r * outF).update(from: b.baseAddress!, count: outF) }
-                }
-                beta = 1
-            }
             x.data.withUnsafeBufferPointer { xp in
                 weight.data.withUnsafeBufferPointer { wp in
                     guard let xa = xp.baseAddress, let wa = wp.baseAddress else { return }
-                    sgemm(transA: false, transB: true, m: m, n: outF, k: inF,
-                          a: xa, lda: inF, b: wa, ldb: inF, beta: beta, c: op, ldc: outF,
-                          bPacked: packed.map { PackedOperand(weight: $0, offset: 0) }, epilogue: epilogue)
+                    withOptionalPointer(bias) { bp in
+                        sgemm(transA: false, transB: true, m: m, n: outF, k: inF,
+                              a: xa, lda: inF, b: wa, ldb: inF, beta: 0, c: op, ldc: outF,
+                              bPacked: packed.map { PackedOperand(weight: $0, offset: 0) }, epilogue: epilogue, bias: bp)
+                    }
                 }
             }
         }
@@ -76,7 +82,8 @@ extension Ops {
         let aBatch = Array(a.shape.dropLast(2)), bBatch = Array(b.shape.dropLast(2))
         let batch = broadcastShape(aBatch, bBatch)
         let nb = batch.reduce(1, *)
-        var out = Tensor(zeros: batch + [m, n])
+        // With k > 0 every output element is written by a beta = 0 GEMM: no zeroing pass.
+        var out = k == 0 ? Tensor(zeros: batch + [m, n]) : Tensor(uninitialized: batch + [m, n])
         let aOff = batchOffsets(aBatch, in: batch, matrixSize: ar * ac)
         let bOff = batchOffsets(bBatch, in: batch, matrixSize: br * bc)
         a.data.withUnsafeBufferPointer { ap in
@@ -122,4 +129,11 @@ extension Ops {
         }
         return offs
     }
+}
+
+/// `body` with a pointer to `t`'s elements, or nil.
+@inline(__always)
+func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let t else { return body(nil) }
+    return t.data.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -67,18 +67,24 @@ final class OneDNN: @unchecked Sendable {
         var alphaBits: UInt32, betaBits: UInt32
         var epilogue: GEMMEpilogue
         var threads: Int
+        /// A per-column f32 bias (`[n]`, DNNL_ARG_BIAS) added to the accumulator before the
+        /// epilogue — what `beta = 1` over a bias pre-filled C computes, without the fill
+        /// and the read of C.
+        var bias: Bool = false
     }
 
     final class MatmulPrimitive: @unchecked Sendable {
         /// `@unchecked`: oneDNN primitives and memory descriptors are immutable after creation.
         let primitive: OpaquePointer
         let src: dnnl_memory_desc_t, weights: dnnl_memory_desc_t, dst: dnnl_memory_desc_t
+        let bias: dnnl_memory_desc_t?
         /// oneDNN's implementation name, e.g. "brg:avx512_core_bf16" or "gemm:jit".
         let implementation: String
 
         init(primitive: OpaquePointer, src: dnnl_memory_desc_t, weights: dnnl_memory_desc_t,
-             dst: dnnl_memory_desc_t, implementation: String) {
+             dst: dnnl_memory_desc_t, bias: dnnl_memory_desc_t?, implementation: String) {
             self.primitive = primitive; self.src = src; self.weights = weights; self.dst = dst
+            self.bias = bias
             self.implementation = implementation
         }
         deinit { dnnl_primitive_destroy(primitive) }
@@ -120,7 +126,13 @@ final class OneDNN: @unchecked Sendable {
         var wei = desc(rows: key.k, cols: key.n, ld: key.ldb, transposed: key.transB, type: dt)
         var dst = desc(rows: key.m, cols: key.n, ld: key.ldc, transposed: false, type: dnnl_f32)
         var op = dnnl_matmul_desc_t()
-        var status = dnnl_matmul_desc_init(&op, &src, &wei, nil, &dst)
+        var status: dnnl_status_t
+        if key.bias {
+            var bmd = desc(rows: 1, cols: key.n, ld: key.n, transposed: false, type: dnnl_f32)
+            status = dnnl_matmul_desc_init(&op, &src, &wei, &bmd, &dst)
+        } else {
+            status = dnnl_matmul_desc_init(&op, &src, &wei, nil, &dst)
+        }
         precondition(status == dnnl_success, "oneDNN: matmul descriptor for \(key) (status \(status.rawValue))")
 
         var attr: OpaquePointer?
@@ -164,25 +176,29 @@ final class OneDNN: @unchecked Sendable {
         var prim: OpaquePointer?
         status = dnnl_primitive_create(&prim, pd)
         precondition(status == dnnl_success && prim != nil, "oneDNN: matmul primitive for \(key) (status \(status.rawValue))")
-        return MatmulPrimitive(primitive: prim!, src: src, weights: wei, dst: dst, implementation: impl)
+        let biasDesc = key.bias ? desc(rows: 1, cols: key.n, ld: key.n, transposed: false, type: dnnl_f32) : nil
+        return MatmulPrimitive(primitive: prim!, src: src, weights: wei, dst: dst, bias: biasDesc, implementation: impl)
     }
 
     /// Runs `p` on operands in the layouts its key describes; returns when C is written.
     func execute(_ p: MatmulPrimitive, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>,
-                 threads: Int) {
+                 bias: UnsafePointer<Float>? = nil, threads: Int) {
+        precondition((bias != nil) == (p.bias != nil), "oneDNN: a bias pointer must be given exactly to primitives made with one")
         let stream = streams.withLock { $0.popLast() } ?? makeStream()
         defer { streams.withLock { $0.append(stream) } }
         // OpenMP's thread count is a per-calling-thread setting; set it on every call so a
         // GEMM from any thread runs on the team size its primitive was created for.
         omp_set_num_threads(Int32(threads))
         var src = p.src, wei = p.weights, dst = p.dst
-        var ms: OpaquePointer?, mw: OpaquePointer?, md: OpaquePointer?
+        var ms: OpaquePointer?, mw: OpaquePointer?, md: OpaquePointer?, mb: OpaquePointer?
         dnnl_memory_create(&ms, &src, engine, UnsafeMutableRawPointer(mutating: a))
         dnnl_memory_create(&mw, &wei, engine, UnsafeMutableRawPointer(mutating: b))
         dnnl_memory_create(&md, &dst, engine, UnsafeMutableRawPointer(c))
-        defer { dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md) }
-        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: ms), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: mw),
+        if let bias, var bmd = p.bias { dnnl_memory_create(&mb, &bmd, engine, UnsafeMutableRawPointer(mutating: bias)) }
+        defer { dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md); if let mb { dnnl_memory_destroy(mb) } }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: ms), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: mw),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: md)]
+        if let mb { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: mb)) }
         executing.withLock { _ in
             var status = dnnl_primitive_execute(p.primitive, stream.stream, Int32(args.count), args)
             precondition(status == dnnl_success, "oneDNN: matmul execution failed (status \(status.rawValue))")

@@ -28,7 +28,10 @@ STAGES = [("encoder", "encoderMedianSeconds", "encoder_median_s"),
 
 
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} exited with {done.returncode}:\n{done.stderr[-4000:]}")
+    out = done.stdout
     return json.loads(out[out.index("{"):])
 
 

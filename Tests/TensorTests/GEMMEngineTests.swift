@@ -140,6 +140,49 @@ final class GEMMEngineTests: XCTestCase {
         }
     }
 
+    /// A bias given to the GEMM (oneDNN: DNNL_ARG_BIAS inside the kernel; OpenBLAS: C
+    /// pre-filled, beta = 1) equals the old way, C pre-filled with the bias and beta = 1,
+    /// on every backend, with alpha ≠ 1 and with the GELU epilogue after the bias; and C
+    /// may be uninitialised (NaN here): it is only written.
+    func testBiasInsideTheGEMMMatchesPrefilledBias() throws {
+        let (m, n, k) = (67, 45, 96)
+        let a = rng.tensor([m, k]), w = rng.tensor([n, k])
+        let bias = Tensor(shape: [n], data: (0..<n).map { Float($0 - n / 2) * 0.1 })
+        var backends: [GEMMBackend] = [.openBLASF32, .oneDNNF32]
+        if BF16Support.detect().isNative { backends.append(.oneDNNBF16) }
+        for backend in backends {
+            for (alpha, epilogue) in [(Float(1), GEMMEpilogue.none), (0.5, .none), (1, .gelu)] {
+                func product(biasInGEMM: Bool) -> [Float] {
+                    var c = [Float](repeating: biasInGEMM ? .nan : 0, count: m * n)
+                    if !biasInGEMM { for r in 0..<m { for j in 0..<n { c[r * n + j] = bias.data[j] } } }
+                    a.data.withUnsafeBufferPointer { ap in w.data.withUnsafeBufferPointer { wp in
+                        bias.data.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                            Ops.gemm(backend: backend, transB: true, m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, lda: k,
+                                     b: wp.baseAddress!, ldb: k, beta: biasInGEMM ? 0 : 1, c: cp.baseAddress!, ldc: n,
+                                     bias: biasInGEMM ? bp.baseAddress! : nil, epilogue: epilogue)
+                        } }
+                    } }
+                    return c
+                }
+                let inside = product(biasInGEMM: true), prefilled = product(biasInGEMM: false)
+                XCTAssertFalse(inside.contains { $0.isNaN }, "\(backend): an element of C was not written")
+                let err = relativeMaxError(Tensor(shape: [m, n], data: inside), Tensor(shape: [m, n], data: prefilled))
+                print("bias inside the GEMM, \(backend) α \(alpha) \(epilogue): relative max error vs pre-filled \(err)")
+                XCTAssertLessThanOrEqual(err, Double(Tol.engineF32RelTol), "\(backend) α \(alpha) \(epilogue): bias inside vs pre-filled")
+            }
+        }
+        // Through Ops.linear (uninitialised output) on each backend, against the reference.
+        let x = rng.tensor([5, 13, k])
+        XCTAssertLessThanOrEqual(relativeMaxError(Ops.linear(x, weight: w, bias: bias), Ref.linear(x, w, bias)),
+                                 Double(Tol.engineF32RelTol), "OpenBLAS linear with bias")
+        TensorRuntime.f32Engine = .oneDNN
+        TensorRuntime.oneDNNMinimumMultiplyAdds = 0
+        XCTAssertLessThanOrEqual(relativeMaxError(Ops.linear(x, weight: GEMMWeight(w), bias: bias), Ref.linear(x, w, bias)),
+                                 Double(Tol.engineF32RelTol), "oneDNN f32 linear with bias")
+        XCTAssertEqual(Ops.linear(Tensor(zeros: [4, 0]), weight: Tensor(zeros: [3, 0]), bias: Tensor(shape: [3], data: [1, 2, 3])).data,
+                       [Float](repeating: 0, count: 0) + (0..<4).flatMap { _ in [1, 2, 3] }, "k = 0: the bias")
+    }
+
     /// The process-wide f32 engine switch reaches every GEMM entry point.
     func testOpsRunOnOneDNNF32WhenSelected() {
         TensorRuntime.selectF32Engine(.fixed(.oneDNN))

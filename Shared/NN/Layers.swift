@@ -34,6 +34,12 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: Tensor, then activation: GEMMEpilogue) -> Tensor {
         Ops.linear(x, weight: packedWeight, bias: bias, then: activation)
     }
+
+    /// `second(activation(self(x)))`, a transformer MLP: the same values as the two calls;
+    /// in bf16 the hidden activation stays bf16 between the GEMMs (`Ops.mlp`).
+    public func callAsFunction(_ x: Tensor, then activation: GEMMEpilogue, into second: Linear) -> Tensor {
+        Ops.mlp(x, packedWeight, bias, then: activation, second.packedWeight, second.bias)
+    }
 }
 
 /// nn.Conv2d (NCHW, weight OIHW, square kernel).
@@ -134,7 +140,7 @@ public struct MLPBlock: Sendable {
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         switch activation {
-        case .gelu: return lin2(lin1(x, then: .gelu))
+        case .gelu: return lin1(x, then: .gelu, into: lin2)
         case .relu: return lin2(Ops.relu(lin1(x)))
         case .quickGELU: return lin2(Ops.quickGELU(lin1(x)))
         }

@@ -86,7 +86,7 @@ public struct ImageEncoderViT: Sendable {
                 h = attn(h)
             }
             h += x
-            var m = mlp.lin2(mlp.lin1(norm2(h), then: .gelu))
+            var m = mlp.lin1(norm2(h), then: .gelu, into: mlp.lin2)
             m += h
             return m
         }

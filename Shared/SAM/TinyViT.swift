@@ -243,7 +243,7 @@ public struct TinyViT: Sendable {
             let lc = localConv.conv
             y = Ops.depthwiseConv2dNHWC(y.reshaped([b, r, r, c]), weight: lc.weight, bias: lc.bias,
                                         stride: lc.stride, padding: lc.padding).reshaped([b, l, c])
-            var m = fc2(fc1(mlpNorm(y), then: .gelu))
+            var m = fc1(mlpNorm(y), then: .gelu, into: fc2)
             m += y
             return m
         }

@@ -121,7 +121,7 @@ public struct Sam2HieraDet: Sendable {
                 a = Ops.windowUnpartition(a, windowSize: ws, padHW: padHW, hw: (residual.shape[1], residual.shape[2]))
             }
             a += residual
-            var out = mlpOut(mlpIn(norm2(a), then: .gelu))
+            var out = mlpIn(norm2(a), then: .gelu, into: mlpOut)
             out += a
             return out
         }

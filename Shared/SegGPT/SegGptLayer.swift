@@ -53,7 +53,7 @@ public struct SegGptLayer: Sendable {
         var h = attention(layernormBefore(x))
         if ensemble != .none { Self.averageQueryHalf(&h, ensemble) }
         h += x
-        var m = mlp.block.lin2(mlp.block.lin1(layernormAfter(h), then: .gelu))
+        var m = mlp.block.lin1(layernormAfter(h), then: .gelu, into: mlp.block.lin2)
         m += h
         return m
     }

@@ -58,6 +58,14 @@ public enum GEMMStats {
         }.joined(separator: "\n")
     }
 
+    /// FLOP/time accounting of one bf16 GEMM run outside `gemmOn`.
+    static func account(backend: String, m: Int, n: Int, k: Int, nanoseconds: Int) {
+        flopCounter.add(2 * m * n * k, ordering: .relaxed)
+        bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
+        nanosCounter.add(nanoseconds, ordering: .relaxed)
+        record(backend, m: m, n: n, k: k, nanoseconds: nanoseconds)
+    }
+
     public static func reset() {
         if profiling { shapeTotals.withLock { $0 = [:] } }
         flopCounter.store(0, ordering: .relaxed)

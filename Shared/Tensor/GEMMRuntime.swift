@@ -312,6 +312,39 @@ enum OneDNNGEMM {
         onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
     }
 
+    /// The bf16 MLP core: `H = epilogue(X·W1ᵀ + b1)` written as bf16 into `hidden`, then
+    /// `Y = H·W2ᵀ + b2` in f32 (X `m×k` f32, W1 `h×k`, W2 `n×h`, all dense). The hidden
+    /// activation never exists in f32: what the unfused path would write as f32 and then
+    /// convert to bf16 for the second GEMM is rounded to bf16 in the first one's kernel
+    /// (the same round-to-nearest-even, so the same values).
+    static func bf16MLP(m: Int, k: Int, hidden h: Int, n: Int, x: UnsafePointer<Float>,
+                        w1: GEMMWeight, b1: UnsafePointer<Float>?, epilogue: GEMMEpilogue,
+                        w2: GEMMWeight, b2: UnsafePointer<Float>?,
+                        hiddenScratch: UnsafeMutablePointer<UInt16>, y: UnsafeMutablePointer<Float>) {
+        let threads = TensorRuntime.gemmThreads
+        let onednn = OneDNN.shared
+        var start = DispatchTime.now().uptimeNanoseconds
+        withBF16(x, rows: m, cols: k, ld: k, packed: nil) { xb, _ in
+            w1.bf16().withUnsafeBufferPointer { wb in
+                let key = OneDNN.MatmulKey(m: m, n: h, k: k, transA: false, transB: true, lda: k, ldb: k, ldc: h, bf16: true,
+                                           alphaBits: Float(1).bitPattern, betaBits: Float(0).bitPattern,
+                                           epilogue: epilogue, threads: threads, bias: b1 != nil, dstBF16: true)
+                onednn.execute(onednn.matmul(key), a: xb, b: wb.baseAddress!, c: hiddenScratch, bias: b1, threads: threads)
+            }
+        }
+        var took = Int(DispatchTime.now().uptimeNanoseconds - start)
+        GEMMStats.account(backend: "onednn-bf16 (bf16 out)", m: m, n: h, k: k, nanoseconds: took)
+        start = DispatchTime.now().uptimeNanoseconds
+        w2.bf16().withUnsafeBufferPointer { wb in
+            let key = OneDNN.MatmulKey(m: m, n: n, k: h, transA: false, transB: true, lda: h, ldb: h, ldc: n, bf16: true,
+                                       alphaBits: Float(1).bitPattern, betaBits: Float(0).bitPattern,
+                                       epilogue: .none, threads: threads, bias: b2 != nil)
+            onednn.execute(onednn.matmul(key), a: hiddenScratch, b: wb.baseAddress!, c: y, bias: b2, threads: threads)
+        }
+        took = Int(DispatchTime.now().uptimeNanoseconds - start)
+        GEMMStats.account(backend: "onednn-bf16 (bf16 operands)", m: m, n: n, k: h, nanoseconds: took)
+    }
+
     private static func withBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, packed: PackedOperand?,
                                  _ body: (UnsafePointer<UInt16>, Int) -> Void) {
         if let packed {

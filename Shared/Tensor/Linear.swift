@@ -62,6 +62,42 @@ extension Ops {
         return out
     }
 
+    /// A transformer MLP, `linear(activation(linear(x, w1, b1)), w2, b2)` — the same
+    /// values as the two `linear` calls. In bf16 precision (both GEMMs on the bf16
+    /// backend, epilogues fused) the hidden activation is written by the first GEMM
+    /// directly in bf16 and read as is by the second (`OneDNNGEMM.bf16MLP`): no f32
+    /// hidden tensor (4× the block's width) and no conversion pass over it.
+    public static func mlp(_ x: Tensor, _ w1: GEMMWeight, _ b1: Tensor?, then activation: GEMMEpilogue,
+                           _ w2: GEMMWeight, _ b2: Tensor?) -> Tensor {
+        let k = w1.tensor.shape[1], h = w1.tensor.shape[0], n = w2.tensor.shape[0]
+        precondition(x.rank >= 1 && x.shape.last == k && w2.tensor.shape[1] == h,
+                     "mlp: x \(x.shape), w1 \(w1.tensor.shape), w2 \(w2.tensor.shape) do not chain")
+        if let b1 { precondition(b1.shape == [h], "mlp: b1 \(b1.shape), expected [\(h)]") }
+        if let b2 { precondition(b2.shape == [n], "mlp: b2 \(b2.shape), expected [\(n)]") }
+        let m = x.shape.dropLast().reduce(1, *)
+        guard m > 0, k > 0, h > 0, n > 0, TensorRuntime.fusesEpilogues || activation == .none,
+              TensorRuntime.gemmBackend(m: m, n: h, k: k) == .oneDNNBF16,
+              TensorRuntime.gemmBackend(m: m, n: n, k: h) == .oneDNNBF16 else {
+            return linear(linear(x, weight: w1, bias: b1, then: activation), weight: w2, bias: b2)
+        }
+        var outShape = x.shape
+        outShape[outShape.count - 1] = n
+        var out = Tensor(uninitialized: outShape)
+        ScratchPool.with(UInt16.self, count: m * h) { hidden in
+            x.data.withUnsafeBufferPointer { xp in
+                out.data.withUnsafeMutableBufferPointer { op in
+                    withOptionalPointer(b1) { b1p in
+                        withOptionalPointer(b2) { b2p in
+                            OneDNNGEMM.bf16MLP(m: m, k: k, hidden: h, n: n, x: xp.baseAddress!, w1: w1, b1: b1p,
+                                               epilogue: activation, w2: w2, b2: b2p, hiddenScratch: hidden, y: op.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     /// Batched matrix product with NumPy broadcasting over the leading (batch) axes.
     ///
     /// `a: [..., M, K]` (or `[..., K, M]` with `transposeA`), `b: [..., K, N]` (or

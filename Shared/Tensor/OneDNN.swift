@@ -71,6 +71,9 @@ final class OneDNN: @unchecked Sendable {
         /// epilogue — what `beta = 1` over a bias pre-filled C computes, without the fill
         /// and the read of C.
         var bias: Bool = false
+        /// C in bf16 (rounded to nearest even from the f32 accumulator, after bias and
+        /// epilogue) instead of f32: for a hidden activation the next bf16 GEMM reads as is.
+        var dstBF16: Bool = false
     }
 
     final class MatmulPrimitive: @unchecked Sendable {
@@ -124,7 +127,7 @@ final class OneDNN: @unchecked Sendable {
         }
         var src = desc(rows: key.m, cols: key.k, ld: key.lda, transposed: key.transA, type: dt)
         var wei = desc(rows: key.k, cols: key.n, ld: key.ldb, transposed: key.transB, type: dt)
-        var dst = desc(rows: key.m, cols: key.n, ld: key.ldc, transposed: false, type: dnnl_f32)
+        var dst = desc(rows: key.m, cols: key.n, ld: key.ldc, transposed: false, type: key.dstBF16 ? dnnl_bf16 : dnnl_f32)
         var op = dnnl_matmul_desc_t()
         var status: dnnl_status_t
         if key.bias {
@@ -181,7 +184,7 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// Runs `p` on operands in the layouts its key describes; returns when C is written.
-    func execute(_ p: MatmulPrimitive, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>,
+    func execute(_ p: MatmulPrimitive, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutableRawPointer,
                  bias: UnsafePointer<Float>? = nil, threads: Int) {
         precondition((bias != nil) == (p.bias != nil), "oneDNN: a bias pointer must be given exactly to primitives made with one")
         let stream = streams.withLock { $0.popLast() } ?? makeStream()

@@ -183,6 +183,34 @@ final class GEMMEngineTests: XCTestCase {
                        [Float](repeating: 0, count: 0) + (0..<4).flatMap { _ in [1, 2, 3] }, "k = 0: the bias")
     }
 
+    /// `Ops.mlp` gives the values of its two linears: identical on f32 (it is the two
+    /// calls), and on bf16, where the hidden activation is written in bf16 by the first
+    /// GEMM's kernel instead of in f32 and converted, identical too (both round the same
+    /// f32 value to nearest even), with and without biases, at a shape that needs more
+    /// than one of oneDNN's blocks.
+    func testBF16MLPKeepsTheHiddenActivationInBF16WithTheSameValues() throws {
+        let x = rng.tensor([3, 100, 96]), w1 = GEMMWeight(rng.tensor([384, 96])), w2 = GEMMWeight(rng.tensor([96, 384]))
+        let b1 = Tensor(shape: [384], data: (0..<384).map { Float($0 - 192) * 0.01 }), b2 = rng.tensor([96])
+        func twoLinears(_ b1: Tensor?, _ b2: Tensor?) -> Tensor {
+            Ops.linear(Ops.linear(x, weight: w1, bias: b1, then: .gelu), weight: w2, bias: b2)
+        }
+        XCTAssertEqual(Ops.mlp(x, w1, b1, then: .gelu, w2, b2).data, twoLinears(b1, b2).data, "f32: mlp ≠ two linears")
+        try requireNativeBF16()
+        try TensorRuntime.setPrecision(.bf16)
+        TensorRuntime.bf16MinimumMultiplyAdds = 0
+        GEMMStats.reset()
+        let fused = Ops.mlp(x, w1, b1, then: .gelu, w2, b2)
+        XCTAssertEqual(GEMMStats.flops(on: .oneDNNBF16), 2 * 300 * 96 * 384 * 2, "both GEMMs ran in bf16 and were counted")
+        XCTAssertEqual(fused.shape, [3, 100, 96])
+        XCTAssertEqual(fused.data, twoLinears(b1, b2).data, "bf16: hidden kept in bf16 ≠ f32 hidden converted")
+        XCTAssertEqual(Ops.mlp(x, w1, nil, then: .gelu, w2, nil).data, twoLinears(nil, nil).data, "bf16 without biases")
+        XCTAssertEqual(Ops.mlp(x, w1, b1, then: .none, w2, b2).data,
+                       Ops.linear(Ops.linear(x, weight: w1, bias: b1), weight: w2, bias: b2).data, "bf16 without activation")
+        let err = relativeMaxError(fused, { try? TensorRuntime.setPrecision(.f32); return twoLinears(b1, b2) }())
+        print("bf16 MLP vs f32 MLP: relative max error \(err)")
+        XCTAssertLessThanOrEqual(err, Double(Tol.bf16OpsRelTol), "bf16 MLP vs f32 (two chained GEMMs, as attention)")
+    }
+
     /// The process-wide f32 engine switch reaches every GEMM entry point.
     func testOpsRunOnOneDNNF32WhenSelected() {
         TensorRuntime.selectF32Engine(.fixed(.oneDNN))

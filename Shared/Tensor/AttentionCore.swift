@@ -136,6 +136,57 @@ extension Ops {
             }
             return
         }
+        // Many medium problems in bf16 (SAM 2 Hiera's 14×14-window stage: 100 problems of
+        // 196 × 196 × 96 per block; SAM ViT's 300 of 196 × 196 × 64): the score maps of as
+        // many problems as fit `attentionScoreBlockBytes` in one batched oneDNN call, one
+        // parallel softmax pass over all their rows, all their outputs in a second batched
+        // call — instead of two small GEMM calls (each starting an OpenMP team) and a
+        // parallel loop per problem. The same products, softmax and bf16 rounding as the
+        // per-problem path below, problem by problem.
+        let group = attentionScoreBlockBytes / max(1, lq * lk * MemoryLayout<Float>.size)
+        if nb >= 2, group >= 2, batchesMediumAttention,
+           TensorRuntime.gemmBackend(m: lq, n: lk, k: d) == .oneDNNBF16,
+           TensorRuntime.gemmBackend(m: lq, n: dv, k: lk) == .oneDNNBF16 {
+            let g = min(group, nb)
+            let counts = [g * lq * lk, g * lq * lk / 2 + 16, g * lq * d / 2 + 16, g * lk * d / 2 + 16,
+                          g * lk * dv / 2 + 16, g * lq * dv].map { ($0 + 15) & ~15 }
+            ScratchPool.with(Float.self, count: counts.reduce(0, +)) { block in
+                var offset = 0
+                func carve(_ i: Int) -> UnsafeMutablePointer<Float> { defer { offset += counts[i] }; return block + offset }
+                let scores = carve(0)
+                let probs = UnsafeMutableRawPointer(carve(1)).bindMemory(to: UInt16.self, capacity: g * lq * lk)
+                let qb = UnsafeMutableRawPointer(carve(2)).bindMemory(to: UInt16.self, capacity: g * lq * d)
+                let kb = UnsafeMutableRawPointer(carve(3)).bindMemory(to: UInt16.self, capacity: g * lk * d)
+                let vb = UnsafeMutableRawPointer(carve(4)).bindMemory(to: UInt16.self, capacity: g * lk * dv)
+                let ob = carve(5)
+                let ps = (s: SendablePointer(scores), o: SendablePointer(ob))
+                let hs = (p: SendablePointer(probs), q: SendablePointer(qb), k: SendablePointer(kb), v: SendablePointer(vb))
+                var p0 = 0
+                while p0 < nb {
+                    let count = min(g, nb - p0), first = p0
+                    parallelFor(count, costPerItem: (lq + 2 * lk) * max(d, dv)) { j in
+                        let i = first + j
+                        BF16.convert(q.at(i, heads: heads), rows: lq, cols: d, ld: q.ld, to: hs.q.base + j * lq * d)
+                        BF16.convert(k.at(i, heads: heads), rows: lk, cols: d, ld: k.ld, to: hs.k.base + j * lk * d)
+                        BF16.convert(v.at(i, heads: heads), rows: lk, cols: dv, ld: v.ld, to: hs.v.base + j * lk * dv)
+                    }
+                    OneDNNGEMM.bf16Batched(batch: count, transA: false, transB: true, m: lq, n: lk, k: d, alpha: alpha,
+                                           a: qb, b: kb, c: scores)
+                    parallelFor(count, costPerItem: lq * lk * 8) { j in
+                        prepareRows(first + j, ps.s.base + j * lq * lk, 0, lq, bf16Out: hs.p.base + j * lq * lk)
+                    }
+                    OneDNNGEMM.bf16Batched(batch: count, transA: false, transB: false, m: lq, n: dv, k: lk, alpha: 1,
+                                           a: probs, b: vb, c: ob)
+                    parallelFor(count, costPerItem: lq * dv) { j in
+                        let dst = out.at(first + j, heads: heads), src = ps.o.base + j * lq * dv
+                        for r in 0..<lq { (dst + r * out.ld).update(from: src + r * dv, count: dv) }
+                    }
+                    p0 += count
+                    batchedAttentionGroups.add(1, ordering: .relaxed)
+                }
+            }
+            return
+        }
         // A few big problems (SAM's global attention, SAM 2's memory attention with up to
         // 28,700 keys) run one after another with threaded GEMMs, in blocks of query rows:
         // the score map of one block is reused scratch of at most `attentionScoreBlockBytes`
@@ -203,6 +254,15 @@ extension Ops {
         set { attentionScoreBlockState.store(max(MemoryLayout<Float>.size, newValue), ordering: .relaxed) }
     }
     public static let defaultAttentionScoreBlockBytes = 32 << 20
+    /// Whether many medium bf16 attention problems run batched (default); set
+    /// `SEGFLOW_UNBATCHED_ATTENTION=1` to run them one by one, for A/B measurements.
+    public static var batchesMediumAttention: Bool {
+        get { batchedAttentionState.load(ordering: .relaxed) }
+        set { batchedAttentionState.store(newValue, ordering: .relaxed) }
+    }
+    static let batchedAttentionState = Atomic<Bool>(ProcessInfo.processInfo.environment["SEGFLOW_UNBATCHED_ATTENTION"] != "1")
+    /// Groups of problems run by the batched medium-problem path since start (tests).
+    public static let batchedAttentionGroups = Atomic<Int>(0)
     static let attentionScoreBlockState = Atomic<Int>(defaultAttentionScoreBlockBytes)
 
     /// Query rows per block: as many as fit `attentionScoreBlockBytes` (at least one),

@@ -312,6 +312,30 @@ enum OneDNNGEMM {
         onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
     }
 
+    /// `batch` bf16 GEMMs on dense bf16 operands laid out one after another
+    /// (A: `batch × m × k` (or `k × m` transposed), B: `batch × k × n` (or `n × k`),
+    /// C: `batch × m × n` f32), in one oneDNN call.
+    static func bf16Batched(batch: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                            a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>) {
+        let threads = TensorRuntime.gemmThreads
+        let start = DispatchTime.now().uptimeNanoseconds
+        let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: transA, transB: transB, lda: transA ? m : k, ldb: transB ? k : n,
+                                   ldc: n, bf16: true, alphaBits: alpha.bitPattern, betaBits: Float(0).bitPattern,
+                                   epilogue: .none, threads: threads, batch: batch)
+        let onednn = OneDNN.shared
+        onednn.execute(onednn.matmul(key), a: a, b: b, c: c, threads: threads)
+        GEMMStats.account(backend: "onednn-bf16 batched (bf16 operands)", m: batch * m, n: n, k: k,
+                          nanoseconds: Int(DispatchTime.now().uptimeNanoseconds - start))
+    }
+
+    /// oneDNN's implementation for a batched bf16 GEMM (tests and diagnostics).
+    static func batchedImplementation(batch: Int, m: Int, n: Int, k: Int, transB: Bool) -> String {
+        let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: false, transB: transB, lda: k, ldb: transB ? k : n, ldc: n,
+                                   bf16: true, alphaBits: Float(1).bitPattern, betaBits: Float(0).bitPattern,
+                                   epilogue: .none, threads: TensorRuntime.gemmThreads, batch: batch)
+        return OneDNN.shared.matmul(key).implementation
+    }
+
     /// The bf16 MLP core: `H = epilogue(X·W1ᵀ + b1)` written as bf16 into `hidden`, then
     /// `Y = H·W2ᵀ + b2` in f32 (X `m×k` f32, W1 `h×k`, W2 `n×h`, all dense). The hidden
     /// activation never exists in f32: what the unfused path would write as f32 and then

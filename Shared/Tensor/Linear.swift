@@ -45,7 +45,7 @@ extension Ops {
         // Every element of the output is written by the GEMM (beta = 0; the bias is added
         // by the GEMM itself: inside oneDNN's kernel, or pre-filled for OpenBLAS), so it
         // is never zeroed first.
-        var out = Tensor(uninitialized: outShape)
+        var out = Tensor.uninitialized(outShape) { _ in }
         out.data.withUnsafeMutableBufferPointer { o in
             guard let op = o.baseAddress else { return }
             x.data.withUnsafeBufferPointer { xp in
@@ -82,7 +82,7 @@ extension Ops {
         }
         var outShape = x.shape
         outShape[outShape.count - 1] = n
-        var out = Tensor(uninitialized: outShape)
+        var out = Tensor.uninitialized(outShape) { _ in }
         ScratchPool.with(UInt16.self, count: m * h) { hidden in
             x.data.withUnsafeBufferPointer { xp in
                 out.data.withUnsafeMutableBufferPointer { op in
@@ -119,7 +119,7 @@ extension Ops {
         let batch = broadcastShape(aBatch, bBatch)
         let nb = batch.reduce(1, *)
         // With k > 0 every output element is written by a beta = 0 GEMM: no zeroing pass.
-        var out = k == 0 ? Tensor(zeros: batch + [m, n]) : Tensor(uninitialized: batch + [m, n])
+        var out = k == 0 ? Tensor(zeros: batch + [m, n]) : Tensor.uninitialized(batch + [m, n]) { _ in }
         let aOff = batchOffsets(aBatch, in: batch, matrixSize: ar * ac)
         let bOff = batchOffsets(bBatch, in: batch, matrixSize: br * bc)
         a.data.withUnsafeBufferPointer { ap in

@@ -74,6 +74,10 @@ final class OneDNN: @unchecked Sendable {
         /// C in bf16 (rounded to nearest even from the f32 accumulator, after bias and
         /// epilogue) instead of f32: for a hidden activation the next bf16 GEMM reads as is.
         var dstBF16: Bool = false
+        /// `batch` independent products of dense operands one after another in memory
+        /// (matrix b of A at `b·(stored rows·lda)`, likewise B and C): one primitive call
+        /// for many small problems (window attention's score maps).
+        var batch: Int = 1
     }
 
     final class MatmulPrimitive: @unchecked Sendable {
@@ -119,9 +123,14 @@ final class OneDNN: @unchecked Sendable {
         // Row-major operands; a transpose is just swapped strides, never a copy.
         func desc(rows: Int, cols: Int, ld: Int, transposed: Bool, type: dnnl_data_type_t) -> dnnl_memory_desc_t {
             var md = dnnl_memory_desc_t()
-            let dims: [Int64] = [Int64(rows), Int64(cols)]
-            let strides: [Int64] = transposed ? [1, Int64(ld)] : [Int64(ld), 1]
-            let s = dnnl_memory_desc_init_by_strides(&md, 2, dims, type, strides)
+            var dims: [Int64] = [Int64(rows), Int64(cols)]
+            var strides: [Int64] = transposed ? [1, Int64(ld)] : [Int64(ld), 1]
+            if key.batch > 1 {
+                // Stored matrix: `cols` × `rows` when transposed, `ld` apart per stored row.
+                dims.insert(Int64(key.batch), at: 0)
+                strides.insert(Int64((transposed ? cols : rows) * ld), at: 0)
+            }
+            let s = dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims, type, strides)
             precondition(s == dnnl_success, "oneDNN: memory descriptor \(rows)x\(cols) ld \(ld) (status \(s.rawValue))")
             return md
         }
@@ -130,6 +139,7 @@ final class OneDNN: @unchecked Sendable {
         var dst = desc(rows: key.m, cols: key.n, ld: key.ldc, transposed: false, type: key.dstBF16 ? dnnl_bf16 : dnnl_f32)
         var op = dnnl_matmul_desc_t()
         var status: dnnl_status_t
+        precondition(!key.bias || key.batch == 1, "oneDNN: bias on a batched matmul is not supported here")
         if key.bias {
             var bmd = desc(rows: 1, cols: key.n, ld: key.n, transposed: false, type: dnnl_f32)
             status = dnnl_matmul_desc_init(&op, &src, &wei, &bmd, &dst)

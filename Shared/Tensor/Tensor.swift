@@ -20,14 +20,6 @@ public struct Tensor: Sendable, Equatable {
         self.init(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *)))
     }
 
-    /// A tensor whose elements are not initialised: only for outputs a kernel overwrites
-    /// entirely before anything reads them (a GEMM with beta = 0 over the whole tensor),
-    /// where zeroing first would be a wasted pass over memory.
-    init(uninitialized shape: [Int]) {
-        let n = shape.reduce(1, *)
-        self.init(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
-    }
-
     public init(repeating value: Float, shape: [Int]) {
         self.init(shape: shape, data: [Float](repeating: value, count: shape.reduce(1, *)))
     }

@@ -412,6 +412,39 @@ final class GEMMEngineTests: XCTestCase {
         }
     }
 
+    /// Many medium problems in bf16 run in groups through two batched GEMMs (as many
+    /// problems per group as fit `attentionScoreBlockBytes`; here 21 problems in groups
+    /// of 5, the last ragged) with a bias broadcast over heads: within the bf16 budget
+    /// of the f32 result, and not f32-exact (bf16 did run).
+    func testBF16MediumAttentionProblemsRunBatched() throws {
+        try requireNativeBF16()
+        defer { Ops.attentionScoreBlockBytes = Ops.defaultAttentionScoreBlockBytes }
+        // 160 × 150 × 96 per problem: above the size the f32 per-core path takes.
+        let (b, heads, lq, lk, d) = (7, 3, 160, 150, 96)
+        let q = rng.tensor([b, lq, heads * d]), kv = rng.tensor([b, lk, 2 * heads * d])
+        let bias = rng.tensor([b, 1, lq, lk], scale: 2)
+        func run() -> Tensor {
+            Ops.multiHeadAttention(q: HeadView.contiguous(q, heads: heads), k: HeadView(kv, column: 0, headStride: d, headDim: d),
+                                   v: HeadView(kv, column: heads * d, headStride: d, headDim: d), heads: heads, scale: 0.25, bias: bias)
+        }
+        let f32 = run()
+        try TensorRuntime.setPrecision(.bf16)
+        TensorRuntime.bf16MinimumMultiplyAdds = 0
+        Ops.attentionScoreBlockBytes = 5 * lq * lk * MemoryLayout<Float>.size
+        let groups = Ops.batchedAttentionGroups.load(ordering: .relaxed)
+        GEMMStats.reset()
+        let got = run()
+        XCTAssertEqual(Ops.batchedAttentionGroups.load(ordering: .relaxed) - groups, 5, "21 problems in groups of 5")
+        XCTAssertEqual(GEMMStats.flops(on: .oneDNNBF16), 2 * b * heads * lq * lk * 2 * d, "both products of every problem in bf16")
+        assertClose(got, f32, tol: Tol.bf16OpsRelTol, "batched bf16 attention vs f32")
+        XCTAssertGreaterThan(relativeMaxError(got, f32), 1e-4, "bf16 selected but attention is f32-exact")
+        // One problem per group is the per-problem path: the same within the bf16 budget.
+        Ops.attentionScoreBlockBytes = lq * lk * MemoryLayout<Float>.size
+        let perProblem = run()
+        XCTAssertEqual(Ops.batchedAttentionGroups.load(ordering: .relaxed) - groups, 5, "per-problem path: no batched group")
+        assertClose(got, perProblem, tol: Tol.bf16OpsRelTol, "batched vs per-problem bf16 attention")
+    }
+
     /// A small transformer stack in bf16 stays within `bf16ModelRelTol` of f32, and a
     /// second forward pass converts no weight again.
     func testBF16TransformerStackCloseToF32() throws {

@@ -9,8 +9,9 @@ import ServiceLifecycle
 /// (large images) are reassembled first; a slice's offset is committed only when its
 /// whole record was handled, so a crash mid-record redelivers every slice. Slices that
 /// cannot be used go to `reject`. A graceful shutdown (SIGTERM through the ServiceGroup)
-/// or cancellation stops fetching; the record in flight finishes, commits run, the
-/// producer is flushed and closed. Meanwhile a monitor keeps `health` (for /readyz) and
+/// first drains — keeps handling records until caught up, at most
+/// `Consumer.defaultDrainBudget` — then stops fetching; cancellation stops at once. The
+/// record in flight finishes, commits run, the producer is flushed and closed. Meanwhile a monitor keeps `health` (for /readyz) and
 /// the group gauges current.
 enum ServiceLoop {
     static func run(name: String, consumer: Consumer, producer: Producer, logger: Logger, commitEach: Bool,
@@ -66,7 +67,20 @@ enum ServiceLoop {
                     Task { await consumer.shutdown() }
                 }
             } onGracefulShutdown: {
-                Task { await consumer.shutdown() }
+                // Drain first: answer what this member already fetched, then leave the
+                // group (Consumer.drainThenShutdown). Cancellation (the 30 s escalation)
+                // still shuts down at once.
+                Task {
+                    logger.info("\(name) draining before it leaves the group (at most \(Consumer.defaultDrainBudget))")
+                    let (outcome, _) = await consumer.drainThenShutdown()
+                    switch outcome {
+                    case .caughtUp(let s):
+                        logger.info("\(name) drained: every fetched record handled", metadata: ["seconds": "\(String(format: "%.1f", s))"])
+                    case .budgetSpent(let s):
+                        logger.warning("\(name) drain budget spent with records still arriving; the rest is redelivered to the group",
+                                       metadata: ["seconds": "\(String(format: "%.1f", s))"])
+                    }
+                }
             }
         } catch is CancellationError {}
         monitor.cancel()

@@ -69,6 +69,8 @@ final class ConsumerCore: @unchecked Sendable {
     private var queueDestroyed = false
     private var terminalError: KafkaError?
     private var exitWaiters: [@Sendable () -> Void] = []
+    /// Uptime (ns) of the last record handed over or buffered (under `condition`).
+    private var lastDeliveryNanos = DispatchTime.now().uptimeNanoseconds
     /// What librdkafka's callbacks point at (the rebalance handler, through the conf
     /// opaque). Owned here, not by `Consumer`: the poll thread keeps the core alive until
     /// rd_kafka_consumer_close has returned — and forever when a close is abandoned — so
@@ -151,6 +153,15 @@ final class ConsumerCore: @unchecked Sendable {
     }
 
     func reportAbandoned(_ error: KafkaError) { onError?(error) }
+
+    /// True when the application has taken every record (nothing buffered, its loop is
+    /// waiting for the next one) and none arrived for `quietNanos`: caught up.
+    func isCaughtUp(quietNanos: UInt64) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if finished { return true }
+        return buffer.isEmpty && waiter != nil && DispatchTime.now().uptimeNanoseconds - lastDeliveryNanos >= quietNanos
+    }
 
     func requestStop() {
         condition.lock()
@@ -250,6 +261,7 @@ final class ConsumerCore: @unchecked Sendable {
 
     private func deliver(_ message: ConsumedMessage) {
         condition.lock()
+        lastDeliveryNanos = DispatchTime.now().uptimeNanoseconds
         if let waiter {
             self.waiter = nil
             condition.unlock()
@@ -560,6 +572,42 @@ public final class Consumer: Sendable {
     /// after processing, so anything not committed is redelivered (at-least-once), and the
     /// group evicts the member after session.timeout.ms.
     public static let defaultCloseBound: Duration = .seconds(10)
+
+    /// How a graceful drain ended (`drainThenShutdown`).
+    public enum DrainOutcome: Sendable, Equatable {
+        /// Every fetched record was handled and none arrived for the quiet period.
+        case caughtUp(seconds: Double)
+        /// The budget ran out with records still arriving or being handled.
+        case budgetSpent(seconds: Double)
+    }
+
+    /// A graceful leave: keeps fetching and handing records over — so what this member
+    /// already fetched (librdkafka's prefetch, typically a whole burst) is answered here
+    /// rather than redelivered to a new owner after a rebalance — until the application
+    /// has caught up (nothing buffered, its loop waiting, no record for `quiet`) or
+    /// `budget` is spent; then `shutdown()` (commit, leave the group, close).
+    /// A group change costs answers the rebalance's duration, so handing over an idle
+    /// member's partitions delays nothing, and handing over a busy one's delays only
+    /// what arrived during the drain.
+    @discardableResult
+    public func drainThenShutdown(budget: Duration = Consumer.defaultDrainBudget, quiet: Duration = .milliseconds(300),
+                                  bound: Duration = Consumer.defaultCloseBound) async -> (DrainOutcome, closed: Bool) {
+        let start = ContinuousClock.now
+        let quietNanos = UInt64(quiet.components.seconds) * 1_000_000_000 + UInt64(quiet.components.attoseconds / 1_000_000_000)
+        var outcome: DrainOutcome
+        while true {
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            if core.isCaughtUp(quietNanos: quietNanos) { outcome = .caughtUp(seconds: seconds); break }
+            if elapsed >= budget { outcome = .budgetSpent(seconds: seconds); break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return (outcome, await shutdown(bound: bound))
+    }
+
+    /// Longest graceful drain before leaving the group: well inside the services' 30 s
+    /// shutdown escalation (and Kubernetes' default 30 s grace period).
+    public static let defaultDrainBudget: Duration = .seconds(10)
 
     /// Graceful shutdown: stop fetching, finish commits already requested, leave the
     /// group (so partitions move to other members without waiting for the session

@@ -204,11 +204,8 @@ func gemmBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     precondition(BF16Support.isNativeNow, "bf16 GEMM requested without native bf16: \(BF16Support.detect().summary)")
     let start = DispatchTime.now().uptimeNanoseconds
     defer {
-        GEMMStats.flopCounter.add(2 * m * n * k, ordering: .relaxed)
-        GEMMStats.bf16FlopCounter.add(2 * m * n * k, ordering: .relaxed)
-        let took = Int(DispatchTime.now().uptimeNanoseconds - start)
-        GEMMStats.nanosCounter.add(took, ordering: .relaxed)
-        GEMMStats.record("onednn-bf16 (bf16 operands)", m: m, n: n, k: k, nanoseconds: took)
+        GEMMStats.account(backend: "onednn-bf16 (bf16 operands)", m: m, n: n, k: k,
+                          nanoseconds: Int(DispatchTime.now().uptimeNanoseconds - start))
     }
     OneDNNGEMM.bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                     beta: beta, c: c, ldc: ldc)

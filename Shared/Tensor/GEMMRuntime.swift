@@ -328,14 +328,6 @@ enum OneDNNGEMM {
                           nanoseconds: Int(DispatchTime.now().uptimeNanoseconds - start))
     }
 
-    /// oneDNN's implementation for a batched bf16 GEMM (tests and diagnostics).
-    static func batchedImplementation(batch: Int, m: Int, n: Int, k: Int, transB: Bool) -> String {
-        let key = OneDNN.MatmulKey(m: m, n: n, k: k, transA: false, transB: transB, lda: k, ldb: transB ? k : n, ldc: n,
-                                   bf16: true, alphaBits: Float(1).bitPattern, betaBits: Float(0).bitPattern,
-                                   epilogue: .none, threads: TensorRuntime.gemmThreads, batch: batch)
-        return OneDNN.shared.matmul(key).implementation
-    }
-
     /// The bf16 MLP core: `H = epilogue(X·W1ᵀ + b1)` written as bf16 into `hidden`, then
     /// `Y = H·W2ᵀ + b2` in f32 (X `m×k` f32, W1 `h×k`, W2 `n×h`, all dense). The hidden
     /// activation never exists in f32: what the unfused path would write as f32 and then

@@ -140,8 +140,8 @@ final class OneDNN: @unchecked Sendable {
         var op = dnnl_matmul_desc_t()
         var status: dnnl_status_t
         precondition(!key.bias || key.batch == 1, "oneDNN: bias on a batched matmul is not supported here")
-        if key.bias {
-            var bmd = desc(rows: 1, cols: key.n, ld: key.n, transposed: false, type: dnnl_f32)
+        let biasDesc = key.bias ? desc(rows: 1, cols: key.n, ld: key.n, transposed: false, type: dnnl_f32) : nil
+        if var bmd = biasDesc {
             status = dnnl_matmul_desc_init(&op, &src, &wei, &bmd, &dst)
         } else {
             status = dnnl_matmul_desc_init(&op, &src, &wei, nil, &dst)
@@ -189,7 +189,6 @@ final class OneDNN: @unchecked Sendable {
         var prim: OpaquePointer?
         status = dnnl_primitive_create(&prim, pd)
         precondition(status == dnnl_success && prim != nil, "oneDNN: matmul primitive for \(key) (status \(status.rawValue))")
-        let biasDesc = key.bias ? desc(rows: 1, cols: key.n, ld: key.n, transposed: false, type: dnnl_f32) : nil
         return MatmulPrimitive(primitive: prim!, src: src, weights: wei, dst: dst, bias: biasDesc, implementation: impl)
     }
 

@@ -11,12 +11,17 @@ final class ConsumerDrainTests: XCTestCase {
         func add(_ o: Int64) { offsets.append(o) }
     }
 
-    func testADrainHandlesEveryFetchedRecordBeforeLeaving() async throws {
+    /// An embedded broker with a one-partition topic and a producer for it.
+    func brokerWithTopic(_ topic: String) async throws -> (EmbeddedBroker, Producer) {
         let broker = try EmbeddedBroker()
-        defer { broker.stop() }
-        let topic = "drain"
         try await broker.createTopics([TopicSpec(name: topic, partitions: 1)])
-        let producer = try Producer(config: ProducerConfig(client: broker.clientConfig()))
+        return (broker, try Producer(config: ProducerConfig(client: broker.clientConfig())))
+    }
+
+    func testADrainHandlesEveryFetchedRecordBeforeLeaving() async throws {
+        let topic = "drain"
+        let (broker, producer) = try await brokerWithTopic(topic)
+        defer { broker.stop() }
         let total = 60
         _ = try await producer.send((0..<total).map { ProducerRecord(topic: topic, key: "k", value: [UInt8($0)]) })
         let config = ConsumerConfig(client: broker.clientConfig(), groupID: "drain", sessionTimeoutMs: 6000, storedOffsetCommitIntervalMs: 500)
@@ -52,11 +57,9 @@ final class ConsumerDrainTests: XCTestCase {
     }
 
     func testADrainUnderContinuousLoadEndsAtItsBudget() async throws {
-        let broker = try EmbeddedBroker()
-        defer { broker.stop() }
         let topic = "drain-load"
-        try await broker.createTopics([TopicSpec(name: topic, partitions: 1)])
-        let producer = try Producer(config: ProducerConfig(client: broker.clientConfig()))
+        let (broker, producer) = try await brokerWithTopic(topic)
+        defer { broker.stop() }
         let consumer = try Consumer(config: ConsumerConfig(client: broker.clientConfig(), groupID: "drain-load", sessionTimeoutMs: 6000),
                                     topics: [topic])
         let handled = Handled()

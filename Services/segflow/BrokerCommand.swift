@@ -144,7 +144,7 @@ struct UpCommand: AsyncParsableCommand {
         var metricsPorts: [String] = []
         let modelArgs = ["--model", model] + (checkpoint.map { ["--checkpoint", $0] } ?? [])
         func add(_ name: String, _ arguments: [String]) {
-            var arguments = ["--brokers", broker.bootstrapServers] + arguments
+            var arguments = ["--brokers", broker.bootstrapServers] + EmbeddedBroker.memberArguments + arguments
             if let base {
                 // Explicit ports for each child (the flag wins over an inherited SEGFLOW_METRICS_PORT).
                 let port = base == 0 ? 0 : base + specs.count

@@ -76,6 +76,7 @@ public struct CommonServiceOptions: ParsableArguments {
     public func logger(label: String) -> Logger {
         var l = Logger(label: label)
         l.logLevel = Logger.Level(rawValue: logLevel ?? environment["SEGFLOW_LOG_LEVEL"] ?? "info") ?? .info
+        KafkaLog.setLevel(l.logLevel)
         return l
     }
 }

@@ -72,12 +72,23 @@ public final class PromptDecoderService: Service, MonitoredService {
         self.backends = backends; self.client = client; self.options = options; self.logger = logger
     }
 
+    /// The decoder's consumer buffer: enough prompts (~0.1–7 KB each) to interleave a few
+    /// partitions' backlogs, bounded in bytes because embedding chunks are up to ~1 MB.
+    static let prefetchRecords = 256
+    static let prefetchBytes = 8 << 20
+
     public func run() async throws {
         // Results are latency-bound, one record at a time: no linger.
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0),
                                     knownTopics: [options.topics.masks, options.topics.deadLetter, options.topics.prompts])
-        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, fetchWaitMaxMs: options.fetchWaitMaxMs,
-                                                           storedOffsetCommitIntervalMs: Consumer.commitIntervalMs),
+        // Oldest first across partitions from a buffer of up to 256 records / 8 MiB
+        // (ConsumerConfig.oldestFirst): after a rebalance hands this decoder several
+        // partitions' backlogs, prompts are answered in the order they were sent, not one
+        // partition's backlog after another's. A revocation drops what is buffered.
+        let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, prefetchCount: Self.prefetchRecords,
+                                                           fetchWaitMaxMs: options.fetchWaitMaxMs,
+                                                           storedOffsetCommitIntervalMs: Consumer.commitIntervalMs,
+                                                           oldestFirst: true, prefetchBytes: Self.prefetchBytes),
                                     topics: [options.topics.embeddings, options.topics.prompts],
                                     replay: [ReplayWindow(topic: options.topics.embeddings, records: options.replayRecords)])
         let state = DecoderState(service: self, producer: producer, consumer: consumer,

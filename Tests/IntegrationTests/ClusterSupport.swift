@@ -31,6 +31,13 @@ final class TestCluster {
 
     var client: KafkaClientConfig { broker.clientConfig(clientID: "segflow-test") }
 
+    /// `SEGFLOW_IT_KAFKA_DEBUG=cgrp,fetch` (say) turns on librdkafka's debug contexts in
+    /// every service the tests start; their logs then show the group protocol step by step.
+    static var kafkaDebug: [String] {
+        guard let contexts = ProcessInfo.processInfo.environment["SEGFLOW_IT_KAFKA_DEBUG"], !contexts.isEmpty else { return [] }
+        return ["--property", "debug=\(contexts)", "--log-level", "debug"]
+    }
+
     /// Starts `segflow-image-encoder` or `segflow-prompt-decoder` as a child process.
     @discardableResult
     func start(_ executable: String, name: String, extra: [String] = []) throws -> Process {
@@ -41,7 +48,7 @@ final class TestCluster {
         let p = Process()
         p.executableURL = url
         p.arguments = ["--brokers", broker.bootstrapServers, "--model", "litemedsam", "--log-level", "info",
-                       "--property", "session.timeout.ms=6000", "--property", "heartbeat.interval.ms=500"] + extra
+                       ] + EmbeddedBroker.memberArguments + Self.kafkaDebug + extra
         let log = logDir.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

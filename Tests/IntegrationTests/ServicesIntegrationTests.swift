@@ -284,10 +284,10 @@ final class ServicesIntegrationTests: XCTestCase {
     /// One encoder and two decoders (or one, then a second joining): 200 prompts for images
     /// on every partition, first with no group change (baseline), then with one. Every
     /// prompt answered, no error answer, duplicates identical; prints the delay the change
-    /// added to the last answer (answer time from the record's CreateTime). On the
-    /// embedded (mock) broker a leave includes its JoinGroup hold of session.timeout.ms − 1 s
-    /// (5 s with TestCluster's 6 s; rd_kafka_mock_cgrp_rebalance), which a real broker
-    /// does not have.
+    /// added to the last answer and the longest pause in answers (answer time from the
+    /// record's CreateTime). On the embedded (mock) broker a change includes its JoinGroup
+    /// hold of session.timeout.ms − 1 s (2 s with EmbeddedBroker.memberProperties;
+    /// rd_kafka_mock_cgrp_rebalance), which a real broker does not have.
     func measureGroupChange(_ change: GroupChange) async throws {
         try Fixtures.requireCheckpoint()
         let cluster = try await TestCluster()
@@ -312,8 +312,9 @@ final class ServicesIntegrationTests: XCTestCase {
         try await cluster.send(prompts("warm", count: imageIDs.count))
         _ = try await cluster.collect(topic: SegflowTopics.masks, timeout: .seconds(240)) { Set(results($0).map(\.requestID)).count >= imageIDs.count }
         /// Sends 200 prompts, runs `during` right after, and returns the seconds from the
-        /// send to the last answer's CreateTime.
-        func load(_ tag: String, during: () throws -> Void) async throws -> (seconds: Double, answers: [MaskResult]) {
+        /// send to the last answer's CreateTime and the longest pause between answers (from
+        /// the send on): a rebalance that stops the group shows as that pause.
+        func load(_ tag: String, during: () throws -> Void) async throws -> (seconds: Double, stall: Double, answers: [MaskResult], latency: [Int: Double]) {
             let wanted = Set((0..<200).map { "\(tag)-\($0)" })
             let sentMs = Date().timeIntervalSince1970 * 1000
             try await cluster.send(prompts(tag, count: 200))
@@ -328,8 +329,16 @@ final class ServicesIntegrationTests: XCTestCase {
             for (id, copies) in Dictionary(grouping: answers, by: \.requestID) where copies.count > 1 {
                 XCTAssertTrue(copies.allSatisfy { counts($0) == counts(copies[0]) }, "duplicate answers for \(id) differ")
             }
-            let lastMs = Double(mine.compactMap(\.1).max() ?? 0)
-            return ((lastMs - sentMs) / 1000, answers)
+            let times = [sentMs] + mine.compactMap(\.1).map(Double.init).sorted()
+            let stall = zip(times, times.dropFirst()).map { $1 - $0 }.max() ?? 0
+            // Prompt i's first answer, seconds after the send (prompt i of either load is
+            // for the same image, so the two loads compare prompt by prompt).
+            var latency: [Int: Double] = [:]
+            for (answer, ms) in mine {
+                guard let ms, let i = Int(answer.requestID.dropFirst(tag.count + 1)) else { continue }
+                latency[i] = min(latency[i] ?? .infinity, (Double(ms) - sentMs) / 1000)
+            }
+            return ((times.last! - sentMs) / 1000, stall / 1000, answers, latency)
         }
         let baseline = try await load("base") {}
         let changed = try await load("load") {
@@ -360,13 +369,26 @@ final class ServicesIntegrationTests: XCTestCase {
         }
         XCTAssertTrue(cluster.log(stayer).contains(resumedLine), "\(stayer) replayed partitions it kept: \(cluster.log(stayer).suffix(3000))")
         if change == .gracefulLeave {
-            // The leaver answered what it had fetched before it left (Consumer.drainThenShutdown).
-            XCTAssertTrue(cluster.log("decoder-1").contains("drained: every fetched record handled"),
-                          "decoder-1 left without draining: \(cluster.log("decoder-1").suffix(3000))")
+            // The leaver kept answering what it fetched before it left
+            // (Consumer.drainThenShutdown): all of it, or — on a machine too slow to answer
+            // its share of the burst within the drain budget — until the budget, the rest
+            // redelivered to the survivor (the assertions above: nothing lost, no error).
+            let leaverLog = cluster.log("decoder-1")
+            XCTAssertTrue(leaverLog.contains("draining before it leaves the group")
+                          && (leaverLog.contains("drained: every fetched record handled") || leaverLog.contains("drain budget spent")),
+                          "decoder-1 left without draining: \(leaverLog.suffix(3000))")
         }
         let added = changed.seconds - baseline.seconds
-        print(String(format: "group change (%@): last of 200 prompts answered %.1f s after the change, %.1f s with no change: %.1f s added; %d duplicates",
-                     "\(change)", changed.seconds, baseline.seconds, added, changed.answers.count - 200))
+        // The k-th answer of the burst with the change against the k-th with none: the 200
+        // prompts are sent at once (mostly within one millisecond), so which of them is
+        // answered first is the fetch's order, not the send's, and prompt i compared with
+        // prompt i would measure that order; the k-th answer measures the delay.
+        let base = baseline.latency.values.sorted(), moved = changed.latency.values.sorted()
+        let delays = zip(moved, base).map { $0 - $1 }
+        print(String(format: "group change (%@): the k-th answer came at most %.1f s later than the k-th with no change (median %.1f s)",
+                     "\(change)", delays.max() ?? .nan, delays.isEmpty ? .nan : delays.sorted()[delays.count / 2]))
+        print(String(format: "group change (%@): last of 200 prompts answered %.1f s after the change, %.1f s with no change: %.1f s added; longest pause between answers %.1f s (%.1f s with no change); %d duplicates",
+                     "\(change)", changed.seconds, baseline.seconds, added, changed.stall, baseline.stall, changed.answers.count - 200))
     }
 
     func testGracefulLeaveHandsPromptsOverWithoutErrors() async throws {

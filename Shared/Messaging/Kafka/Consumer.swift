@@ -58,6 +58,11 @@ final class ConsumerCore: @unchecked Sendable {
     let handle: RDKafkaHandle
     private let consumerQueue: OpaquePointer
     private let capacity: Int
+    /// ConsumerConfig.prefetchBytes (nil: none) and .oldestFirst.
+    private let capacityBytes: Int?
+    private let oldestFirst: Bool
+    /// Value bytes in `buffer` (under `condition`).
+    private var bufferedBytes = 0
     private let onError: (@Sendable (KafkaError) -> Void)?
     private let condition = NSCondition()
     private var buffer: [ConsumedMessage] = []
@@ -79,16 +84,20 @@ final class ConsumerCore: @unchecked Sendable {
     /// consumers unshut).
     private let callbackState: AnyObject?
 
-    init(handle: RDKafkaHandle, capacity: Int, callbackState: AnyObject? = nil,
-         onError: (@Sendable (KafkaError) -> Void)?) throws {
+    init(handle: RDKafkaHandle, capacity: Int, capacityBytes: Int? = nil, oldestFirst: Bool = false,
+         callbackState: AnyObject? = nil, onError: (@Sendable (KafkaError) -> Void)?) throws {
         self.handle = handle
         self.callbackState = callbackState
         self.capacity = max(1, capacity)
+        self.capacityBytes = capacityBytes
+        self.oldestFirst = oldestFirst
         self.onError = onError
         guard let queue = rd_kafka_queue_get_consumer(handle.pointer) else {
             throw KafkaError(code: .invalidArgument, message: "no consumer queue (is group.id set?)")
         }
         consumerQueue = queue
+        // Before the poll thread starts: revocations drop what is buffered for the revoked partitions.
+        (callbackState as? RebalanceHandler)?.buffer = self
         let thread = Thread { [self] in self.pollLoop() }
         thread.name = "segflow.consumer.poll"
         thread.start()
@@ -101,7 +110,7 @@ final class ConsumerCore: @unchecked Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ConsumedMessage?, Error>) in
                 condition.lock()
                 if !buffer.isEmpty {
-                    let message = buffer.removeFirst()
+                    let message = takeLocked()
                     condition.signal()  // room for the poll thread
                     condition.unlock()
                     continuation.resume(returning: message)
@@ -153,6 +162,49 @@ final class ConsumerCore: @unchecked Sendable {
     }
 
     func reportAbandoned(_ error: KafkaError) { onError?(error) }
+
+    /// Removes and returns the next record to hand over. Call with `condition` locked and
+    /// `buffer` non-empty. In fetch order, or with `oldestFirst` the first buffered record
+    /// of the partition whose first buffered record is the oldest (records without a
+    /// timestamp count as newest; ties go to the earlier fetched) — so each partition
+    /// stays in offset order.
+    private func takeLocked() -> ConsumedMessage {
+        var index = 0
+        if oldestFirst && buffer.count > 1 {
+            var seen = Set<TopicPartition>()
+            var best = Int64.max
+            for (i, m) in buffer.enumerated() where seen.insert(TopicPartition(topic: m.topic, partition: m.partition)).inserted {
+                let t = m.timestampMs ?? Int64.max
+                if t < best { best = t; index = i }
+            }
+        }
+        let message = buffer.remove(at: index)
+        bufferedBytes -= message.value.count
+        return message
+    }
+
+    /// Drops buffered records of `partitions` (a revocation: their new owner gets them
+    /// redelivered, uncommitted) and returns the first dropped offset of each — where this
+    /// member's position really is, should a partition come back. Poll thread (revoke callback).
+    func dropBuffered(_ partitions: Set<TopicPartition>) -> [TopicPartition: Int64] {
+        condition.lock()
+        defer { condition.unlock() }
+        var first: [TopicPartition: Int64] = [:]
+        buffer.removeAll { m in
+            let tp = TopicPartition(topic: m.topic, partition: m.partition)
+            guard partitions.contains(tp) else { return false }
+            first[tp] = min(first[tp] ?? m.offset, m.offset)
+            bufferedBytes -= m.value.count
+            return true
+        }
+        return first
+    }
+
+    /// Room for one more record (under `condition`): below `capacity` records and, with a
+    /// byte bound, below it in bytes.
+    private var hasRoomLocked: Bool {
+        buffer.count < capacity && (capacityBytes.map { bufferedBytes < $0 } ?? true)
+    }
 
     /// True when the application has taken every record (nothing buffered, its loop is
     /// waiting for the next one) and none arrived for `quietNanos`: caught up.
@@ -206,7 +258,7 @@ final class ConsumerCore: @unchecked Sendable {
         let traceName = StartupTrace.enabled ? String(cString: rd_kafka_name(rk)) : ""
         while true {
             condition.lock()
-            while jobs.isEmpty && !stopRequested && buffer.count >= capacity {
+            while jobs.isEmpty && !stopRequested && !hasRoomLocked {
                 _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
             }
             let pending = jobs
@@ -218,7 +270,7 @@ final class ConsumerCore: @unchecked Sendable {
             if stop { break }
 
             condition.lock()
-            let hasRoom = buffer.count < capacity
+            let hasRoom = hasRoomLocked
             condition.unlock()
             if !hasRoom { continue }
 
@@ -268,6 +320,7 @@ final class ConsumerCore: @unchecked Sendable {
             waiter.resume(returning: message)
         } else {
             buffer.append(message)
+            bufferedBytes += message.value.count
             condition.unlock()
         }
     }
@@ -292,6 +345,7 @@ final class ConsumerCore: @unchecked Sendable {
         rd_kafka_queue_destroy(consumerQueue)
         finished = true
         buffer.removeAll()
+        bufferedBytes = 0
         let waiter = self.waiter
         self.waiter = nil
         let error = terminalError
@@ -417,7 +471,8 @@ public final class Consumer: Sendable {
         let err = rd_kafka_subscribe(handle.pointer, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "subscribe to \(topics)") }
         StartupTrace.mark("consumer \(String(cString: rd_kafka_name(handle.pointer))): subscribed group \(config.groupID) to \(topics.joined(separator: ","))")
-        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, callbackState: rebalance, onError: onError)
+        core = try ConsumerCore(handle: handle, capacity: config.prefetchCount, capacityBytes: config.prefetchBytes,
+                                oldestFirst: config.oldestFirst, callbackState: rebalance, onError: onError)
     }
 
     /// A reader outside any consumer group: every partition of `topic` from its end as of
@@ -669,6 +724,8 @@ final class RebalanceHandler: @unchecked Sendable {
     }
 
     let revokedPartitions = Locked<[TopicPartition]>([])
+    /// The consumer's buffer (set before its poll thread starts; weak: the core owns us).
+    weak var buffer: ConsumerCore?
     /// Windowed partitions taken away by the last revocation, with this member's position
     /// in each (the offset after the last record handed to the application). The eager
     /// protocol revokes every partition on every group change; one that comes straight
@@ -683,15 +740,18 @@ final class RebalanceHandler: @unchecked Sendable {
             return TopicPartition(topic: String(cString: e.topic), partition: e.partition)
         }
         // ref: rdkafka.h, rd_kafka_position(): the offset of the last message returned by
-        // poll + 1, or RD_KAFKA_OFFSET_INVALID; it is the application's position, since
-        // every polled record reaches it (ConsumerCore never drops its buffer).
+        // poll + 1, or RD_KAFKA_OFFSET_INVALID. Records polled but still buffered are
+        // dropped here (their new owner gets them); the application's position in such a
+        // partition is the first of them.
+        let dropped = buffer?.dropBuffered(Set(partitions)) ?? [:]
         heldAtRevoke = [:]
         if rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR {
             for i in 0..<Int(list.pointee.cnt) {
                 let e = list.pointee.elems[i]
                 let topic = String(cString: e.topic)
                 if windows[topic] != nil, e.err == RD_KAFKA_RESP_ERR_NO_ERROR, e.offset >= 0 {
-                    heldAtRevoke[TopicPartition(topic: topic, partition: e.partition)] = e.offset
+                    let tp = TopicPartition(topic: topic, partition: e.partition)
+                    heldAtRevoke[tp] = min(e.offset, dropped[tp] ?? e.offset)
                 }
             }
         }

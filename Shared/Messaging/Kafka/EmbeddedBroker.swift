@@ -15,7 +15,8 @@ import Glibc
 /// - no CreateTopics API: create topics with `createTopics` here (per-topic config such
 ///   as max.message.bytes is ignored — the mock enforces no record size limit either);
 /// - a new consumer group's first join waits 3 s (rdkafka_mock_cgrp.c, "First join,
-///   low timeout", like group.initial.rebalance.delay.ms).
+///   low timeout", like group.initial.rebalance.delay.ms);
+/// - a changed group's JoinGroup waits session.timeout.ms − 1 s (`memberProperties`).
 public final class EmbeddedBroker: TopicProvisioner {
     /// "127.0.0.1:port,…" for bootstrap.servers.
     public let bootstrapServers: String
@@ -64,6 +65,28 @@ public final class EmbeddedBroker: TopicProvisioner {
     /// Client settings pointing at this cluster.
     public func clientConfig(clientID: String = "segflow") -> KafkaClientConfig {
         KafkaClientConfig(bootstrapServers: bootstrapServers, clientID: clientID)
+    }
+
+    /// Group-member timing for the services `segflow up` and the integration tests run
+    /// on this cluster (passed as `--property`; in-process consumers keep their own).
+    ///
+    /// The mock answers a changed group's JoinGroup only when its rebalance timer fires,
+    /// `session.timeout.ms` − 1 s after the change (rdkafka_mock_cgrp.c,
+    /// rd_kafka_mock_cgrp_rebalance), whether or not every member has rejoined; a real
+    /// broker answers as soon as they have. With the services' 6 s (the lowest a stock
+    /// broker accepts) every join or leave stalled the group's partitions 5 s here;
+    /// 3 s makes it 2 s — and evicts a killed member after 3 s instead of 6 s. Safe on
+    /// loopback: heartbeats come from librdkafka's own thread every 0.5 s, whatever the
+    /// models are doing, and the mock enforces no `group.min.session.timeout.ms`.
+    public static let memberSessionTimeoutMs = 3_000
+    public static let memberHeartbeatIntervalMs = 500
+    public static var memberProperties: [String: String] {
+        ["session.timeout.ms": String(memberSessionTimeoutMs), "heartbeat.interval.ms": String(memberHeartbeatIntervalMs)]
+    }
+    /// `memberProperties` as service arguments (`--property key=value`), for the services
+    /// `segflow up` and the integration tests start against this cluster.
+    public static var memberArguments: [String] {
+        memberProperties.sorted { $0.key < $1.key }.flatMap { ["--property", "\($0.key)=\($0.value)"] }
     }
 
     /// Creates topics through the mock's own API (replication is capped at the broker

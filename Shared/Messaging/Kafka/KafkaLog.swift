@@ -8,7 +8,16 @@ import Logging
 public enum KafkaLog {
     /// The logger librdkafka's lines go to (label "librdkafka"; metadata: client name,
     /// facility). Uses whatever LoggingSystem the process bootstrapped.
-    public static let logger = Logger(label: "librdkafka")
+    public static var logger: Logger {
+        var l = Logger(label: "librdkafka")
+        l.logLevel = threshold.withLock { $0 }
+        return l
+    }
+    private static let threshold = Locked<Logger.Level>(.info)
+
+    /// The lowest level of librdkafka's lines that reaches the log (the process's
+    /// `--log-level`; its `debug` property's lines are level 7 = `.debug`).
+    public static func setLevel(_ level: Logger.Level) { threshold.withLock { $0 = level } }
 
     /// syslog level (librdkafka's 0 emerg … 7 debug) → swift-log level.
     public static func level(syslog: Int32) -> Logger.Level {

@@ -129,8 +129,10 @@ public struct ConsumerConfig: Sendable, Hashable {
     public var fetchMaxBytes: Int?
     public var maxPartitionFetchBytes: Int?
     /// Messages fetched ahead of the application. librdkafka already prefetches per
-    /// partition, so this only needs to hide one hand-off; keep it small so a
-    /// rebalance finds few stale messages in our buffer.
+    /// partition, so this only needs to hide one hand-off — unless `oldestFirst` needs a
+    /// choice of partitions. A revocation drops the revoked partitions' buffered records
+    /// for consumers with a replay window (they install the rebalance callback); others
+    /// still hand them over, so keep it small there.
     public var prefetchCount: Int
     /// With `prefetchCount` > 1: hand records over oldest first across partitions (the
     /// partition whose next record has the earliest timestamp goes first; each partition

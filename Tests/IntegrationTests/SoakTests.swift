@@ -6,7 +6,7 @@ import XCTest
 /// text prompts and video frames through the service processes, with a random decoder
 /// killed (-9) and restarted every minute. Zero lost, duplicates identical; prints each
 /// service's RSS curve and idle CPU. Run:
-///   SEGFLOW_SOAK_SECONDS=600 [SEGFLOW_SOAK_INTERVAL_S=5] swift test -c release --skip-build --disable-swift-testing --filter SoakTests
+///   SEGFLOW_SOAK_SECONDS=600 [SEGFLOW_SOAK_INTERVAL_S=5] [SEGFLOW_SOAK_RESTART_S=60] swift test -c release --skip-build --disable-swift-testing --filter SoakTests
 final class SoakTests: XCTestCase {
     static func rssMiB(_ pid: pid_t) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -38,6 +38,9 @@ final class SoakTests: XCTestCase {
         // Seconds between rounds (3 images, 5 requests each): keep the load within what the
         // machine encodes, or prompts outwait their embeddings (EMBEDDING_NOT_FOUND).
         let interval = ProcessInfo.processInfo.environment["SEGFLOW_SOAK_INTERVAL_S"].flatMap(Int.init) ?? 5
+        // Seconds between decoder kills (SEGFLOW_SOAK_RESTART_S; 0: never — then the
+        // decoders' RSS must be flat after warm-up too).
+        let restartEvery = ProcessInfo.processInfo.environment["SEGFLOW_SOAK_RESTART_S"].flatMap(Int.init) ?? 60
         try Fixtures.requireCheckpoint()
         let cluster = try await TestCluster(partitions: 8)
         defer { cluster.stop() }
@@ -88,7 +91,7 @@ final class SoakTests: XCTestCase {
                 wanted.insert("\(fid)-p")
             }
             try await cluster.send(records)
-            if ContinuousClock.now - lastRestart > .seconds(60) {
+            if restartEvery > 0 && ContinuousClock.now - lastRestart > .seconds(restartEvery) {
                 let victim = Bool.random() ? "decoder-1" : "decoder-2"
                 cluster.kill9(victim)
                 try cluster.start("segflow-prompt-decoder", name: victim, extra: decoder)
@@ -124,9 +127,10 @@ final class SoakTests: XCTestCase {
         let duplicates = answered.values.map { $0.count - 1 }.reduce(0, +)
         print("soak: \(seconds) s, \(round) rounds, \(wanted.count) requests, \(lost.count) lost, \(duplicates) duplicates (identical: \(differing.isEmpty))")
         for name in rss.keys.sorted() { print("soak rss MiB \(name): \(rss[name]!.map(String.init).joined(separator: " ")); idle CPU \(String(format: "%.1f", idle[name] ?? -1)) %") }
-        // Flat after warm-up: services never restarted (decoders restart every minute; each
-        // of their curves starts again and is bounded by the cache instead).
-        for name in ["encoder", "text"] {
+        // Flat after warm-up: services never restarted (decoders restart every minute unless
+        // SEGFLOW_SOAK_RESTART_S=0; each of their curves starts again and is bounded by the
+        // cache instead).
+        for name in ["encoder", "text"] + (restartEvery > 0 ? [] : ["decoder-1", "decoder-2"]) {
             guard let curve = rss[name], curve.count >= 9 else { continue }
             let third = curve.count / 3
             let early = curve[third..<(2 * third)].max()!, late = curve[(2 * third)...].max()!

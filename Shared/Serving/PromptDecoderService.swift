@@ -81,10 +81,9 @@ public final class PromptDecoderService: Service, MonitoredService {
         // Results are latency-bound, one record at a time: no linger.
         let producer = try Producer(config: ProducerConfig(client: client, lingerMs: 0),
                                     knownTopics: [options.topics.masks, options.topics.deadLetter, options.topics.prompts])
-        // Oldest first across partitions from a buffer of up to 256 records / 8 MiB
-        // (ConsumerConfig.oldestFirst): after a rebalance hands this decoder several
-        // partitions' backlogs, prompts are answered in the order they were sent, not one
-        // partition's backlog after another's. A revocation drops what is buffered.
+        // Oldest first across partitions (ConsumerConfig.oldestFirst): after a rebalance
+        // hands this decoder several partitions' backlogs, prompts are answered in the
+        // order they were sent, not one partition's backlog after another's.
         let consumer = try Consumer(config: ConsumerConfig(client: client, groupID: options.groupID, prefetchCount: Self.prefetchRecords,
                                                            fetchWaitMaxMs: options.fetchWaitMaxMs,
                                                            storedOffsetCommitIntervalMs: Consumer.commitIntervalMs,

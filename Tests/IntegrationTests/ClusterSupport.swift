@@ -47,8 +47,8 @@ final class TestCluster {
         }
         let p = Process()
         p.executableURL = url
-        p.arguments = ["--brokers", broker.bootstrapServers, "--model", "litemedsam", "--log-level", "info",
-                       ] + EmbeddedBroker.memberArguments + Self.kafkaDebug + extra
+        p.arguments = ["--brokers", broker.bootstrapServers, "--model", "litemedsam", "--log-level", "info"]
+            + EmbeddedBroker.memberArguments + Self.kafkaDebug + extra
         let log = logDir.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

@@ -314,7 +314,7 @@ final class ServicesIntegrationTests: XCTestCase {
         /// Sends 200 prompts, runs `during` right after, and returns the seconds from the
         /// send to the last answer's CreateTime and the longest pause between answers (from
         /// the send on): a rebalance that stops the group shows as that pause.
-        func load(_ tag: String, during: () throws -> Void) async throws -> (seconds: Double, stall: Double, answers: [MaskResult], latency: [Int: Double]) {
+        func load(_ tag: String, during: () throws -> Void) async throws -> (seconds: Double, stall: Double, answers: [MaskResult], firstAnswers: [Double]) {
             let wanted = Set((0..<200).map { "\(tag)-\($0)" })
             let sentMs = Date().timeIntervalSince1970 * 1000
             try await cluster.send(prompts(tag, count: 200))
@@ -331,14 +331,13 @@ final class ServicesIntegrationTests: XCTestCase {
             }
             let times = [sentMs] + mine.compactMap(\.1).map(Double.init).sorted()
             let stall = zip(times, times.dropFirst()).map { $1 - $0 }.max() ?? 0
-            // Prompt i's first answer, seconds after the send (prompt i of either load is
-            // for the same image, so the two loads compare prompt by prompt).
-            var latency: [Int: Double] = [:]
+            // Each prompt's first answer, seconds after the send, earliest first.
+            var first: [String: Double] = [:]
             for (answer, ms) in mine {
-                guard let ms, let i = Int(answer.requestID.dropFirst(tag.count + 1)) else { continue }
-                latency[i] = min(latency[i] ?? .infinity, (Double(ms) - sentMs) / 1000)
+                guard let ms else { continue }
+                first[answer.requestID] = min(first[answer.requestID] ?? .infinity, (Double(ms) - sentMs) / 1000)
             }
-            return ((times.last! - sentMs) / 1000, stall / 1000, answers, latency)
+            return ((times.last! - sentMs) / 1000, stall / 1000, answers, first.values.sorted())
         }
         let baseline = try await load("base") {}
         let changed = try await load("load") {
@@ -383,8 +382,7 @@ final class ServicesIntegrationTests: XCTestCase {
         // prompts are sent at once (mostly within one millisecond), so which of them is
         // answered first is the fetch's order, not the send's, and prompt i compared with
         // prompt i would measure that order; the k-th answer measures the delay.
-        let base = baseline.latency.values.sorted(), moved = changed.latency.values.sorted()
-        let delays = zip(moved, base).map { $0 - $1 }
+        let delays = zip(changed.firstAnswers, baseline.firstAnswers).map { $0 - $1 }
         print(String(format: "group change (%@): the k-th answer came at most %.1f s later than the k-th with no change (median %.1f s)",
                      "\(change)", delays.max() ?? .nan, delays.isEmpty ? .nan : delays.sorted()[delays.count / 2]))
         print(String(format: "group change (%@): last of 200 prompts answered %.1f s after the change, %.1f s with no change: %.1f s added; longest pause between answers %.1f s (%.1f s with no change); %d duplicates",

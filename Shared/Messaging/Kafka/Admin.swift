@@ -19,7 +19,7 @@ public final class Admin: TopicProvisioner {
 
     public init(config: KafkaClientConfig) throws {
         var properties = config.render()
-        properties.merge(config.properties.filter { !ProducerConfig.consumerOnly.contains($0.key) }) { $1 }
+        properties.merge(config.nonConsumerProperties) { $1 }
         handle = try RDKafkaHandle(type: RD_KAFKA_PRODUCER, properties: properties)
     }
 

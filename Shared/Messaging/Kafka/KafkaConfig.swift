@@ -37,6 +37,22 @@ public struct KafkaClientConfig: Sendable, Hashable {
     }
 
     public static let debugVariable = "SEGFLOW_KAFKA_DEBUG"
+
+    /// Consumer-group properties producers and admin clients ignore (ref: CONFIGURATION.md,
+    /// the "C" rows).
+    static let consumerOnly: Set<String> = [
+        "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+        "partition.assignment.strategy", "group.protocol.type", "coordinator.query.interval.ms",
+        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store", "auto.offset.reset",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.min.bytes",
+        "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.error.backoff.ms", "enable.partition.eof",
+        "check.crcs", "isolation.level", "allow.auto.create.topics",
+    ]
+
+    /// `properties` without the consumer-only ones: a service's `--property` list serves
+    /// its consumers and producers alike, and the group settings in it would only make
+    /// librdkafka warn in a producer or admin client (CONFWARN).
+    var nonConsumerProperties: [String: String] { properties.filter { !Self.consumerOnly.contains($0.key) } }
 }
 
 public struct ProducerConfig: Sendable, Hashable {
@@ -75,16 +91,6 @@ public struct ProducerConfig: Sendable, Hashable {
         self.properties = properties
     }
 
-    /// Consumer-group properties a producer ignores (ref: CONFIGURATION.md, the "C" rows).
-    static let consumerOnly: Set<String> = [
-        "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
-        "partition.assignment.strategy", "group.protocol.type", "coordinator.query.interval.ms",
-        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store", "auto.offset.reset",
-        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.min.bytes",
-        "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.error.backoff.ms", "enable.partition.eof",
-        "check.crcs", "isolation.level", "allow.auto.create.topics",
-    ]
-
     /// Every librdkafka property this configuration sets.
     public func librdkafkaProperties() -> [String: String] {
         var p = client.render()
@@ -94,9 +100,7 @@ public struct ProducerConfig: Sendable, Hashable {
         if let messageMaxBytes { p["message.max.bytes"] = String(messageMaxBytes) }
         if let compression { p["compression.codec"] = compression }
         p["partitioner"] = partitioner
-        // A service's `--property` list serves its consumers and producers alike; the
-        // group settings in it would only make librdkafka warn here (CONFWARN).
-        p.merge(client.properties.filter { !Self.consumerOnly.contains($0.key) }) { $1 }
+        p.merge(client.nonConsumerProperties) { $1 }
         p.merge(properties) { $1 }
         return p
     }
